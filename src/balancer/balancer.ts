@@ -1,0 +1,245 @@
+import { EventEmitter } from 'node:events';
+import type { BalancerSpec, HcheckSpec, MemberSpec } from '../config/balancer-schema.js';
+import type { Clock, Random } from '../util/clock.js';
+import { Member, MemberFlag, MemberHealth, type MemberTransition } from './member.js';
+import type { LbMethod, LbContext } from './methods/method.js';
+import type { MethodRegistry } from './methods/index.js';
+import { decide, type Decision, type PickInput } from './picker.js';
+import { RetryBudget } from './retry-budget.js';
+import { parseStickyNames, type StickyNames } from './sticky.js';
+
+/** A queued request waiting for a member slot. */
+interface Waiter {
+  readonly input: PickInput;
+  readonly resolve: (d: Decision) => void;
+  timer: unknown;
+  done: boolean;
+}
+
+export interface BalancerEvents {
+  transition: [MemberTransition & { balancer: string }];
+  change: [{ balancer: string; what: string }];
+}
+
+/**
+ * One balancer (httpd's `balancer://name`): its members, its method and the
+ * state that spans requests (wait queue, retry budget, outlier ejection).
+ * The proxy asks it for decisions and reports outcomes; the manager changes
+ * members through it. Sockets live elsewhere.
+ */
+export class Balancer extends EventEmitter<BalancerEvents> {
+  readonly name: string;
+  members: Member[] = [];
+  method: LbMethod;
+  sticky: StickyNames;
+  nofailover: boolean;
+  maxattempts: number;
+  timeoutMs: number;
+  maxqueue: number;
+  failonstatus: Set<number>;
+  forcerecovery: boolean;
+  slowstartMs: number;
+  outlier: BalancerSpec['outlier'];
+  hcheck: HcheckSpec | false;
+  readonly retryBudget: RetryBudget;
+  private readonly queue: Waiter[] = [];
+  /** Counts requests answered 503 because nothing could serve them. */
+  unavailable = 0;
+  queueTimeouts = 0;
+
+  constructor(
+    spec: BalancerSpec,
+    private readonly methods: MethodRegistry,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {
+    super();
+    this.name = spec.name;
+    this.method = methods.get(spec.method);
+    this.sticky = parseStickyNames(spec.stickysession, spec.stickysessionsep);
+    this.nofailover = spec.nofailover;
+    this.maxattempts = spec.maxattempts;
+    this.timeoutMs = spec.timeout * 1000;
+    this.maxqueue = spec.maxqueue;
+    this.failonstatus = new Set(spec.failonstatus);
+    this.forcerecovery = spec.forcerecovery;
+    this.slowstartMs = spec.slowstart * 1000;
+    this.outlier = spec.outlier;
+    this.hcheck = spec.hcheck;
+    this.retryBudget = new RetryBudget(spec.retrybudget.percent, spec.retrybudget.min);
+    for (const m of spec.members) this.addMember(m);
+  }
+
+  /** Applies a reloaded spec, keeping the runtime state of members whose URL and route are unchanged. */
+  reconfigure(spec: BalancerSpec): void {
+    this.method = this.methods.get(spec.method);
+    this.sticky = parseStickyNames(spec.stickysession, spec.stickysessionsep);
+    this.nofailover = spec.nofailover;
+    this.maxattempts = spec.maxattempts;
+    this.timeoutMs = spec.timeout * 1000;
+    this.maxqueue = spec.maxqueue;
+    this.failonstatus = new Set(spec.failonstatus);
+    this.forcerecovery = spec.forcerecovery;
+    this.slowstartMs = spec.slowstart * 1000;
+    this.outlier = spec.outlier;
+    this.hcheck = spec.hcheck;
+    const old = new Map(this.members.map((m) => [`${m.key} ${m.route}`, m]));
+    const next: Member[] = [];
+    for (const ms of spec.members) {
+      const fresh = new Member(ms, (t) => this.emit('transition', { ...t, balancer: this.name }));
+      const kept = old.get(`${fresh.key} ${fresh.route}`);
+      if (kept) {
+        kept.loadfactor = fresh.loadfactor;
+        kept.max = fresh.max;
+        kept.retryMs = fresh.retryMs;
+        kept.lbset = fresh.lbset;
+        kept.flags.clear();
+        for (const f of fresh.flags) kept.flags.add(f);
+        next.push(kept);
+      } else next.push(fresh);
+    }
+    this.members = next;
+    this.emit('change', { balancer: this.name, what: 'reconfigured' });
+    this.drainQueue();
+  }
+
+  get ctx(): LbContext {
+    return { now: this.clock.now(), random: this.random, slowstartMs: this.slowstartMs };
+  }
+
+  findMember(route: string): Member | undefined {
+    return this.members.find((m) => m.route === route);
+  }
+
+  addMember(spec: MemberSpec): Member {
+    const m = new Member(spec, (t) => this.emit('transition', { ...t, balancer: this.name }));
+    if (this.members.some((x) => x.route === m.route)) throw new Error(`balancer ${this.name} already has a member with route "${m.route}"`);
+    // A new member starts with slow start so it is not flooded.
+    m.recoveredAt = this.clock.now();
+    // Start its lbstatus level with the others so it doesn't take a burst.
+    this.members.push(m);
+    this.emit('change', { balancer: this.name, what: `member ${m.route} added` });
+    this.drainQueue();
+    return m;
+  }
+
+  removeMember(route: string): boolean {
+    const i = this.members.findIndex((m) => m.route === route);
+    if (i < 0) return false;
+    this.members.splice(i, 1);
+    this.emit('change', { balancer: this.name, what: `member ${route} removed` });
+    return true;
+  }
+
+  setFlag(member: Member, flag: MemberFlag, on: boolean): void {
+    if (on) member.flags.add(flag);
+    else member.flags.delete(flag);
+    if (!on && (flag === MemberFlag.Disabled || flag === MemberFlag.Stopped)) member.recoveredAt = this.clock.now();
+    this.emit('change', { balancer: this.name, what: `member ${member.route} ${on ? '+' : '-'}${flag}` });
+    this.drainQueue();
+  }
+
+  /** Synchronous decision for one attempt. */
+  pick(input: PickInput): Decision {
+    return decide(this.members, input, this, this.method, this.ctx);
+  }
+
+  /**
+   * A decision, waiting in the bounded queue up to `timeout` when every
+   * candidate is at `max`. Never waits when timeout is 0.
+   */
+  acquire(input: PickInput): Decision | Promise<Decision> {
+    const d = this.pick(input);
+    if (d.kind !== 'queue') return this.settle(d);
+    if (this.timeoutMs <= 0 || this.queue.length >= this.maxqueue) {
+      this.unavailable++;
+      return { kind: 'fail', detail: `${d.detail}${this.timeoutMs <= 0 ? ' (timeout 0: no queueing)' : ' and the queue is full'}` };
+    }
+    return new Promise<Decision>((resolve) => {
+      const w: Waiter = { input, resolve, timer: undefined, done: false };
+      w.timer = this.clock.setTimeout(() => {
+        if (w.done) return;
+        w.done = true;
+        const i = this.queue.indexOf(w);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.queueTimeouts++;
+        this.unavailable++;
+        resolve({ kind: 'fail', detail: `${d.detail}; waited ${this.timeoutMs} ms for a free slot` });
+      }, this.timeoutMs);
+      this.queue.push(w);
+    });
+  }
+
+  private settle(d: Decision): Decision {
+    if (d.kind === 'pick') {
+      if (d.reason === 'forcerecovery') {
+        // Try every member in error again at once (httpd's forcerecovery).
+        for (const m of this.members) if (m.health === MemberHealth.Error || m.health === MemberHealth.Ejected) m.outUntil = 0;
+      }
+      d.member.busy++;
+    } else if (d.kind === 'fail') this.unavailable++;
+    return d;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** A request to `member` finished (successfully or not): free its slot. */
+  release(member: Member): void {
+    member.busy--;
+    if (this.queue.length > 0) this.drainQueue();
+  }
+
+  private drainQueue(): void {
+    while (this.queue.length > 0) {
+      const w = this.queue[0]!;
+      const d = this.pick(w.input);
+      if (d.kind === 'queue') return;
+      this.queue.shift();
+      w.done = true;
+      this.clock.clearTimeout(w.timer as never);
+      w.resolve(this.settle(d));
+    }
+  }
+
+  /** Records a response status for outlier detection and failonstatus. Returns true when the status counts as a member failure. */
+  observeStatus(member: Member, status: number, now: number, wall: number): boolean {
+    if (this.failonstatus.has(status)) {
+      member.markError('status', `answered ${status} (failonstatus)`, now, wall);
+      return true;
+    }
+    if (status >= 500 && this.outlier !== false) {
+      member.markReachable(now, wall);
+      member.consecutive5xx++;
+      if (member.consecutive5xx >= this.outlier.consecutive5xx && member.health === MemberHealth.Ok) {
+        const ejected = this.members.filter((m) => m.health === MemberHealth.Ejected && now < m.outUntil).length;
+        const allowed = Math.floor((this.members.length * this.outlier.maxejectpercent) / 100);
+        if (ejected < allowed) {
+          member.eject(this.outlier.ejecttime * 1000 * (member.ejections + 1), `${member.consecutive5xx} consecutive 5xx`, now, wall);
+          member.consecutive5xx = 0;
+        }
+      }
+      return false;
+    }
+    member.markSuccess(now, wall);
+    return false;
+  }
+
+  snapshot() {
+    const now = this.clock.now();
+    return {
+      name: this.name,
+      method: this.method.name,
+      stickysession: `${this.sticky.cookie}|${this.sticky.param}`,
+      stickysessionsep: this.sticky.sep,
+      nofailover: this.nofailover,
+      maxattempts: this.maxattempts,
+      timeout: this.timeoutMs / 1000,
+      forcerecovery: this.forcerecovery,
+      queued: this.queue.length,
+      unavailable: this.unavailable,
+      members: this.members.map((m) => m.snapshot(now)),
+    };
+  }
+}

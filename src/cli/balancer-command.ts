@@ -1,0 +1,83 @@
+import { ConfigError } from '../errors.js';
+import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
+import type { BalancerConfig } from '../config/balancer-schema.js';
+import { BalancerServer } from '../proxy/balancer-server.js';
+import { createLogger } from '../util/logger.js';
+
+export interface BalancerCliOptions {
+  config?: string;
+  listen?: string[];
+  member?: string[];
+  method?: string;
+  stickysession?: string;
+  logLevel?: string;
+  accessLog?: boolean;
+}
+
+/** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
+export function quickConfig(opts: BalancerCliOptions): BalancerConfig {
+  const members = (opts.member ?? []).map((m, i) => {
+    const eq = m.indexOf('=');
+    if (eq <= 0) throw new ConfigError(undefined, [`--member[${i}]: expected ROUTE=URL, e.g. tc1=http://127.0.0.1:8081, got "${m}"`]);
+    return { route: m.slice(0, eq), url: m.slice(eq + 1) };
+  });
+  if (members.length === 0) throw new ConfigError(undefined, ['--member: expected at least one --member ROUTE=URL (or --config FILE)']);
+  return parseBalancerConfig({
+    listen: opts.listen && opts.listen.length > 0 ? (opts.listen.length === 1 ? opts.listen[0] : opts.listen) : undefined,
+    balancers: [{ name: 'default', method: opts.method ?? 'byrequests', stickysession: opts.stickysession ?? 'JSESSIONID|jsessionid', members }],
+    mounts: [{ path: '/', balancer: 'default' }],
+    ...(opts.logLevel ? { loglevel: opts.logLevel } : {}),
+    ...(opts.accessLog === false ? { accesslog: false } : {}),
+  });
+}
+
+export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig {
+  if (opts.config) {
+    const cfg = loadBalancerConfig(opts.config);
+    if (opts.accessLog === false) cfg.accesslog = false;
+    return cfg;
+  }
+  return quickConfig(opts);
+}
+
+function accessLogger(cfg: BalancerConfig) {
+  if (cfg.accesslog === false) return undefined;
+  return createLogger('cohort-access', 'info', cfg.accesslog === true ? 1 : cfg.accesslog.path);
+}
+
+/** `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config file. */
+export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerServer> {
+  const cfg = resolveBalancerConfig(opts);
+  const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
+  const server = new BalancerServer(cfg, { log, accessLog: accessLogger(cfg) });
+  const addrs = await server.start();
+  for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) {
+      process.stderr.write(`cohort balancer: ${sig} again, stopping now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
+    void server.close().then(() => {
+      log.flush();
+      setImmediate(() => process.exit(0));
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!opts.config) {
+      log.warn('SIGHUP ignored: no --config file to reload');
+      return;
+    }
+    try {
+      const next = loadBalancerConfig(opts.config);
+      void server.reload(next).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reload refused: invalid configuration; keeping the previous one');
+    }
+  });
+  return server;
+}

@@ -1,0 +1,170 @@
+import { z } from 'zod';
+
+/**
+ * The balancer's configuration schema. Key names follow httpd's
+ * mod_proxy_balancer (loadfactor, lbset, stickysession, retry, ...), so people
+ * who set up the httpd + Tomcat cluster feel at home. Every key is documented
+ * in docs/configuration.md with its default and unit; keep the two in step.
+ * Unknown keys are rejected (`strict`).
+ */
+
+/** Named defaults, documented once (docs/configuration.md). */
+export const DEFAULTS = {
+  listen: '127.0.0.1:8080',
+  method: 'byrequests',
+  stickysession: 'JSESSIONID|jsessionid',
+  stickysessionsep: '.',
+  maxattempts: 1,
+  timeoutS: 0,
+  loadfactor: 1,
+  max: 150,
+  retryS: 60,
+  lbset: 0,
+  forcerecovery: true,
+  maxqueue: 1024,
+  slowstartS: 10,
+  retryBudgetPercent: 20,
+  retryBudgetMin: 3,
+  outlierConsecutive5xx: 5,
+  outlierEjectTimeS: 30,
+  outlierMaxEjectPercent: 50,
+  hcheckIntervalS: 5,
+  hcheckTimeoutS: 2,
+  hcheckRise: 2,
+  hcheckFall: 3,
+  connectTimeoutS: 5,
+  firstByteTimeoutS: 60,
+  idleTimeoutS: 60,
+  keepaliveTimeoutS: 5,
+  maxHeaderSize: 16384,
+  maxUrlLength: 8192,
+  headersTimeoutS: 20,
+  requestTimeoutS: 300,
+  shutdownTimeoutS: 30,
+  connections: 256,
+} as const;
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
+const seconds = z.number().min(0, 'expected a number of seconds ≥ 0');
+
+const tlsFiles = z.strictObject({
+  cert: z.string().min(1, 'expected a path to a PEM certificate file'),
+  key: z.string().min(1, 'expected a path to a PEM private key file'),
+});
+
+export const listenerSchema = z.union([
+  hostPort,
+  z.strictObject({ address: hostPort, tls: tlsFiles.optional() }),
+]);
+
+export const memberStatusSchema = z.enum(['disabled', 'drain', 'hot-standby', 'ignore-errors', 'stopped']);
+
+export const memberSchema = z.strictObject({
+  url: z.string().url('expected an http:// or https:// URL').refine((u) => /^https?:\/\//i.test(u), 'expected an http:// or https:// URL'),
+  route: z.string().regex(/^[A-Za-z0-9_~-][A-Za-z0-9_.~-]*$/, 'expected a route id of letters, digits, "-", "_", "." or "~"').optional(),
+  loadfactor: z.number().int('expected an integer 1..100').min(1, 'expected an integer 1..100').max(100, 'expected an integer 1..100').default(DEFAULTS.loadfactor),
+  max: z.number().int().min(1, 'expected an integer ≥ 1').default(DEFAULTS.max),
+  retry: seconds.default(DEFAULTS.retryS),
+  lbset: z.number().int().min(0).max(99, 'expected an integer 0..99').default(DEFAULTS.lbset),
+  status: z.array(memberStatusSchema).default([]),
+});
+
+export const hcheckSchema = z.strictObject({
+  path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
+  method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
+  interval: z.number().positive('expected seconds > 0').default(DEFAULTS.hcheckIntervalS),
+  timeout: z.number().positive('expected seconds > 0').default(DEFAULTS.hcheckTimeoutS),
+  rise: z.number().int().min(1).default(DEFAULTS.hcheckRise),
+  fall: z.number().int().min(1).default(DEFAULTS.hcheckFall),
+  /** Accepted status codes; default 2xx and 3xx. */
+  expect: z.array(z.number().int().min(100).max(599)).optional(),
+});
+
+export const outlierSchema = z.strictObject({
+  consecutive5xx: z.number().int().min(1).default(DEFAULTS.outlierConsecutive5xx),
+  ejecttime: seconds.default(DEFAULTS.outlierEjectTimeS),
+  maxejectpercent: z.number().min(0).max(100).default(DEFAULTS.outlierMaxEjectPercent),
+});
+
+export const balancerSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "-", "_" or "."'),
+  method: z.enum(['byrequests', 'bytraffic', 'bybusyness', 'bylatency']).default(DEFAULTS.method),
+  stickysession: z.string().default(DEFAULTS.stickysession),
+  stickysessionsep: z.string().length(1, 'expected exactly one character').default(DEFAULTS.stickysessionsep),
+  nofailover: z.boolean().default(false),
+  maxattempts: z.number().int().min(0).default(DEFAULTS.maxattempts),
+  timeout: seconds.default(DEFAULTS.timeoutS),
+  maxqueue: z.number().int().min(0).default(DEFAULTS.maxqueue),
+  failonstatus: z.array(z.number().int().min(100).max(599)).default([]),
+  forcerecovery: z.boolean().default(DEFAULTS.forcerecovery),
+  slowstart: seconds.default(DEFAULTS.slowstartS),
+  retrybudget: z.strictObject({
+    percent: z.number().min(0).max(100).default(DEFAULTS.retryBudgetPercent),
+    min: z.number().int().min(0).default(DEFAULTS.retryBudgetMin),
+  }).default({ percent: DEFAULTS.retryBudgetPercent, min: DEFAULTS.retryBudgetMin }),
+  outlier: z.union([z.literal(false), outlierSchema]).default(false),
+  hcheck: z.union([z.literal(false), hcheckSchema]).default(false),
+  members: z.array(memberSchema).default([]),
+});
+
+export const mountSchema = z.strictObject({
+  path: z.string().startsWith('/', 'expected a path starting with "/"'),
+  balancer: z.string(),
+  upstream: z.string().startsWith('/', 'expected a path starting with "/"').optional(),
+  /** ProxyPassReverse / ProxyPassReverseCookiePath rewriting; on by default. */
+  reverse: z.boolean().default(true),
+});
+
+export const balancerConfigSchema = z.strictObject({
+  listen: z.union([listenerSchema, z.array(listenerSchema).min(1)]).default(DEFAULTS.listen),
+  balancers: z.array(balancerSchema).min(1, 'expected at least one balancer'),
+  mounts: z.array(mountSchema).optional(),
+  /** Client addresses whose X-Forwarded-* / Forwarded headers are trusted (exact IPs or CIDR). */
+  trustedproxies: z.array(z.string()).default([]),
+  timeouts: z.strictObject({
+    connect: z.number().positive().default(DEFAULTS.connectTimeoutS),
+    firstbyte: z.number().positive().default(DEFAULTS.firstByteTimeoutS),
+    idle: z.number().positive().default(DEFAULTS.idleTimeoutS),
+    keepalive: z.number().positive().default(DEFAULTS.keepaliveTimeoutS),
+    headers: z.number().positive().default(DEFAULTS.headersTimeoutS),
+    request: z.number().min(0).default(DEFAULTS.requestTimeoutS),
+    shutdown: z.number().min(0).default(DEFAULTS.shutdownTimeoutS),
+  }).prefault({}),
+  limits: z.strictObject({
+    maxheadersize: z.number().int().min(1024).default(DEFAULTS.maxHeaderSize),
+    maxurllength: z.number().int().min(256).default(DEFAULTS.maxUrlLength),
+    connections: z.number().int().min(1).default(DEFAULTS.connections),
+  }).prefault({}),
+  upstreamtls: z.strictObject({
+    rejectunauthorized: z.boolean().default(true),
+    ca: z.string().optional(),
+  }).prefault({}),
+  accesslog: z.union([z.boolean(), z.strictObject({ path: z.string() })]).default(true),
+  loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Answer `X-Cohort-Explain: 1` requests with an X-Cohort-Explain response header. */
+  explain: z.boolean().default(true),
+  persist: z.boolean().default(true),
+}).superRefine((cfg, ctx) => {
+  const names = new Set<string>();
+  cfg.balancers.forEach((b, i) => {
+    if (names.has(b.name)) ctx.addIssue({ code: 'custom', path: ['balancers', i, 'name'], message: `duplicate balancer name "${b.name}"` });
+    names.add(b.name);
+    const routes = new Set<string>();
+    b.members.forEach((m, j) => {
+      if (m.route === undefined) return;
+      if (routes.has(m.route)) ctx.addIssue({ code: 'custom', path: ['balancers', i, 'members', j, 'route'], message: `duplicate route "${m.route}" in balancer "${b.name}"` });
+      routes.add(m.route);
+    });
+  });
+  (cfg.mounts ?? []).forEach((m, i) => {
+    if (!names.has(m.balancer)) ctx.addIssue({ code: 'custom', path: ['mounts', i, 'balancer'], message: `expected the name of a balancer (${[...names].join(', ')}), got "${m.balancer}"` });
+  });
+});
+
+export type BalancerConfigInput = z.input<typeof balancerConfigSchema>;
+export type BalancerConfig = z.output<typeof balancerConfigSchema>;
+export type BalancerSpec = z.output<typeof balancerSchema>;
+export type MemberSpec = z.output<typeof memberSchema>;
+export type MountSpec = z.output<typeof mountSchema>;
+export type HcheckSpec = z.output<typeof hcheckSchema>;
+export type ListenerSpec = z.output<typeof listenerSchema>;

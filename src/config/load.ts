@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { balancerConfigSchema, type BalancerConfig } from './balancer-schema.js';
+
+/** Renders a zod issue path as a key path: `balancers[0].members[1].loadfactor`. */
+export function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || '(top level)';
+}
+
+/** Turns zod issues into lines that name the key path and what was expected. */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const keys = (issue as { keys: string[] }).keys;
+      const where = keyPath(issue.path);
+      return `${keys.map((k) => (where === '(top level)' ? k : `${where}.${k}`)).join(', ')}: unknown key${keys.length > 1 ? 's' : ''} (not a Cohort setting; see docs/configuration.md)`;
+    }
+    return `${keyPath(issue.path)}: ${issue.message}`;
+  });
+}
+
+/** Validates an already-parsed object. `file` only labels errors. */
+export function parseBalancerConfig(raw: unknown, file?: string): BalancerConfig {
+  const result = balancerConfigSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(file, formatIssues(result.error));
+  return result.data;
+}
+
+/** Reads YAML (or JSON) text and validates it. */
+export function parseYamlText(text: string, file: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      throw new ConfigError(file, [`${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${err.message.split('\n')[0]}`]);
+    }
+    throw err;
+  }
+}
+
+export function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseYamlText(text, file);
+}
+
+/** Loads and validates a balancer configuration file. Throws {@link ConfigError}. */
+export function loadBalancerConfig(file: string): BalancerConfig {
+  return parseBalancerConfig(readConfigFile(file), file);
+}

@@ -1,0 +1,328 @@
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { BalancerConfig, ListenerSpec } from '../config/balancer-schema.js';
+import { Balancer } from '../balancer/balancer.js';
+import { MethodRegistry } from '../balancer/methods/index.js';
+import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
+import { formatHostPort, parseHostPort } from '../util/address.js';
+import { silentLogger } from '../util/logger.js';
+import { RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
+import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
+import { HealthChecker } from './health-check.js';
+import { proxyUpgrade } from './upgrade.js';
+
+export interface BalancerServerOptions {
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly log?: Logger;
+  /** Access log destination; undefined = no access log. */
+  readonly accessLog?: Logger;
+  readonly poolFactory?: PoolFactory;
+  readonly methods?: MethodRegistry;
+  readonly onFinish?: (e: FinishedExchange) => void;
+}
+
+export interface ListeningAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly url: string;
+}
+
+interface Listener {
+  readonly spec: string;
+  readonly server: http.Server;
+  readonly tls: boolean;
+}
+
+function poolSettings(cfg: BalancerConfig): PoolSettings {
+  return {
+    connectTimeoutMs: cfg.timeouts.connect * 1000,
+    firstByteTimeoutMs: cfg.timeouts.firstbyte * 1000,
+    idleTimeoutMs: cfg.timeouts.idle * 1000,
+    keepAliveTimeoutMs: cfg.timeouts.keepalive * 1000,
+    connections: cfg.limits.connections,
+    rejectUnauthorized: cfg.upstreamtls.rejectunauthorized,
+    ca: cfg.upstreamtls.ca !== undefined ? readFileSync(cfg.upstreamtls.ca, 'utf8') : undefined,
+  };
+}
+
+function trustMatcher(list: readonly string[]): (ip: string) => boolean {
+  if (list.length === 0) return () => false;
+  const block = new net.BlockList();
+  for (const entry of list) {
+    const [addr, bits] = entry.split('/');
+    const type = net.isIPv6(addr!) ? 'ipv6' : 'ipv4';
+    if (bits !== undefined) block.addSubnet(addr!, Number(bits), type);
+    else block.addAddress(addr!, type);
+  }
+  return (ip) => {
+    if (ip.startsWith('::ffff:')) ip = ip.slice(7);
+    return block.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
+  };
+}
+
+/**
+ * The balancer process: its listeners, balancers, mounts, health checks and
+ * lifecycle (start, reload on SIGHUP, graceful close on SIGTERM, destroy).
+ */
+export class BalancerServer {
+  readonly balancers = new Map<string, Balancer>();
+  private readonly clock: Clock;
+  private readonly random: Random;
+  readonly log: Logger;
+  private readonly methods: MethodRegistry;
+  private readonly pools: PoolSet;
+  private proxy: RequestProxy;
+  private listeners: Listener[] = [];
+  private checkers = new Map<string, HealthChecker>();
+  private closing: Promise<void> | undefined;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private config: BalancerConfig,
+    private readonly options: BalancerServerOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.log = options.log ?? silentLogger();
+    this.methods = options.methods ?? new MethodRegistry();
+    this.pools = new PoolSet(poolSettings(config), options.poolFactory ?? undiciPoolFactory);
+    this.proxy = this.makeProxy(config);
+    this.applyBalancers(config);
+  }
+
+  get currentConfig(): BalancerConfig {
+    return this.config;
+  }
+
+  private makeProxy(cfg: BalancerConfig): RequestProxy {
+    return new RequestProxy({
+      clock: this.clock,
+      pools: this.pools,
+      log: this.log,
+      accessLog: this.options.accessLog,
+      isTrusted: trustMatcher(cfg.trustedproxies),
+      explain: cfg.explain,
+      maxUrlLength: cfg.limits.maxurllength,
+      bufferBodyLimit: 64 * 1024,
+      ...(this.options.onFinish ? { onFinish: this.options.onFinish } : {}),
+    });
+  }
+
+  private applyBalancers(cfg: BalancerConfig): void {
+    const seen = new Set<string>();
+    for (const spec of cfg.balancers) {
+      seen.add(spec.name);
+      let b = this.balancers.get(spec.name);
+      if (b) b.reconfigure(spec);
+      else {
+        b = new Balancer(spec, this.methods, this.clock, this.random);
+        b.on('transition', (t) => this.log.warn({ balancer: t.balancer, member: t.member, from: t.from, to: t.to, reason: t.reason }, `member ${t.member} ${t.from} → ${t.to}`));
+        b.on('change', () => {
+          this.checkers.get(b!.name)?.sync();
+          this.refreshMounts();
+        });
+        this.balancers.set(spec.name, b);
+      }
+    }
+    for (const [name] of this.balancers) {
+      if (!seen.has(name)) {
+        this.balancers.delete(name);
+        this.checkers.get(name)?.close();
+        this.checkers.delete(name);
+      }
+    }
+    this.refreshMounts();
+  }
+
+  private refreshMounts(): void {
+    const cfg = this.config;
+    const mounts: Mount[] = (cfg.mounts ?? [{ path: '/', balancer: cfg.balancers[0]!.name, reverse: true }]).map((m) => ({
+      path: m.path,
+      balancer: this.balancers.get(m.balancer)!,
+      upstream: m.upstream ?? m.path,
+      reverse: m.reverse,
+      preserveHost: false,
+    }));
+    this.proxy.setMounts(mounts);
+    const live = new Set<string>();
+    for (const b of this.balancers.values()) for (const m of b.members) live.add(m.key);
+    this.pools.prune(live);
+  }
+
+  private startCheckers(): void {
+    for (const b of this.balancers.values()) {
+      let c = this.checkers.get(b.name);
+      if (!c) {
+        c = new HealthChecker(b, this.clock, this.log, { rejectUnauthorized: this.config.upstreamtls.rejectunauthorized, ca: undefined });
+        this.checkers.set(b.name, c);
+      }
+      c.sync();
+    }
+  }
+
+  private createListener(spec: ListenerSpec): Listener {
+    const address = typeof spec === 'string' ? spec : spec.address;
+    const tlsSpec = typeof spec === 'string' ? undefined : spec.tls;
+    const cfg = this.config;
+    const serverOptions: http.ServerOptions = {
+      maxHeaderSize: cfg.limits.maxheadersize,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      keepAliveTimeout: 65_000,
+      headersTimeout: cfg.timeouts.headers * 1000,
+      requestTimeout: cfg.timeouts.request * 1000,
+      noDelay: true,
+    };
+    const server = tlsSpec
+      ? https.createServer({ ...serverOptions, cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key) })
+      : http.createServer(serverOptions);
+    const proto = tlsSpec ? 'https' : 'http';
+    server.on('request', (req, res) => this.proxy.handle(req, res, proto));
+    server.on('checkContinue', (req, res) => this.proxy.handle(req, res, proto, true));
+    server.on('checkExpectation', (_req, res) => respondPlain(res, 417, 'unsupported Expect\n', true));
+    server.on('connect', (_req, socket: net.Socket) => {
+      socket.on('error', () => {});
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
+    server.on('upgrade', (req, socket, head) =>
+      proxyUpgrade(req, socket, head, proto, {
+        clock: this.clock,
+        log: this.log,
+        isTrusted: trustMatcher(this.config.trustedproxies),
+        maxUrlLength: this.config.limits.maxurllength,
+        connectTimeoutMs: this.config.timeouts.connect * 1000,
+        rejectUnauthorized: this.config.upstreamtls.rejectunauthorized,
+        ca: undefined,
+        matchMount: (p) => this.proxy.matchMount(p),
+      }),
+    );
+    server.on('clientError', (err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: net.Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT' ? '408 Request Timeout'
+        : '400 Bad Request';
+      this.log.info({ code: err.code, client: socket.remoteAddress }, 'malformed request refused');
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${status.length + 1}\r\n\r\n${status}\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+    server.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    return { spec: address + (tlsSpec ? ' tls' : ''), server, tls: !!tlsSpec };
+  }
+
+  private listenerSpecs(): ListenerSpec[] {
+    const l = this.config.listen;
+    return Array.isArray(l) ? l : [l];
+  }
+
+  /** Opens every listener; resolves with the bound addresses (ephemeral ports resolved). */
+  async start(): Promise<ListeningAddress[]> {
+    for (const spec of this.listenerSpecs()) {
+      const listener = this.createListener(spec);
+      const { host, port } = parseHostPort(typeof spec === 'string' ? spec : spec.address);
+      await new Promise<void>((resolve, reject) => {
+        listener.server.once('error', reject);
+        listener.server.listen({ host, port }, () => {
+          listener.server.off('error', reject);
+          resolve();
+        });
+      });
+      this.listeners.push(listener);
+    }
+    this.startCheckers();
+    const addrs = this.addresses();
+    this.log.info({ listen: addrs.map((a) => a.url), balancers: [...this.balancers.keys()] }, 'balancer started');
+    return addrs;
+  }
+
+  addresses(): ListeningAddress[] {
+    return this.listeners.map((l) => {
+      const a = l.server.address() as net.AddressInfo;
+      const url = `${l.tls ? 'https' : 'http'}://${formatHostPort(a.address, a.port)}`;
+      return { host: a.address, port: a.port, tls: l.tls, url };
+    });
+  }
+
+  /**
+   * Applies a new configuration without dropping connections: balancers and
+   * members are updated in place (members keep their state), listeners that
+   * are no longer configured stop accepting, new ones open.
+   */
+  async reload(next: BalancerConfig): Promise<void> {
+    this.config = next;
+    this.pools.updateSettings(poolSettings(next));
+    this.proxy = this.makeProxy(next);
+    this.applyBalancers(next);
+    // Listeners: re-bind what changed.
+    const wanted = this.listenerSpecs().map((s) => ({ s, key: (typeof s === 'string' ? s : s.address) + (typeof s !== 'string' && s.tls ? ' tls' : '') }));
+    const keep: Listener[] = [];
+    for (const l of this.listeners) {
+      if (wanted.some((w) => w.key === l.spec)) keep.push(l);
+      else l.server.close();
+    }
+    this.listeners = keep;
+    for (const w of wanted) {
+      if (keep.some((l) => l.spec === w.key)) continue;
+      const listener = this.createListener(w.s);
+      const { host, port } = parseHostPort(typeof w.s === 'string' ? w.s : w.s.address);
+      await new Promise<void>((resolve, reject) => {
+        listener.server.once('error', reject);
+        listener.server.listen({ host, port }, () => resolve());
+      });
+      this.listeners.push(listener);
+    }
+    // Existing listeners pick up the new proxy through the closure below.
+    for (const l of this.listeners) {
+      l.server.removeAllListeners('request');
+      l.server.removeAllListeners('checkContinue');
+      const proto = l.tls ? 'https' : 'http';
+      l.server.on('request', (req, res) => this.proxy.handle(req, res, proto));
+      l.server.on('checkContinue', (req, res) => this.proxy.handle(req, res, proto, true));
+    }
+    this.startCheckers();
+    this.log.info({ balancers: [...this.balancers.keys()] }, 'configuration reloaded');
+  }
+
+  /**
+   * Graceful: stop accepting, let in-flight requests finish (idle keep-alive
+   * connections are closed at once), destroy what's left after `deadlineMs`.
+   */
+  close(deadlineMs = this.config.timeouts.shutdown * 1000): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of this.checkers.values()) c.close();
+      const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
+      for (const l of this.listeners) l.server.closeIdleConnections();
+      // Keep-alive connections that become idle later are closed by the server as responses finish
+      // (Node closes them once close() was called).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((r) => { timer = setTimeout(r, deadlineMs); timer.unref(); })]);
+      clearTimeout(timer);
+      for (const s of this.sockets) s.destroy();
+      await this.pools.close();
+      this.log.info('balancer stopped');
+    })();
+    return this.closing;
+  }
+
+  /** Immediate stop. Safe to call twice. */
+  async destroy(): Promise<void> {
+    for (const c of this.checkers.values()) c.close();
+    for (const l of this.listeners) l.server.close();
+    for (const s of this.sockets) s.destroy();
+    await this.pools.destroy();
+  }
+
+  snapshot() {
+    return [...this.balancers.values()].map((b) => b.snapshot());
+  }
+}

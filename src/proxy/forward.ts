@@ -1,0 +1,454 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { Balancer } from '../balancer/balancer.js';
+import type { Member } from '../balancer/member.js';
+import type { Decision } from '../balancer/picker.js';
+import { extractRoute, type StickyResult } from '../balancer/sticky.js';
+import type { Clock } from '../util/clock.js';
+import { requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './headers.js';
+import type { PoolSet } from './pools.js';
+import { isIdempotent, validateRequest } from './validate.js';
+
+/** A mount: requests under `path` go to `balancer`, with `path` replaced by `upstream`. */
+export interface Mount {
+  readonly path: string;
+  readonly balancer: Balancer;
+  readonly upstream: string;
+  readonly reverse: boolean;
+  readonly preserveHost: boolean;
+}
+
+export interface ProxyDeps {
+  readonly clock: Clock;
+  readonly pools: PoolSet;
+  readonly log: Logger;
+  /** undefined when the access log is off. */
+  readonly accessLog: Logger | undefined;
+  readonly isTrusted: (ip: string) => boolean;
+  readonly explain: boolean;
+  readonly maxUrlLength: number;
+  /** Bodies up to this size are buffered so that the request can be retried. */
+  readonly bufferBodyLimit: number;
+  /** Called once per finished exchange (metrics). */
+  readonly onFinish?: (e: FinishedExchange) => void;
+}
+
+export interface FinishedExchange {
+  readonly balancer: string;
+  readonly member: string | undefined;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly upstreamMs: number | undefined;
+  readonly attempts: number;
+}
+
+/** Errors that happen before anything reached the member: always safe to retry, and the member is down. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTDOWN', 'ECONNABORTED']);
+/** The member's connection died under the request: the member is probably down. */
+const RESET_ERRORS = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
+
+const EMPTY_EXCLUDE: ReadonlySet<Member> = new Set();
+
+export function errorCode(err: unknown): string {
+  const e = err as { code?: string; cause?: { code?: string } };
+  if (e?.code === 'UND_ERR_SOCKET' && e.cause?.code) return e.cause.code === 'ECONNRESET' ? 'ECONNRESET' : 'UND_ERR_SOCKET';
+  return e?.code ?? 'UNKNOWN';
+}
+
+/**
+ * One client request and its attempts on members. Also the undici dispatch
+ * handler of the current attempt (undici's core handler interface: onConnect,
+ * onHeaders, onData, onComplete, onError), so that response bytes stream
+ * straight from the member's socket to the client's with back-pressure.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly startedAt: number;
+  attempts = 0;
+  attemptSeq = 0;
+  member: Member | undefined;
+  decision: Decision | undefined;
+  sticky: StickyResult | undefined;
+  exclude: Set<Member> | undefined;
+  body: Buffer | IncomingMessage | null = null;
+  hasBody = false;
+  bodyBuffered = false;
+  abort: ((err?: Error) => void) | undefined;
+  resume: (() => void) | undefined;
+  attemptStartedAt = 0;
+  upstreamMs: number | undefined;
+  status = 0;
+  bytesIn = 0;
+  done = false;
+  explainParts: string[] | undefined;
+  path = '';
+  headers: string[] = [];
+  proto = 'http';
+  reverse: ReverseRule | undefined;
+
+  constructor(
+    readonly proxy: RequestProxy,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly mount: Mount,
+  ) {
+    this.startedAt = proxy.deps.clock.now();
+  }
+
+  // --- undici handler (bound to the current attempt) ---
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.done) return false;
+    const now = this.proxy.deps.clock.now();
+    this.upstreamMs = now - this.attemptStartedAt;
+    const member = this.member!;
+    member.recordLatency(this.upstreamMs);
+    const balancer = this.mount.balancer;
+    const failed = balancer.observeStatus(member, statusCode, now, Date.now());
+    if (failed && this.canRetry()) {
+      // failonstatus: drop this answer and try another member.
+      this.abort?.(new RetryableStatus(statusCode));
+      return false;
+    }
+    this.status = statusCode;
+    const headers = responseHeadersForClient(rawHeaders, this.reverse, this.reverse ? this.clientOrigin() : undefined);
+    if (this.explainParts !== undefined) headers.push('x-cohort-explain', this.explainText());
+    try {
+      this.res.writeHead(statusCode, statusText || undefined, headers);
+    } catch (err) {
+      this.proxy.deps.log.warn({ err, member: member.route }, 'member sent a response header the balancer cannot forward');
+      this.abort?.(err as Error);
+      return false;
+    }
+    this.resume = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.bytesIn += chunk.length;
+    return this.res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.finish();
+  }
+
+  onError(err: Error): void {
+    this.proxy.attemptFailed(this, err);
+  }
+
+  canRetry(): boolean {
+    if (this.res.headersSent || this.done) return false;
+    const balancer = this.mount.balancer;
+    if (this.attempts > balancer.maxattempts) return false;
+    const safe = !this.hasBody || this.bodyBuffered || !this.req.readableDidRead;
+    if (!safe) return false;
+    return balancer.retryBudget.tryRetry(this.proxy.deps.clock.now());
+  }
+
+  clientOrigin(): string {
+    const host = this.req.headers.host;
+    return host ? `${this.proto}://${host}` : '';
+  }
+
+  explainText(): string {
+    const d = this.decision;
+    const parts = [
+      `route=${this.sticky ? `${this.sticky.route} (${this.sticky.source})` : '-'}`,
+      `member=${this.member?.route ?? '-'}`,
+      `reason=${d?.kind === 'pick' ? d.reason : d?.kind ?? '-'}`,
+      `attempts=${this.attempts}`,
+    ];
+    if (d) parts.push(`detail=${d.detail}`);
+    if (this.explainParts!.length > 0) parts.push(`history=${this.explainParts!.join(' | ')}`);
+    return parts.join('; ').replace(/[^\t\x20-\x7e]/g, '?');
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const member = this.member;
+    const deps = this.proxy.deps;
+    if (member !== undefined) {
+      member.counters.bytesIn += this.bytesIn;
+      member.transferred += this.bytesIn;
+      this.mount.balancer.release(member);
+      this.member = undefined;
+      this.lastMember = member;
+    }
+    const durationMs = deps.clock.now() - this.startedAt;
+    const status = this.status || this.res.statusCode;
+    deps.onFinish?.({ balancer: this.mount.balancer.name, member: this.lastMember?.route, status, durationMs, upstreamMs: this.upstreamMs, attempts: this.attempts });
+    deps.accessLog?.info({
+      method: this.req.method,
+      url: this.req.url,
+      status,
+      balancer: this.mount.balancer.name,
+      member: this.lastMember?.route,
+      route: this.sticky?.route,
+      reason: this.decision?.kind === 'pick' ? this.decision.reason : this.decision?.kind,
+      attempts: this.attempts,
+      upstreamMs: this.upstreamMs,
+      ms: Math.round(durationMs * 1000) / 1000,
+      bytes: this.bytesIn,
+      client: this.req.socket.remoteAddress,
+    });
+  }
+
+  lastMember: Member | undefined;
+}
+
+class RetryableStatus extends Error {
+  readonly code = 'COHORT_FAILONSTATUS';
+  constructor(readonly status: number) {
+    super(`member answered ${status}, listed in failonstatus`);
+  }
+}
+
+/**
+ * The request path: validate → mount → sticky route → pick → forward →
+ * stream → fail over. Holds no per-request state itself.
+ */
+export class RequestProxy {
+  private mounts: Mount[] = [];
+
+  constructor(readonly deps: ProxyDeps) {}
+
+  setMounts(mounts: readonly Mount[]): void {
+    // Longest path first, so /examples/x wins over /examples and /.
+    this.mounts = [...mounts].sort((a, b) => b.path.length - a.path.length);
+  }
+
+  matchMount(path: string): Mount | undefined {
+    for (const m of this.mounts) {
+      const p = m.path;
+      if (p === '/' || path === p || (path.startsWith(p) && (p.endsWith('/') || path[p.length] === '/' || path[p.length] === '?' || path[p.length] === ';'))) return m;
+    }
+    return undefined;
+  }
+
+  /** Entry point for a request; `proto` is the client connection's scheme. */
+  handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
+    const rejection = validateRequest(req, this.deps.maxUrlLength);
+    if (rejection !== undefined) {
+      this.deps.log.info({ client: req.socket.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
+      respondPlain(res, rejection.status, `${rejection.reason}\n`, true);
+      return;
+    }
+    let target = req.url!;
+    if (target[0] !== '/') {
+      // absolute-form: only its path counts; the authority never picks a destination.
+      if (target === '*') target = '/';
+      else {
+        try {
+          const u = new URL(target);
+          target = `${u.pathname}${u.search}`;
+        } catch {
+          respondPlain(res, 400, 'invalid request target\n', true);
+          return;
+        }
+      }
+    }
+    const mount = this.matchMount(target);
+    if (mount === undefined) {
+      respondPlain(res, 404, 'no balancer is mounted at this path\n', false);
+      return;
+    }
+    const ex = new Exchange(this, req, res, mount);
+    ex.proto = proto;
+    ex.path = mount.upstream === mount.path ? target : rewritePrefix(target, mount.path, mount.upstream);
+    const balancer = mount.balancer;
+    ex.sticky = extractRoute(req.headers.cookie, target, balancer.sticky);
+    if (this.deps.explain && req.headers['x-cohort-explain'] !== undefined) ex.explainParts = [];
+    const clientIp = req.socket.remoteAddress ?? '';
+    ex.headers = requestHeadersForMember(req.rawHeaders, {
+      clientIp,
+      trusted: this.deps.isTrusted(clientIp),
+      proto,
+      host: req.headers.host,
+      preserveHost: mount.preserveHost,
+    });
+    if (mount.reverse) ex.reverse = reverseRuleFor(mount);
+    const cl = req.headers['content-length'];
+    ex.hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+    res.on('close', () => {
+      if (!ex.done) {
+        // The client went away: stop the member's work and free the slot.
+        ex.abort?.(new Error('client closed the connection'));
+        ex.finish();
+      }
+    });
+    balancer.retryBudget.recordRequest(this.deps.clock.now());
+    if (expectContinue) res.writeContinue();
+    if (ex.hasBody && cl !== undefined && Number(cl) <= this.deps.bufferBodyLimit) {
+      // Small bodies are buffered so that a failed attempt can be retried elsewhere.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        ex.body = Buffer.concat(chunks);
+        ex.bodyBuffered = true;
+        this.attempt(ex);
+      });
+      req.on('error', () => ex.finish());
+      return;
+    }
+    if (ex.hasBody) ex.body = req;
+    this.attempt(ex);
+  }
+
+  /** Picks a member (maybe waiting in the queue) and dispatches one attempt. */
+  private attempt(ex: Exchange): void {
+    const balancer = ex.mount.balancer;
+    const acquired = balancer.acquire({ route: ex.sticky?.route, exclude: ex.exclude ?? EMPTY_EXCLUDE });
+    if (acquired instanceof Promise) {
+      acquired.then((d) => this.dispatch(ex, d), (err) => this.fail(ex, 500, `internal error: ${(err as Error).message}`));
+    } else this.dispatch(ex, acquired);
+  }
+
+  private dispatch(ex: Exchange, d: Decision): void {
+    if (ex.done) {
+      if (d.kind === 'pick') ex.mount.balancer.release(d.member);
+      return;
+    }
+    ex.decision = d;
+    if (d.kind !== 'pick') {
+      this.fail(ex, 503, d.detail, true);
+      return;
+    }
+    const member = d.member;
+    ex.member = member;
+    ex.attempts++;
+    const seq = ++ex.attemptSeq;
+    member.counters.requests++;
+    if (ex.bodyBuffered) {
+      const len = (ex.body as Buffer).length;
+      member.counters.bytesOut += len;
+      member.transferred += len;
+    }
+    ex.explainParts?.push(`${member.route}: ${d.reason}`);
+    ex.attemptStartedAt = this.deps.clock.now();
+    const pool = this.deps.pools.get(member);
+    // A handler per attempt, so that a late callback of a failed attempt can't touch the next one.
+    const handler: Dispatcher.DispatchHandler = seq === 1
+      ? ex
+      : {
+          onConnect: (abort) => ex.attemptSeq === seq && ex.onConnect(abort),
+          onHeaders: (s, h, r, t) => ex.attemptSeq === seq && ex.onHeaders(s, h as Buffer[], r, t),
+          onData: (c) => ex.attemptSeq === seq && ex.onData(c),
+          onComplete: () => ex.attemptSeq === seq && ex.onComplete(),
+          onError: (e) => ex.attemptSeq === seq && ex.onError(e),
+        };
+    if (seq === 1) ex.res.on('drain', () => ex.resume?.());
+    pool.dispatch({
+      path: ex.path,
+      method: ex.req.method as Dispatcher.HttpMethod,
+      headers: ex.headers,
+      body: ex.body as never,
+      // We handle upgrades separately; idempotency is decided here, not by undici.
+      idempotent: false,
+      blocking: false,
+      reset: false,
+    }, handler);
+  }
+
+  /** Called by the exchange when an attempt failed before or during the response. */
+  attemptFailed(ex: Exchange, err: Error): void {
+    const member = ex.member;
+    if (ex.done) return;
+    const code = err instanceof RetryableStatus ? err.code : errorCode(err);
+    const now = this.deps.clock.now();
+    if (member !== undefined) {
+      member.counters.errors++;
+      ex.mount.balancer.release(member);
+      ex.lastMember = member;
+      ex.member = undefined;
+      if (CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code)) {
+        member.markError(CONNECT_ERRORS.has(code) ? 'connect' : 'reset', `${code}: ${err.message}`, now, Date.now());
+      }
+      ex.explainParts?.push(`${member.route} failed: ${code}`);
+    }
+    if (ex.res.headersSent) {
+      // Mid-response: the client can only see the connection cut.
+      this.deps.log.warn({ member: member?.route, code, err: err.message }, 'member failed mid-response');
+      ex.res.destroy(err);
+      ex.finish();
+      return;
+    }
+    const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code);
+    if (retryable && member !== undefined && ex.canRetry()) {
+      (ex.exclude ??= new Set()).add(member);
+      member.counters.retries++;
+      this.deps.log.info({ member: member.route, code, attempt: ex.attempts }, 'retrying on another member');
+      this.attempt(ex);
+      return;
+    }
+    if (code === 'COHORT_FAILONSTATUS') {
+      this.fail(ex, 503, `member ${member?.route} answered ${(err as RetryableStatus).status} (failonstatus) and no retry was possible`, true);
+      return;
+    }
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      this.fail(ex, 504, `member ${member?.route ?? '?'} did not answer in time (${code})`);
+      return;
+    }
+    if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+      this.fail(ex, 400, 'request body did not match its Content-Length');
+      return;
+    }
+    this.fail(ex, 502, `member ${member?.route ?? '?'} failed: ${code}`);
+  }
+
+  private fail(ex: Exchange, status: number, detail: string, retryAfter = false): void {
+    if (ex.done) return;
+    ex.status = status;
+    if (status >= 500) this.deps.log.warn({ balancer: ex.mount.balancer.name, status, detail, url: ex.req.url }, 'request failed');
+    const headers: Record<string, string> = {};
+    if (retryAfter) headers['retry-after'] = '1';
+    if (ex.explainParts !== undefined) headers['x-cohort-explain'] = ex.explainText();
+    respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded, headers);
+    ex.finish();
+  }
+}
+
+function statusText(status: number): string {
+  switch (status) {
+    case 502: return 'Bad Gateway';
+    case 503: return 'Service Unavailable';
+    case 504: return 'Gateway Timeout';
+    case 400: return 'Bad Request';
+    default: return String(status);
+  }
+}
+
+/** Writes a small plain-text answer; `close` ends the connection after it (used when the request body may be unread). */
+export function respondPlain(res: ServerResponse, status: number, body: string, close: boolean, extra?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra };
+  if (close) headers.connection = 'close';
+  res.writeHead(status, headers);
+  res.end(body);
+  if (close) res.once('finish', () => res.socket?.destroySoon?.());
+}
+
+export function rewritePrefix(target: string, from: string, to: string): string {
+  const f = from.replace(/\/$/, '');
+  const t = to.replace(/\/$/, '');
+  const rest = target.slice(f.length);
+  if (rest === '' || rest[0] === '?' || rest[0] === ';') return `${t}${t === '' && (rest === '' || rest[0] !== '/') ? '/' : ''}${rest}`;
+  return `${t}${rest[0] === '/' ? '' : '/'}${rest}`;
+}
+
+function reverseRuleFor(mount: Mount): ReverseRule {
+  const upstream = mount.upstream.replace(/\/$/, '');
+  return {
+    memberPrefixes: mount.balancer.members.flatMap((m) => [`${m.key}${upstream}`, `${m.url.protocol}//${m.url.hostname}${upstream}`]),
+    mountPath: mount.path,
+    upstreamPath: mount.upstream,
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Request and response header handling for the proxy: hop-by-hop removal
+ * (RFC 9110 §7.6.1, including the names a Connection header lists — taken
+ * from the sender's set only, never from the headers the proxy adds), and
+ * X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239), where client-sent
+ * values are kept only from trusted proxies. Pure functions.
+ */
+
+/** Always hop-by-hop. `expect` is answered by the balancer itself. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings',
+]);
+
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
+
+/** Names listed in Connection headers (lower case), excluding framing headers whose meaning must not change. */
+export function connectionTokens(values: readonly string[]): Set<string> | undefined {
+  let out: Set<string> | undefined;
+  for (const v of values) {
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+      // Connection: Content-Length must not change how the body is framed; the host is not optional.
+      if (name === 'content-length' || name === 'host') continue;
+      (out ??= new Set()).add(name);
+    }
+  }
+  return out;
+}
+
+export interface ForwardInfo {
+  /** Client address as seen by the balancer. */
+  readonly clientIp: string;
+  /** Whether the client is a trusted proxy (its X-Forwarded-* are kept). */
+  readonly trusted: boolean;
+  /** 'http' | 'https' of the client connection. */
+  readonly proto: string;
+  /** Host header the client sent. */
+  readonly host: string | undefined;
+  /** Keep the client's Host header for the member (ProxyPreserveHost). */
+  readonly preserveHost: boolean;
+}
+
+function formatForwardedFor(ip: string): string {
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+/**
+ * Builds the flat header list for the member from the client's raw headers.
+ * Returns [name, value, name, value, ...].
+ */
+export function requestHeadersForMember(rawHeaders: readonly string[], info: ForwardInfo, keepUpgrade = false): string[] {
+  let connection: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') (connection ??= []).push(rawHeaders[i + 1]!);
+  }
+  const listed = connection ? connectionTokens(connection) : undefined;
+  const out: string[] = [];
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let forwarded: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    const value = rawHeaders[i + 1]!;
+    if (HOP_BY_HOP.has(lower)) {
+      if (keepUpgrade && lower === 'upgrade') out.push(name, value);
+      continue;
+    }
+    if (listed?.has(lower)) continue;
+    if (FORWARDING.has(lower)) {
+      if (!info.trusted) continue;
+      if (lower === 'x-forwarded-for') xff = xff ? `${xff}, ${value}` : value;
+      else if (lower === 'x-forwarded-proto') xfProto ??= value;
+      else if (lower === 'x-forwarded-host') xfHost ??= value;
+      else if (lower === 'forwarded') forwarded = forwarded ? `${forwarded}, ${value}` : value;
+      else out.push(name, value);
+      continue;
+    }
+    if (lower === 'host' && !info.preserveHost) continue;
+    out.push(name, value);
+  }
+  if (keepUpgrade) out.push('connection', 'upgrade');
+  out.push('x-forwarded-for', xff ? `${xff}, ${info.clientIp}` : info.clientIp);
+  out.push('x-forwarded-proto', xfProto ?? info.proto);
+  const host = xfHost ?? info.host;
+  if (host !== undefined) out.push('x-forwarded-host', host);
+  let fwd = `for=${formatForwardedFor(info.clientIp)};proto=${info.proto}`;
+  if (info.host !== undefined && /^[A-Za-z0-9.:\[\]-]+$/.test(info.host)) fwd += `;host=${info.host.includes(':') ? `"${info.host}"` : info.host}`;
+  out.push('forwarded', forwarded ? `${forwarded}, ${fwd}` : fwd);
+  return out;
+}
+
+export interface ReverseRule {
+  /** The member's origin + upstream path prefix, e.g. "http://127.0.0.1:8081/examples". */
+  readonly memberPrefixes: readonly string[];
+  /** The balancer's own path prefix for this mount, e.g. "/examples". */
+  readonly mountPath: string;
+  readonly upstreamPath: string;
+}
+
+const REWRITE_URL_HEADERS = new Set(['location', 'content-location', 'uri']);
+
+/**
+ * Builds the client's response headers from the member's raw headers:
+ * hop-by-hop removed, Location/Content-Location/URI and Set-Cookie paths
+ * rewritten (ProxyPassReverse / ProxyPassReverseCookiePath).
+ * `origin` is the balancer origin as the client sees it ("http://host").
+ */
+export function responseHeadersForClient(raw: readonly Buffer[] | readonly string[], rule: ReverseRule | undefined, origin: string | undefined): string[] {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === 10 && n.toString().toLowerCase() === 'connection') {
+      const t = connectionTokens([raw[i + 1]!.toString()]);
+      if (t) for (const x of t) (listed ??= new Set()).add(x);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString();
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) continue;
+    let value = raw[i + 1]!.toString('latin1' as never);
+    if (rule !== undefined) {
+      if (REWRITE_URL_HEADERS.has(lower)) value = rewriteUrl(value, rule, origin);
+      else if (lower === 'set-cookie') value = rewriteCookiePath(value, rule);
+    }
+    out.push(name, value);
+  }
+  return out;
+}
+
+/** ProxyPassReverse: a member URL under the upstream path becomes the balancer URL under the mount path. */
+export function rewriteUrl(value: string, rule: ReverseRule, origin: string | undefined): string {
+  for (const prefix of rule.memberPrefixes) {
+    if (value.startsWith(prefix)) {
+      const rest = value.slice(prefix.length);
+      if (rest !== '' && rest[0] !== '/' && rest[0] !== '?' && rest[0] !== '#' && !prefix.endsWith('/')) continue;
+      return `${origin ?? ''}${joinPath(rule.mountPath, rest)}`;
+    }
+  }
+  // A path-absolute Location under the upstream path.
+  if (value.startsWith('/') && !value.startsWith('//') && rule.upstreamPath !== rule.mountPath && underPath(value, rule.upstreamPath)) {
+    return joinPath(rule.mountPath, value.slice(rule.upstreamPath.replace(/\/$/, '').length));
+  }
+  return value;
+}
+
+/** ProxyPassReverseCookiePath: Path=/upstream… becomes Path=/mount…. */
+export function rewriteCookiePath(value: string, rule: ReverseRule): string {
+  if (rule.upstreamPath === rule.mountPath) return value;
+  return value.replace(/(;\s*path=)([^;]*)/i, (all, lead: string, path: string) => {
+    const p = path.trim();
+    if (!underPath(p, rule.upstreamPath)) return all;
+    return `${lead}${joinPath(rule.mountPath, p.slice(rule.upstreamPath.replace(/\/$/, '').length)) || '/'}`;
+  });
+}
+
+function underPath(path: string, prefix: string): boolean {
+  const p = prefix.replace(/\/$/, '');
+  if (p === '') return true;
+  return path === p || path.startsWith(`${p}/`) || path.startsWith(`${p}?`) || path.startsWith(`${p};`);
+}
+
+function joinPath(base: string, rest: string): string {
+  const b = base.replace(/\/$/, '');
+  if (rest === '') return b === '' ? '/' : b;
+  if (rest[0] === '/') return `${b}${rest}`;
+  return `${b}/${rest}`;
+}

@@ -1,0 +1,67 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Checks that Node's parser (llhttp, strict mode) leaves to us: framing that
+ * two HTTP implementations could read differently must never be forwarded.
+ * Returns undefined when the request may be forwarded, or the status and
+ * reason to refuse it with.
+ */
+export interface Rejection {
+  readonly status: 400 | 414 | 501 | 405;
+  readonly reason: string;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+export function validateRequest(req: IncomingMessage, maxUrlLength: number): Rejection | undefined {
+  const url = req.url ?? '';
+  if (url.length > maxUrlLength) return { status: 414, reason: `request target longer than ${maxUrlLength} bytes` };
+  if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported (not a forward proxy)' };
+  if (url === '' || (url[0] !== '/' && !(url === '*' && req.method === 'OPTIONS') && !/^https?:\/\//i.test(url))) {
+    return { status: 400, reason: 'invalid request target' };
+  }
+  const raw = req.rawHeaders;
+  let cl: string | undefined;
+  let clCount = 0;
+  let te: string | undefined;
+  let teCount = 0;
+  let hostCount = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (!TOKEN.test(name)) return { status: 400, reason: 'invalid header name' };
+    if (!FIELD_VALUE.test(value)) return { status: 400, reason: `invalid characters in header ${name}` };
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') hostCount++;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          clCount++;
+          cl = value;
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') {
+          teCount++;
+          te = value;
+        }
+        break;
+    }
+  }
+  if (hostCount > 1) return { status: 400, reason: 'more than one Host header' };
+  if (clCount > 1) return { status: 400, reason: 'more than one Content-Length header' };
+  if (cl !== undefined && !/^\d{1,15}$/.test(cl.trim())) return { status: 400, reason: 'invalid Content-Length' };
+  if (teCount > 0) {
+    if (cl !== undefined) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
+    if (teCount > 1 || te!.trim().toLowerCase() !== 'chunked') return { status: 501, reason: `unsupported Transfer-Encoding "${te}"` };
+  }
+  return undefined;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+export function isIdempotent(method: string): boolean {
+  return IDEMPOTENT.has(method);
+}
