@@ -99,6 +99,8 @@ export class Member {
   transferred = 0;
   /** Smoothed response-head latency in ms; undefined until measured. */
   latencyEwma: number | undefined;
+  /** Monotonic ms of the last latency sample. */
+  latencyAt = 0;
 
   readonly counters: MemberCounters = { requests: 0, errors: 0, bytesOut: 0, bytesIn: 0, retries: 0 };
 
@@ -227,7 +229,8 @@ export class Member {
     this.transition(MemberHealth.Ok, { source: 'operator', message: 'reset by operator', since: now, sinceWall: wall });
   }
 
-  recordLatency(ms: number): void {
+  recordLatency(ms: number, now = 0): void {
+    this.latencyAt = now;
     this.latencyEwma = this.latencyEwma === undefined ? ms : this.latencyEwma + EWMA_ALPHA * (ms - this.latencyEwma);
   }
 

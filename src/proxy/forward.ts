@@ -105,7 +105,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const now = this.proxy.deps.clock.now();
     this.upstreamMs = now - this.attemptStartedAt;
     const member = this.member!;
-    member.recordLatency(this.upstreamMs);
+    member.recordLatency(this.upstreamMs, now);
     const balancer = this.mount.balancer;
     const failed = balancer.observeStatus(member, statusCode, now, Date.now());
     if (failed && this.canRetry()) {

@@ -9,6 +9,9 @@ import type { LbContext, LbMethod } from './method.js';
  * explored. A slow member keeps a share proportional to how fast it is,
  * instead of an equal share that fills its queue and the p99.
  */
+/** ms after which a latency sample counts half. */
+const LATENCY_HALF_LIFE_MS = 5_000;
+
 export const bylatency: LbMethod = {
   name: 'bylatency',
   pick(candidates: readonly Member[], ctx: LbContext): Member {
@@ -18,10 +21,18 @@ export const bylatency: LbMethod = {
     let floor = Number.POSITIVE_INFINITY;
     for (const m of candidates) if (m.latencyEwma !== undefined && m.latencyEwma < floor) floor = m.latencyEwma;
     if (floor === Number.POSITIVE_INFINITY) floor = 1;
-    const cost = (m: Member) => ((m.latencyEwma ?? floor) + 0.05) * (m.busy + 1) / m.effectiveWeight(ctx.now, ctx.slowstartMs);
+    // A member's excess latency fades with the age of its last sample, so a
+    // member that was slow is probed again once its record is old.
+    const latency = (m: Member) => {
+      if (m.latencyEwma === undefined) return floor;
+      const age = ctx.now - m.latencyAt;
+      return age <= 0 ? m.latencyEwma : floor + (m.latencyEwma - floor) * Math.pow(0.5, age / LATENCY_HALF_LIFE_MS);
+    };
+    const cost = (m: Member) => (latency(m) + 0.05) * (m.busy + 1) / m.effectiveWeight(ctx.now, ctx.slowstartMs);
     const ca = cost(a);
     const cb = cost(b);
-    if (ca === cb) return ctx.random() < 0.5 ? a : b;
+    // Costs within 10% of each other are a tie: spread rather than herd.
+    if (Math.abs(ca - cb) <= 0.1 * Math.max(ca, cb)) return ctx.random() < 0.5 ? a : b;
     return ca < cb ? a : b;
   },
 };
