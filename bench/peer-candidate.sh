@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Candidate command for ../shared/bench/peers/run.sh: runs `cohort balancer` in
+# quick mode on $PORT over $BACKENDS (host:port,host:port), byrequests,
+# with Cohort's defaults (sticky parsing, health state, metrics) and no access log.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+args=()
+i=1
+IFS=',' read -ra bs <<< "$BACKENDS"
+for b in "${bs[@]}"; do args+=(--member "b$i=http://$b"); i=$((i+1)); done
+exec node "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --no-access-log --log-level warn
