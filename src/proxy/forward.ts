@@ -218,9 +218,22 @@ export class RequestProxy {
 
   constructor(readonly deps: ProxyDeps) {}
 
+  /** ProxyPassReverse rules per mount, rebuilt when members change (setMounts is called then). */
+  private reverseRules = new Map<Mount, ReverseRule>();
+
   setMounts(mounts: readonly Mount[]): void {
     // Longest path first, so /examples/x wins over /examples and /.
     this.mounts = [...mounts].sort((a, b) => b.path.length - a.path.length);
+    this.reverseRules = new Map();
+  }
+
+  private reverseRule(mount: Mount): ReverseRule {
+    let rule = this.reverseRules.get(mount);
+    if (rule === undefined) {
+      rule = reverseRuleFor(mount);
+      this.reverseRules.set(mount, rule);
+    }
+    return rule;
   }
 
   matchMount(path: string): Mount | undefined {
@@ -272,7 +285,7 @@ export class RequestProxy {
       host: req.headers.host,
       preserveHost: mount.preserveHost,
     });
-    if (mount.reverse) ex.reverse = reverseRuleFor(mount);
+    if (mount.reverse) ex.reverse = this.reverseRule(mount);
     const cl = req.headers['content-length'];
     ex.hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
     res.on('close', () => {
