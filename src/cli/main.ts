@@ -2,7 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { CohortError, ConfigError } from '../errors.js';
 import { runBalancer } from './balancer-command.js';
 import { runDemo } from './demo-command.js';
-import { loadBalancerConfig } from '../config/load.js';
+import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { stringify as toYaml } from 'yaml';
+import { importHttpd } from '../import/httpd.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -33,6 +36,27 @@ export function buildProgram(): Command {
     .action((file: string) => {
       loadBalancerConfig(file);
       process.stdout.write(`${file}: ok\n`);
+    });
+
+  program
+    .command('import-httpd')
+    .description("convert an httpd mod_proxy_balancer configuration into Cohort's YAML (warnings on stderr)")
+    .argument('<file>', 'httpd configuration file')
+    .option('-o, --output <file>', 'write the YAML here instead of stdout')
+    .action((file: string, opts: { output?: string }) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+      }
+      const { config, warnings } = importHttpd(text, file);
+      // The result must be a valid Cohort configuration.
+      parseBalancerConfig(config, `${file} (converted)`);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      const yaml = `# Converted from ${file} by cohort import-httpd\n${toYaml(config)}`;
+      if (opts.output) writeFileSync(opts.output, yaml);
+      else process.stdout.write(yaml);
     });
 
   program

@@ -1,0 +1,256 @@
+/**
+ * `cohort import-httpd`: converts an httpd mod_proxy_balancer configuration
+ * (the httpd + Tomcat tutorial kind) into Cohort's balancer configuration.
+ * Pure: text in, a config object and warnings out. What can't be mapped, or
+ * is deliberately not copied (an unauthenticated balancer-manager), becomes a
+ * warning that names the line.
+ */
+
+export interface ImportResult {
+  readonly config: Record<string, unknown>;
+  readonly warnings: readonly string[];
+}
+
+interface MemberOut {
+  url: string;
+  route?: string;
+  loadfactor?: number;
+  max?: number;
+  retry?: number;
+  lbset?: number;
+  status?: string[];
+}
+
+interface BalancerOut {
+  name: string;
+  method?: string;
+  stickysession?: string;
+  stickysessionsep?: string;
+  nofailover?: boolean;
+  maxattempts?: number;
+  timeout?: number;
+  failonstatus?: number[];
+  forcerecovery?: boolean;
+  members: MemberOut[];
+}
+
+/** Splits a directive line into words, honouring double quotes. */
+function words(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line)) !== null) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  return out;
+}
+
+function params(ws: readonly string[]): Map<string, string> {
+  const p = new Map<string, string>();
+  for (const w of ws) {
+    const eq = w.indexOf('=');
+    if (eq > 0) p.set(w.slice(0, eq).toLowerCase(), w.slice(eq + 1));
+  }
+  return p;
+}
+
+const onOff = (v: string) => /^on$/i.test(v);
+
+const STATUS_FLAGS: Record<string, string | undefined> = { D: 'disabled', S: 'stopped', N: 'drain', H: 'hot-standby', I: 'ignore-errors', R: 'hot-standby' };
+
+export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
+  const warnings: string[] = [];
+  const warn = (line: number, msg: string) => warnings.push(`${file}:${line}: ${msg}`);
+  const balancers = new Map<string, BalancerOut>();
+  const mounts: Record<string, unknown>[] = [];
+  const listen: string[] = [];
+  const getBalancer = (url: string): BalancerOut | undefined => {
+    const m = /^balancer:\/\/([^/]+)/i.exec(url);
+    if (!m) return undefined;
+    const name = m[1]!.replace(/[^A-Za-z0-9_.-]/g, '_');
+    let b = balancers.get(name);
+    if (!b) {
+      b = { name, members: [] };
+      balancers.set(name, b);
+    }
+    return b;
+  };
+  const applyBalancerParams = (b: BalancerOut, p: Map<string, string>, line: number) => {
+    for (const [k, v] of p) {
+      switch (k) {
+        case 'lbmethod':
+          if (['byrequests', 'bytraffic', 'bybusyness'].includes(v)) b.method = v;
+          else warn(line, `lbmethod=${v} has no Cohort equivalent; using byrequests (Cohort also offers bylatency)`);
+          break;
+        case 'stickysession': b.stickysession = v; break;
+        case 'stickysessionsep': b.stickysessionsep = v.replace(/^"|"$/g, ''); break;
+        case 'nofailover': b.nofailover = onOff(v); break;
+        case 'maxattempts': b.maxattempts = Number(v); break;
+        case 'timeout': b.timeout = Number(v); break;
+        case 'forcerecovery': b.forcerecovery = onOff(v); break;
+        case 'failonstatus': b.failonstatus = v.split(',').map((x) => Number(x.trim())).filter((n) => n >= 100 && n <= 599); break;
+        case 'scolonpathdelim':
+          if (!onOff(v)) warn(line, 'scolonpathdelim=Off: Cohort always reads the ;jsessionid= path parameter');
+          break;
+        case 'growth': warn(line, 'growth: not needed, members can be added at runtime without reserved slots'); break;
+        default: warn(line, `${k}=${v}: not mapped`);
+      }
+    }
+  };
+
+  let inProxy: BalancerOut | undefined;
+  let inLocation: { path: string; line: number; manager: boolean; open: boolean } | undefined;
+  const lines = text.split(/\r?\n/);
+  // Join continuation lines (trailing backslash) while keeping the first line number.
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    let line = lines[i]!;
+    while (line.endsWith('\\') && i + 1 < lines.length) line = line.slice(0, -1) + ' ' + lines[++i]!;
+    line = line.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const ws = words(line);
+    const d = ws[0]!.toLowerCase();
+    if (d === '<proxy' || d === '<proxymatch') {
+      const target = ws[1]?.replace(/>$/, '') ?? '';
+      inProxy = getBalancer(target);
+      if (!inProxy) warn(lineNo, `<Proxy ${target}> is not a balancer:// block; skipped`);
+      continue;
+    }
+    if (d === '</proxy>' || d === '</proxymatch>') {
+      inProxy = undefined;
+      continue;
+    }
+    if (d === '<location') {
+      inLocation = { path: (ws[1] ?? '').replace(/>$/, ''), line: lineNo, manager: false, open: false };
+      continue;
+    }
+    if (d === '</location>') {
+      if (inLocation?.manager) {
+        warn(inLocation.line, `<Location ${inLocation.path}> balancer-manager${inLocation.open ? ' was open to everyone' : ''}: Cohort's manager requires authentication and CSRF tokens; it is not copied open (see docs/manager.md)`);
+      }
+      inLocation = undefined;
+      continue;
+    }
+    if (inLocation) {
+      if (d === 'sethandler' && /balancer-manager/i.test(ws[1] ?? '')) inLocation.manager = true;
+      else if ((d === 'allow' && /all/i.test(line)) || (d === 'require' && /all\s+granted/i.test(line))) inLocation.open = true;
+      continue;
+    }
+    switch (d) {
+      case 'balancermember': {
+        let rest = ws.slice(1);
+        let b = inProxy;
+        if (rest[0] && /^balancer:\/\//i.test(rest[0])) {
+          b = getBalancer(rest[0]);
+          rest = rest.slice(1);
+        }
+        if (!b) {
+          warn(lineNo, 'BalancerMember outside a <Proxy balancer://…> block; skipped');
+          break;
+        }
+        const url = rest[0] ?? '';
+        if (!/^https?:\/\//i.test(url)) {
+          warn(lineNo, `BalancerMember ${url}: only http:// and https:// members are supported (ajp:// → use the member's HTTP connector); skipped`);
+          break;
+        }
+        const u = new URL(url);
+        if (u.pathname !== '/' && u.pathname !== '') warn(lineNo, `BalancerMember ${url}: the path ${u.pathname} is dropped; use the mount's upstream path`);
+        const m: MemberOut = { url: `${u.protocol}//${u.host}` };
+        for (const [k, v] of params(rest.slice(1))) {
+          switch (k) {
+            case 'route': m.route = v; break;
+            case 'loadfactor': m.loadfactor = Math.max(1, Math.min(100, Math.round(Number(v)))); break;
+            case 'max': m.max = Number(v); break;
+            case 'retry': m.retry = Number(v); break;
+            case 'lbset': m.lbset = Number(v); break;
+            case 'status': {
+              const flags: string[] = [];
+              for (const ch of v.replace(/^[+-]/, '').toUpperCase()) {
+                const f = STATUS_FLAGS[ch];
+                if (f) {
+                  if (!flags.includes(f)) flags.push(f);
+                  if (ch === 'R') warn(lineNo, 'status=R (hot spare) is mapped to hot-standby');
+                } else warn(lineNo, `status flag ${ch} is not mapped`);
+              }
+              if (v.startsWith('-')) warn(lineNo, `status=${v}: clearing flags has no meaning in a fresh config; ignored`);
+              else m.status = flags;
+              break;
+            }
+            case 'smax': case 'ttl': case 'min':
+              warn(lineNo, `${k}=${v}: Cohort keeps idle connections for timeouts.keepalive; not mapped`);
+              break;
+            case 'timeout': case 'connectiontimeout':
+              warn(lineNo, `${k}=${v}: per-member timeouts are global in Cohort (timeouts.connect / timeouts.firstbyte); not mapped`);
+              break;
+            case 'redirect':
+              warn(lineNo, `redirect=${v}: Cohort fails over within the same lbset first; not mapped`);
+              break;
+            default: warn(lineNo, `${k}=${v}: not mapped`);
+          }
+        }
+        b.members.push(m);
+        break;
+      }
+      case 'proxyset': {
+        let b = inProxy;
+        let rest = ws.slice(1);
+        if (rest[0] && /^balancer:\/\//i.test(rest[0])) {
+          b = getBalancer(rest[0]);
+          rest = rest.slice(1);
+        }
+        if (!b) warn(lineNo, 'ProxySet outside a balancer; skipped');
+        else applyBalancerParams(b, params(rest), lineNo);
+        break;
+      }
+      case 'proxypass': {
+        const path = ws[1] ?? '';
+        const target = ws[2] ?? '';
+        if (target === '!') {
+          warn(lineNo, `ProxyPass ${path} !: exclusions are not needed (the manager has its own path or listener); skipped`);
+          break;
+        }
+        const b = getBalancer(target);
+        if (!b) {
+          warn(lineNo, `ProxyPass ${path} ${target}: only balancer:// targets are imported; skipped`);
+          break;
+        }
+        const upstream = target.replace(/^balancer:\/\/[^/]+/i, '') || '/';
+        applyBalancerParams(b, params(ws.slice(3)), lineNo);
+        mounts.push({ path, balancer: b.name, upstream });
+        break;
+      }
+      case 'proxypassreverse':
+      case 'proxypassreversecookiepath':
+        // Cohort rewrites Location/Set-Cookie paths for every mount by default.
+        break;
+      case 'listen': {
+        const a = ws[1] ?? '';
+        if (/^\d+$/.test(a)) {
+          listen.push(`127.0.0.1:${a}`);
+          warn(lineNo, `Listen ${a} (all interfaces) becomes 127.0.0.1:${a}: Cohort listens beyond loopback only when told (use 0.0.0.0:${a})`);
+        } else listen.push(a);
+        break;
+      }
+      case 'header':
+        if (/BALANCER_ROUTE_CHANGED|BALANCER_WORKER_ROUTE/.test(line)) {
+          warn(lineNo, 'a ROUTEID cookie set from BALANCER_WORKER_ROUTE is not needed: Cohort nodes put the route in the session id and rewrite it on take-over');
+        } else warn(lineNo, `${ws[0]}: not mapped`);
+        break;
+      case 'proxyrequests':
+        if (onOff(ws[1] ?? '')) warn(lineNo, 'ProxyRequests On (a forward proxy) is never copied: Cohort is a reverse proxy only');
+        break;
+      case 'proxypreservehost':
+        if (onOff(ws[1] ?? '')) warn(lineNo, 'ProxyPreserveHost On: not mapped; members receive X-Forwarded-Host and Forwarded');
+        break;
+      case 'balancerpersist':
+        break;
+      default:
+        if (/^proxy|^balancer/i.test(d)) warn(lineNo, `${ws[0]}: not mapped`);
+    }
+  }
+  for (const b of balancers.values()) if (b.members.length === 0) warnings.push(`${file}: balancer ${b.name} has no members`);
+  const config: Record<string, unknown> = {
+    listen: listen.length === 0 ? '127.0.0.1:8080' : listen.length === 1 ? listen[0] : listen,
+    balancers: [...balancers.values()],
+  };
+  if (mounts.length > 0) config.mounts = mounts;
+  return { config, warnings };
+}
