@@ -47,6 +47,8 @@ export interface FinishedExchange {
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTDOWN', 'ECONNABORTED']);
 /** The member's connection died under the request: the member is probably down. */
 const RESET_ERRORS = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
+/** The member accepted the request but sent no response head in time: it is stuck or overloaded. */
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT']);
 
 const EMPTY_EXCLUDE: ReadonlySet<Member> = new Set();
 
@@ -108,7 +110,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     member.recordLatency(this.upstreamMs);
     const balancer = this.mount.balancer;
     const failed = balancer.observeStatus(member, statusCode, now, Date.now());
-    if (failed && this.canRetry()) {
+    if (failed && this.canRetry(true)) {
       // failonstatus: drop this answer and try another member.
       this.abort?.(new RetryableStatus(statusCode));
       return false;
@@ -141,12 +143,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.proxy.attemptFailed(this, err);
   }
 
-  canRetry(): boolean {
+  /**
+   * May this request be sent to another member? Only when nothing of the
+   * response went out, the body can be sent again, and — when the failed
+   * member may have acted on it (`reachedMember`: reset, timeout, status) —
+   * the method is idempotent or there was no body. Then within the budget.
+   */
+  canRetry(reachedMember: boolean): boolean {
     if (this.res.headersSent || this.done) return false;
     const balancer = this.mount.balancer;
     if (this.attempts > balancer.maxattempts) return false;
-    const safe = !this.hasBody || this.bodyBuffered || !this.req.readableDidRead;
-    if (!safe) return false;
+    const replayable = !this.hasBody || this.bodyBuffered || !this.req.readableDidRead;
+    if (!replayable) return false;
+    if (reachedMember && this.hasBody && !isIdempotent(this.req.method ?? '')) return false;
     return balancer.retryBudget.tryRetry(this.proxy.deps.clock.now());
   }
 
@@ -366,8 +375,9 @@ export class RequestProxy {
       ex.mount.balancer.release(member);
       ex.lastMember = member;
       ex.member = undefined;
-      if (CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code)) {
-        member.markError(CONNECT_ERRORS.has(code) ? 'connect' : 'reset', `${code}: ${err.message}`, now, Date.now());
+      if (CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code)) {
+        const source = CONNECT_ERRORS.has(code) ? 'connect' : TIMEOUT_ERRORS.has(code) ? 'timeout' : 'reset';
+        member.markError(source, `${code}: ${err.message}`, now, Date.now());
       }
       ex.explainParts?.push(`${member.route} failed: ${code}`);
     }
@@ -378,8 +388,8 @@ export class RequestProxy {
       ex.finish();
       return;
     }
-    const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code);
-    if (retryable && member !== undefined && ex.canRetry()) {
+    const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code);
+    if (retryable && member !== undefined && ex.canRetry(!CONNECT_ERRORS.has(code))) {
       (ex.exclude ??= new Set()).add(member);
       member.counters.retries++;
       this.deps.log.info({ member: member.route, code, attempt: ex.attempts }, 'retrying on another member');
@@ -390,7 +400,12 @@ export class RequestProxy {
       this.fail(ex, 503, `member ${member?.route} answered ${(err as RetryableStatus).status} (failonstatus) and no retry was possible`, true);
       return;
     }
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED') {
+      // Like httpd: a member that could not be reached at all makes the service unavailable, not the gateway broken.
+      this.fail(ex, 503, `member ${member?.route ?? '?'} could not be reached (${code}) and no other member was available`, true);
+      return;
+    }
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
       this.fail(ex, 504, `member ${member?.route ?? '?'} did not answer in time (${code})`);
       return;
     }
