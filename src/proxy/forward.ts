@@ -180,6 +180,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    this.proxy.next(this.req.socket);
     const member = this.member;
     const deps = this.proxy.deps;
     if (member !== undefined) {
@@ -224,6 +225,13 @@ class RetryableStatus extends Error {
  */
 export class RequestProxy {
   private mounts: Mount[] = [];
+  /**
+   * Client connections with an exchange in progress, and the pipelined
+   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
+   * not all safe must not be processed in parallel, so one connection's
+   * requests reach members one after another, in order.
+   */
+  private readonly inFlight = new WeakMap<object, (() => void)[]>();
 
   constructor(readonly deps: ProxyDeps) {}
 
@@ -242,10 +250,33 @@ export class RequestProxy {
 
   /** Entry point for a request; `proto` is the client connection's scheme. */
   handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
+    const queue = this.inFlight.get(req.socket);
+    if (queue !== undefined) {
+      queue.push(() => {
+        if (req.socket.destroyed) this.next(req.socket);
+        else this.handleNow(req, res, proto, expectContinue);
+      });
+      return;
+    }
+    this.inFlight.set(req.socket, []);
+    this.handleNow(req, res, proto, expectContinue);
+  }
+
+  /** The exchange on `socket` is over: start the next pipelined request, if any. */
+  next(socket: object): void {
+    const queue = this.inFlight.get(socket);
+    if (queue === undefined) return;
+    const run = queue.shift();
+    if (run === undefined) this.inFlight.delete(socket);
+    else run();
+  }
+
+  private handleNow(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue: boolean): void {
     const rejection = validateRequest(req, this.deps.maxUrlLength);
     if (rejection !== undefined) {
       this.deps.log.info({ client: req.socket.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
       respondPlain(res, rejection.status, `${rejection.reason}\n`, true);
+      this.next(req.socket);
       return;
     }
     let target = req.url!;
@@ -258,6 +289,7 @@ export class RequestProxy {
           target = `${u.pathname}${u.search}`;
         } catch {
           respondPlain(res, 400, 'invalid request target\n', true);
+          this.next(req.socket);
           return;
         }
       }
@@ -265,6 +297,7 @@ export class RequestProxy {
     const mount = this.matchMount(target);
     if (mount === undefined) {
       respondPlain(res, 404, 'no balancer is mounted at this path\n', false);
+      this.next(req.socket);
       return;
     }
     const ex = new Exchange(this, req, res, mount);
