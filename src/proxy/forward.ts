@@ -210,6 +210,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   lastMember: Member | undefined;
+  /** The answer for the previous failed attempt, used when no other member can be tried. */
+  lastFailure: { readonly status: number; readonly detail: string; readonly retryAfter: boolean } | undefined;
 }
 
 class RetryableStatus extends Error {
@@ -358,7 +360,9 @@ export class RequestProxy {
     }
     ex.decision = d;
     if (d.kind !== 'pick') {
-      this.fail(ex, 503, d.detail, true);
+      const last = ex.lastFailure;
+      if (last !== undefined) this.fail(ex, last.status, `${last.detail}; no other member: ${d.detail}`, last.retryAfter);
+      else this.fail(ex, 503, d.detail, true);
       return;
     }
     const member = d.member;
@@ -421,32 +425,18 @@ export class RequestProxy {
       ex.finish();
       return;
     }
+    const answer = failureAnswer(code, member?.route ?? '?', err);
     const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code);
     if (retryable && member !== undefined && ex.canRetry(!CONNECT_ERRORS.has(code))) {
       (ex.exclude ??= new Set()).add(member);
       member.counters.retries++;
+      // If no other member can take it, the client gets this failure's answer, not a bare "no member".
+      ex.lastFailure = answer;
       this.deps.log.info({ member: member.route, code, attempt: ex.attempts }, 'retrying on another member');
       this.attempt(ex);
       return;
     }
-    if (code === 'COHORT_FAILONSTATUS') {
-      this.fail(ex, 503, `member ${member?.route} answered ${(err as RetryableStatus).status} (failonstatus) and no retry was possible`, true);
-      return;
-    }
-    if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED') {
-      // Like httpd: a member that could not be reached at all makes the service unavailable, not the gateway broken.
-      this.fail(ex, 503, `member ${member?.route ?? '?'} could not be reached (${code}) and no other member was available`, true);
-      return;
-    }
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      this.fail(ex, 504, `member ${member?.route ?? '?'} did not answer in time (${code})`);
-      return;
-    }
-    if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-      this.fail(ex, 400, 'request body did not match its Content-Length');
-      return;
-    }
-    this.fail(ex, 502, `member ${member?.route ?? '?'} failed: ${code}`);
+    this.fail(ex, answer.status, answer.detail, answer.retryAfter);
   }
 
   private fail(ex: Exchange, status: number, detail: string, retryAfter = false): void {
@@ -459,6 +449,28 @@ export class RequestProxy {
     respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded, headers);
     ex.finish();
   }
+}
+
+interface FailureAnswer {
+  readonly status: number;
+  readonly detail: string;
+  readonly retryAfter: boolean;
+}
+
+/** What the client is told when an attempt failed before any response byte and no retry follows. */
+function failureAnswer(code: string, route: string, err: Error): FailureAnswer {
+  if (err instanceof RetryableStatus) {
+    return { status: 503, detail: `member ${route} answered ${err.status} (failonstatus) and no retry was possible`, retryAfter: true };
+  }
+  // Like httpd: a member that could not be reached at all makes the service unavailable, not the gateway broken.
+  if (code === 'ECONNREFUSED') return { status: 503, detail: `member ${route} could not be reached (${code}) and no other member was available`, retryAfter: true };
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { status: 504, detail: `member ${route} did not answer in time (${code})`, retryAfter: false };
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return { status: 400, detail: 'request body did not match its Content-Length', retryAfter: false };
+  }
+  return { status: 502, detail: `member ${route} failed: ${code}`, retryAfter: false };
 }
 
 function statusText(status: number): string {

@@ -103,6 +103,12 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
     else if (path.endsWith('/hangup')) mode = { kind: 'hangup' };
     else if (path.endsWith('/malformed')) mode = { kind: 'malformed' };
     else if (path.endsWith('/reset')) mode = { kind: 'reset' };
+    else if (path.endsWith('/stall')) {
+      // Head and part of the body, then nothing (idle mid-body).
+      res.writeHead(200, { 'content-length': '1000', 'x-backend': name });
+      res.write('partial');
+      return;
+    }
     else if (prev === 'status') mode = { kind: 'status', status: Number(last) };
     else if (prev === 'slow') mode = { kind: 'slow', ms: Number(last) };
     req.on('data', (c: Buffer) => {
@@ -189,7 +195,7 @@ export function streamBytes(res: http.ServerResponse, n: number, name: string): 
 }
 
 /** A TCP server that accepts connections and never writes a byte (first-byte / TLS-handshake stalls). */
-export async function startSilentServer(): Promise<{ port: number; accepted: () => number; received: () => string; close: () => Promise<void> }> {
+export async function startSilentServer(): Promise<{ port: number; accepted: () => number; open: () => number; received: () => string; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   let count = 0;
   let data = '';
@@ -205,6 +211,7 @@ export async function startSilentServer(): Promise<{ port: number; accepted: () 
   return {
     port: (server.address() as net.AddressInfo).port,
     accepted: () => count,
+    open: () => sockets.size,
     received: () => data,
     close: async () => {
       for (const s of sockets) s.destroy();
