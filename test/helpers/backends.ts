@@ -39,6 +39,9 @@ export interface Backend {
   /** Every request the backend received (head and up to 64 KiB of body). */
   readonly seen: Seen[];
   mode: Mode;
+  /** Requests in progress now, and the most ever in progress at once (health checks excluded). */
+  active: number;
+  maxActive: number;
   /** Closes the listening port (connections refused) and every open socket. */
   refuse(): Promise<void>;
   /** Listens again on the same port. */
@@ -78,6 +81,8 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
     url: '',
     seen,
     mode: { kind: 'ok' },
+    active: 0,
+    maxActive: 0,
     refuse: async () => {
       await new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();
@@ -93,7 +98,18 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   };
   function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const entry: Seen = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, bodyBytes: 0, body: '' };
+    if (req.headers['user-agent'] === 'cohort-hcheck') {
+      // Health checks follow `mode` too, but are not logged as traffic.
+      req.resume();
+      if (b.mode.kind === 'status') res.writeHead(b.mode.status).end();
+      else if (b.mode.kind === 'hang') return;
+      else res.writeHead(200).end('ok');
+      return;
+    }
     seen.push(entry);
+    b.active++;
+    b.maxActive = Math.max(b.maxActive, b.active);
+    res.on('close', () => b.active--);
     const path = req.url!.split('?')[0]!;
     const segs = path.split('/');
     const last = segs[segs.length - 1]!;
