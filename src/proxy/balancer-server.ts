@@ -311,12 +311,19 @@ export class BalancerServer {
     this.closing ??= (async () => {
       for (const c of this.checkers.values()) c.close();
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-      for (const l of this.listeners) l.server.closeIdleConnections();
-      // Keep-alive connections that become idle later are closed by the server as responses finish
-      // (Node closes them once close() was called).
+      // Node closes only the keep-alive connections idle at close() time; one that finishes its
+      // in-flight response later would stay open until its keep-alive timeout and hold the exit up
+      // to the deadline. So close connections as they become idle.
+      const closeIdle = () => {
+        for (const l of this.listeners) l.server.closeIdleConnections();
+      };
+      closeIdle();
+      const sweeper = setInterval(closeIdle, 50);
+      sweeper.unref();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([closed, new Promise<void>((r) => { timer = setTimeout(r, deadlineMs); timer.unref(); })]);
       clearTimeout(timer);
+      clearInterval(sweeper);
       for (const s of this.sockets) s.destroy();
       await this.pools.close();
       this.log.info('balancer stopped');
