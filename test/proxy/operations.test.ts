@@ -57,11 +57,14 @@ function writeConfig(name: string, members: Record<string, unknown>[], extra: Re
 }
 
 describe('signals on a real `cohort balancer` process', () => {
-  test('SIGTERM: stops accepting, finishes the in-flight slow request, exits 0', async () => {
+  test('SIGTERM: stops accepting, finishes the in-flight slow request (on a keep-alive connection), exits 0 promptly', async () => {
     const tc1 = await startBackend('tc1');
     const cli = await startCli(writeConfig('term.yaml', [{ url: tc1.url, route: 'tc1' }]));
+    const agent = new http.Agent({ keepAlive: true });
     try {
-      const slow = request(`${cli.url}/slow/1200`);
+      // An idle keep-alive connection and a busy one.
+      assert.equal((await request(`${cli.url}/`, { agent })).status, 200);
+      const slow = request(`${cli.url}/slow/1200`, { agent: new http.Agent({ keepAlive: true }) });
       await until(() => tc1.active === 1, 5000, 'the slow request to reach the member');
       process.kill(cli.child.pid!, 'SIGTERM');
       // New connections are refused while the slow one finishes.
@@ -77,9 +80,13 @@ describe('signals on a real `cohort balancer` process', () => {
       const r = await slow;
       assert.equal(r.status, 200);
       assert.equal(r.body, 'tc1\n');
+      const t0 = Date.now();
       const { code } = await cli.exit;
       assert.equal(code, 0, cli.stderr());
+      // Well before the 30 s shutdown deadline: kept-alive connections do not hold the exit.
+      assert.ok(Date.now() - t0 < 5000, `exited ${Date.now() - t0} ms after the slow request finished`);
     } finally {
+      agent.destroy();
       kill(cli);
       await tc1.close();
     }
