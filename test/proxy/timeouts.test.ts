@@ -83,6 +83,24 @@ describe('timeouts', () => {
   });
 });
 
+test('a client that goes away mid-request frees the member slot and the member connection', async () => {
+  const member = await startBackend('tc1');
+  const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1', max: 1 }] }] });
+  try {
+    const req = http.get(`${bal.url}/slow/3000`, { agent: false });
+    req.on('error', () => {});
+    await until(() => member.active === 1, 3000, 'the request to reach the member');
+    req.destroy();
+    await until(() => member.active === 0, 3000, 'the member request to be aborted');
+    assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+    // max is 1: the slot is free again.
+    assert.equal((await request(`${bal.url}/`)).status, 200);
+  } finally {
+    await bal.close();
+    await member.close();
+  }
+});
+
 test('no leaked sockets: open fds return to their level after many failed and timed-out requests', async (t) => {
   const silent = await startSilentServer();
   const member = await startBackend('tc1');
