@@ -132,6 +132,27 @@ describe('unusual but valid requests are forwarded exactly once and unambiguousl
   });
 });
 
+describe('dot-segments cannot escape a mount (/app → upstream /examples)', () => {
+  const targets = ['/app/../secret', '/app/%2e%2e/secret', '/app/%2E%2E/secret', '/app/.%2e/secret', '/app/..;/secret', '/app/./../secret', '/public/..'];
+  for (const target of targets) {
+    test(target, async () => {
+      const m = await startBackend('m');
+      const b = await startBalancer({ balancers: [{ name: 'b', members: [{ url: m.url, route: 'm' }] }], mounts: [{ path: '/app', balancer: 'b', upstream: '/examples' }, { path: '/public', balancer: 'b' }] });
+      try {
+        const out = await rawExchange(b.port, `GET ${target} HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 800);
+        assert.equal(statuses(out)[0], 400);
+        assert.deepEqual(m.seen.map((s) => s.url), []);
+        // Dots inside names are fine.
+        assert.equal((await request(`${b.url}/app/v1.2/file..txt?x=../y`)).status, 200);
+        assert.deepEqual(m.seen.map((s) => s.url), ['/examples/v1.2/file..txt?x=../y']);
+      } finally {
+        await b.close();
+        await m.close();
+      }
+    });
+  }
+});
+
 test('a member that sends a malformed response costs only that client a 502', async () => {
   const seenBefore = backend.seen.length;
   const [bad, good1, good2] = await Promise.all([
