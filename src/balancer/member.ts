@@ -175,6 +175,9 @@ export class Member {
       return;
     }
     this.outUntil = now + this.retryMs;
+    // With health checks on, coming back takes `rise` passes counted from this failure,
+    // not passes banked before it (else a member that resets every request flaps back at once).
+    this.checkPasses = 0;
     this.transition(MemberHealth.Error, { source, message, since: now, sinceWall: wall });
   }
 

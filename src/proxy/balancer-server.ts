@@ -40,11 +40,18 @@ interface Listener {
 
 function poolSettings(cfg: BalancerConfig): PoolSettings {
   return {
+    ...upstreamTls(cfg),
     connectTimeoutMs: cfg.timeouts.connect * 1000,
     firstByteTimeoutMs: cfg.timeouts.firstbyte * 1000,
     idleTimeoutMs: cfg.timeouts.idle * 1000,
     keepAliveTimeoutMs: cfg.timeouts.keepalive * 1000,
     connections: cfg.limits.connections,
+  };
+}
+
+/** TLS settings for every connection to members: pools, health checks and WebSocket upgrades alike. */
+function upstreamTls(cfg: BalancerConfig): { rejectUnauthorized: boolean; ca: string | undefined } {
+  return {
     rejectUnauthorized: cfg.upstreamtls.rejectunauthorized,
     ca: cfg.upstreamtls.ca !== undefined ? readFileSync(cfg.upstreamtls.ca, 'utf8') : undefined,
   };
@@ -81,6 +88,8 @@ export class BalancerServer {
   private checkers = new Map<string, HealthChecker>();
   private closing: Promise<void> | undefined;
   private readonly sockets = new Set<net.Socket>();
+  /** Upstream TLS settings of the current config, read once (not per upgrade). */
+  private tls: { rejectUnauthorized: boolean; ca: string | undefined };
 
   constructor(
     private config: BalancerConfig,
@@ -91,6 +100,7 @@ export class BalancerServer {
     this.log = options.log ?? silentLogger();
     this.methods = options.methods ?? new MethodRegistry();
     this.pools = new PoolSet(poolSettings(config), options.poolFactory ?? undiciPoolFactory);
+    this.tls = upstreamTls(config);
     this.proxy = this.makeProxy(config);
     this.applyBalancers(config);
   }
@@ -158,7 +168,7 @@ export class BalancerServer {
     for (const b of this.balancers.values()) {
       let c = this.checkers.get(b.name);
       if (!c) {
-        c = new HealthChecker(b, this.clock, this.log, { rejectUnauthorized: this.config.upstreamtls.rejectunauthorized, ca: undefined });
+        c = new HealthChecker(b, this.clock, this.log, this.tls);
         this.checkers.set(b.name, c);
       }
       c.sync();
@@ -196,8 +206,7 @@ export class BalancerServer {
         isTrusted: trustMatcher(this.config.trustedproxies),
         maxUrlLength: this.config.limits.maxurllength,
         connectTimeoutMs: this.config.timeouts.connect * 1000,
-        rejectUnauthorized: this.config.upstreamtls.rejectunauthorized,
-        ca: undefined,
+        ...this.tls,
         matchMount: (p) => this.proxy.matchMount(p),
       }),
     );
@@ -261,6 +270,7 @@ export class BalancerServer {
   async reload(next: BalancerConfig): Promise<void> {
     this.config = next;
     this.pools.updateSettings(poolSettings(next));
+    this.tls = upstreamTls(next);
     this.proxy = this.makeProxy(next);
     this.applyBalancers(next);
     // Listeners: re-bind what changed.
@@ -301,12 +311,19 @@ export class BalancerServer {
     this.closing ??= (async () => {
       for (const c of this.checkers.values()) c.close();
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-      for (const l of this.listeners) l.server.closeIdleConnections();
-      // Keep-alive connections that become idle later are closed by the server as responses finish
-      // (Node closes them once close() was called).
+      // Node closes only the keep-alive connections idle at close() time; one that finishes its
+      // in-flight response later would stay open until its keep-alive timeout and hold the exit up
+      // to the deadline. So close connections as they become idle.
+      const closeIdle = () => {
+        for (const l of this.listeners) l.server.closeIdleConnections();
+      };
+      closeIdle();
+      const sweeper = setInterval(closeIdle, 50);
+      sweeper.unref();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([closed, new Promise<void>((r) => { timer = setTimeout(r, deadlineMs); timer.unref(); })]);
       clearTimeout(timer);
+      clearInterval(sweeper);
       for (const s of this.sockets) s.destroy();
       await this.pools.close();
       this.log.info('balancer stopped');

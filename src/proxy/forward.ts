@@ -47,6 +47,8 @@ export interface FinishedExchange {
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTDOWN', 'ECONNABORTED']);
 /** The member's connection died under the request: the member is probably down. */
 const RESET_ERRORS = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
+/** The member accepted the request but sent no response head in time: it is stuck or overloaded. */
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT']);
 
 const EMPTY_EXCLUDE: ReadonlySet<Member> = new Set();
 
@@ -108,7 +110,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     member.recordLatency(this.upstreamMs, now);
     const balancer = this.mount.balancer;
     const failed = balancer.observeStatus(member, statusCode, now, Date.now());
-    if (failed && this.canRetry()) {
+    if (failed && this.canRetry(true)) {
       // failonstatus: drop this answer and try another member.
       this.abort?.(new RetryableStatus(statusCode));
       return false;
@@ -141,12 +143,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.proxy.attemptFailed(this, err);
   }
 
-  canRetry(): boolean {
+  /**
+   * May this request be sent to another member? Only when nothing of the
+   * response went out, the body can be sent again, and — when the failed
+   * member may have acted on it (`reachedMember`: reset, timeout, status) —
+   * the method is idempotent or there was no body. Then within the budget.
+   */
+  canRetry(reachedMember: boolean): boolean {
     if (this.res.headersSent || this.done) return false;
     const balancer = this.mount.balancer;
     if (this.attempts > balancer.maxattempts) return false;
-    const safe = !this.hasBody || this.bodyBuffered || !this.req.readableDidRead;
-    if (!safe) return false;
+    const replayable = !this.hasBody || this.bodyBuffered || !this.req.readableDidRead;
+    if (!replayable) return false;
+    if (reachedMember && this.hasBody && !isIdempotent(this.req.method ?? '')) return false;
     return balancer.retryBudget.tryRetry(this.proxy.deps.clock.now());
   }
 
@@ -171,6 +180,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    this.proxy.next(this.req.socket);
     const member = this.member;
     const deps = this.proxy.deps;
     if (member !== undefined) {
@@ -200,6 +210,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   lastMember: Member | undefined;
+  /** The answer for the previous failed attempt, used when no other member can be tried. */
+  lastFailure: { readonly status: number; readonly detail: string; readonly retryAfter: boolean } | undefined;
 }
 
 class RetryableStatus extends Error {
@@ -215,6 +227,13 @@ class RetryableStatus extends Error {
  */
 export class RequestProxy {
   private mounts: Mount[] = [];
+  /**
+   * Client connections with an exchange in progress, and the pipelined
+   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
+   * not all safe must not be processed in parallel, so one connection's
+   * requests reach members one after another, in order.
+   */
+  private readonly inFlight = new WeakMap<object, (() => void)[]>();
 
   constructor(readonly deps: ProxyDeps) {}
 
@@ -246,10 +265,33 @@ export class RequestProxy {
 
   /** Entry point for a request; `proto` is the client connection's scheme. */
   handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
+    const queue = this.inFlight.get(req.socket);
+    if (queue !== undefined) {
+      queue.push(() => {
+        if (req.socket.destroyed) this.next(req.socket);
+        else this.handleNow(req, res, proto, expectContinue);
+      });
+      return;
+    }
+    this.inFlight.set(req.socket, []);
+    this.handleNow(req, res, proto, expectContinue);
+  }
+
+  /** The exchange on `socket` is over: start the next pipelined request, if any. */
+  next(socket: object): void {
+    const queue = this.inFlight.get(socket);
+    if (queue === undefined) return;
+    const run = queue.shift();
+    if (run === undefined) this.inFlight.delete(socket);
+    else run();
+  }
+
+  private handleNow(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue: boolean): void {
     const rejection = validateRequest(req, this.deps.maxUrlLength);
     if (rejection !== undefined) {
       this.deps.log.info({ client: req.socket.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
       respondPlain(res, rejection.status, `${rejection.reason}\n`, true);
+      this.next(req.socket);
       return;
     }
     let target = req.url!;
@@ -262,6 +304,7 @@ export class RequestProxy {
           target = `${u.pathname}${u.search}`;
         } catch {
           respondPlain(res, 400, 'invalid request target\n', true);
+          this.next(req.socket);
           return;
         }
       }
@@ -269,6 +312,7 @@ export class RequestProxy {
     const mount = this.matchMount(target);
     if (mount === undefined) {
       respondPlain(res, 404, 'no balancer is mounted at this path\n', false);
+      this.next(req.socket);
       return;
     }
     const ex = new Exchange(this, req, res, mount);
@@ -329,7 +373,9 @@ export class RequestProxy {
     }
     ex.decision = d;
     if (d.kind !== 'pick') {
-      this.fail(ex, 503, d.detail, true);
+      const last = ex.lastFailure;
+      if (last !== undefined) this.fail(ex, last.status, `${last.detail}; no other member: ${d.detail}`, last.retryAfter);
+      else this.fail(ex, 503, d.detail, true);
       return;
     }
     const member = d.member;
@@ -379,8 +425,9 @@ export class RequestProxy {
       ex.mount.balancer.release(member);
       ex.lastMember = member;
       ex.member = undefined;
-      if (CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code)) {
-        member.markError(CONNECT_ERRORS.has(code) ? 'connect' : 'reset', `${code}: ${err.message}`, now, Date.now());
+      if (CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code)) {
+        const source = CONNECT_ERRORS.has(code) ? 'connect' : TIMEOUT_ERRORS.has(code) ? 'timeout' : 'reset';
+        member.markError(source, `${code}: ${err.message}`, now, Date.now());
       }
       ex.explainParts?.push(`${member.route} failed: ${code}`);
     }
@@ -391,27 +438,18 @@ export class RequestProxy {
       ex.finish();
       return;
     }
-    const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code);
-    if (retryable && member !== undefined && ex.canRetry()) {
+    const answer = failureAnswer(code, member?.route ?? '?', err);
+    const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code);
+    if (retryable && member !== undefined && ex.canRetry(!CONNECT_ERRORS.has(code))) {
       (ex.exclude ??= new Set()).add(member);
       member.counters.retries++;
+      // If no other member can take it, the client gets this failure's answer, not a bare "no member".
+      ex.lastFailure = answer;
       this.deps.log.info({ member: member.route, code, attempt: ex.attempts }, 'retrying on another member');
       this.attempt(ex);
       return;
     }
-    if (code === 'COHORT_FAILONSTATUS') {
-      this.fail(ex, 503, `member ${member?.route} answered ${(err as RetryableStatus).status} (failonstatus) and no retry was possible`, true);
-      return;
-    }
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      this.fail(ex, 504, `member ${member?.route ?? '?'} did not answer in time (${code})`);
-      return;
-    }
-    if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-      this.fail(ex, 400, 'request body did not match its Content-Length');
-      return;
-    }
-    this.fail(ex, 502, `member ${member?.route ?? '?'} failed: ${code}`);
+    this.fail(ex, answer.status, answer.detail, answer.retryAfter);
   }
 
   private fail(ex: Exchange, status: number, detail: string, retryAfter = false): void {
@@ -424,6 +462,28 @@ export class RequestProxy {
     respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded, headers);
     ex.finish();
   }
+}
+
+interface FailureAnswer {
+  readonly status: number;
+  readonly detail: string;
+  readonly retryAfter: boolean;
+}
+
+/** What the client is told when an attempt failed before any response byte and no retry follows. */
+function failureAnswer(code: string, route: string, err: Error): FailureAnswer {
+  if (err instanceof RetryableStatus) {
+    return { status: 503, detail: `member ${route} answered ${err.status} (failonstatus) and no retry was possible`, retryAfter: true };
+  }
+  // Like httpd: a member that could not be reached at all makes the service unavailable, not the gateway broken.
+  if (code === 'ECONNREFUSED') return { status: 503, detail: `member ${route} could not be reached (${code}) and no other member was available`, retryAfter: true };
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { status: 504, detail: `member ${route} did not answer in time (${code})`, retryAfter: false };
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return { status: 400, detail: 'request body did not match its Content-Length', retryAfter: false };
+  }
+  return { status: 502, detail: `member ${route} failed: ${code}`, retryAfter: false };
 }
 
 function statusText(status: number): string {

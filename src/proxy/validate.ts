@@ -12,6 +12,12 @@ export interface Rejection {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * A "." or ".." path segment, raw or percent-encoded. Mounts match on the raw
+ * path, so `/app/../admin` would match the /app mount and the member, which
+ * normalizes, would serve /admin: a way out of the mounted prefix.
+ */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/;?#]|$)/i;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 export function validateRequest(req: IncomingMessage, maxUrlLength: number): Rejection | undefined {
@@ -20,6 +26,10 @@ export function validateRequest(req: IncomingMessage, maxUrlLength: number): Rej
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported (not a forward proxy)' };
   if (url === '' || (url[0] !== '/' && !(url === '*' && req.method === 'OPTIONS') && !/^https?:\/\//i.test(url))) {
     return { status: 400, reason: 'invalid request target' };
+  }
+  if (url[0] === '/') {
+    const q = url.indexOf('?');
+    if (DOT_SEGMENT.test(q < 0 ? url : url.slice(0, q))) return { status: 400, reason: 'dot-segment ("." or "..") in the request path' };
   }
   const raw = req.rawHeaders;
   let cl: string | undefined;
