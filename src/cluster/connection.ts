@@ -107,8 +107,12 @@ export class Connection {
 
   /** Queues an envelope; it goes out with the others of this tick. Returns its size on the wire. */
   send(env: Envelope): number {
+    return this.sendEncoded(encodeEnvelope(env));
+  }
+
+  /** Like {@link send} for an envelope already encoded with encodeEnvelope. */
+  sendEncoded(plain: Buffer): number {
     if (this.state !== ConnectionState.Open) throw new CohortError('COHORT_CONNECTION_CLOSED', `connection to ${this.remote} is ${this.state}`);
-    const plain = encodeEnvelope(env);
     const body = this.sealer ? this.sealer.seal(plain) : plain;
     const frame = encodeFrame(body);
     this.pending.push(frame);
@@ -193,20 +197,12 @@ export class Connection {
   }
 
   private handshakeStep(msg: Buffer): void {
-    if (this.client) {
-      const r = this.client.receive(msg);
-      this.writeRaw(encodeFrame(r.reply));
+    const r = this.client ? this.client.receive(msg) : this.server!.receive(msg);
+    if (r.reply) this.writeRaw(encodeFrame(r.reply));
+    if (r.session) {
       this.sealer = r.session.sealer;
       this.opener = r.session.opener;
       this.open();
-    } else if (this.server) {
-      const r = this.server.receive(msg);
-      if (r.reply) this.writeRaw(encodeFrame(r.reply));
-      if (r.session) {
-        this.sealer = r.session.sealer;
-        this.opener = r.session.opener;
-        this.open();
-      }
     }
   }
 }

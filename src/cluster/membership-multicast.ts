@@ -92,7 +92,7 @@ export class MulticastMembership implements MembershipService {
     const round = (): void => {
       if (this.closed) return;
       this.announce(sink);
-      this.prune();
+      this.prune(sink);
       this.timer = this.ctx.clock.setTimeout(round, this.config.intervalMs);
       this.timer.unref?.();
     };
@@ -174,10 +174,13 @@ export class MulticastMembership implements MembershipService {
     });
   }
 
-  /** Forgets senders silent for dropTimeMs (unverified announcements expire). */
-  private prune(): void {
+  /**
+   * Forgets unverified senders silent for dropTimeMs. Verified members keep
+   * their last sequence, so their old datagrams can never be replayed.
+   */
+  private prune(sink: DiscoverySink): void {
     const now = this.ctx.clock.now();
-    for (const [id, h] of this.heard) if (now - h.at > this.config.dropTimeMs) this.heard.delete(id);
+    for (const [id, h] of this.heard) if (now - h.at > this.config.dropTimeMs && !sink.isKnown(id)) this.heard.delete(id);
   }
 }
 

@@ -11,8 +11,9 @@ function handshake(ck = keys, sk = keys) {
   const s = new ServerHandshake(sk);
   const r1 = s.receive(c.hello());
   const r2 = c.receive(r1.reply!);
-  const r3 = s.receive(r2.reply);
-  return { client: r2.session, server: r3.session! };
+  const r3 = s.receive(r2.reply!);
+  const r4 = c.receive(r3.reply!);
+  return { client: r4.session!, server: r3.session! };
 }
 
 test('handshake: both sides holding the secret agree on keys', () => {
@@ -23,20 +24,25 @@ test('handshake: both sides holding the secret agree on keys', () => {
 });
 
 test('handshake: a client without the secret is refused by the server', () => {
-  const c = new ClientHandshake(other);
-  const s = new ServerHandshake(keys);
-  const r1 = s.receive(c.hello());
-  // the client detects the server is not of its cluster
-  assert.throws(() => c.receive(r1.reply!), { code: 'COHORT_HANDSHAKE_AUTH' });
-  // a client forging a proof is refused by the server
+  assert.throws(() => handshake(other, keys), { code: 'COHORT_HANDSHAKE_AUTH', message: /client could not prove/ });
   const s2 = new ServerHandshake(keys);
-  const c2 = new ClientHandshake(other);
-  s2.receive(c2.hello());
+  s2.receive(new ClientHandshake(other).hello());
   assert.throws(() => s2.receive(Buffer.concat([Buffer.from('COHO'), Buffer.from([1, 3]), Buffer.alloc(32)])), { code: 'COHORT_HANDSHAKE_AUTH' });
 });
 
+test('handshake: messages out of order are typed errors', () => {
+  const s = new ServerHandshake(keys);
+  assert.throws(() => s.receive(Buffer.concat([Buffer.from('COHO'), Buffer.from([1, 3]), Buffer.alloc(32)])), { code: 'COHORT_HANDSHAKE_STATE' });
+  const c = new ClientHandshake(keys);
+  assert.throws(() => c.receive(Buffer.alloc(38)), { code: 'COHORT_HANDSHAKE_STATE' });
+});
+
 test('handshake: a server without the secret is refused by the client', () => {
-  assert.throws(() => handshake(keys, other), { code: 'COHORT_HANDSHAKE_AUTH' });
+  // the server refuses the client first; a server that answered anyway with a forged proof is caught by the client
+  const c = new ClientHandshake(keys);
+  const s = new ServerHandshake(other);
+  c.receive(s.receive(c.hello()).reply!);
+  assert.throws(() => c.receive(Buffer.concat([Buffer.from('COHO'), Buffer.from([1, 4]), Buffer.alloc(32)])), { code: 'COHORT_HANDSHAKE_AUTH', message: /server could not prove/ });
 });
 
 test('frames: replayed, reordered and tampered frames fail', () => {

@@ -49,12 +49,13 @@ test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener
   const s = new ServerHandshake(keys);
   const hello = c.hello();
   const r1 = s.receive(hello).reply!;
-  const r2 = c.receive(r1);
-  const session = s.receive(r2.reply).session!;
+  const r2 = c.receive(r1).reply!;
+  const r3 = s.receive(r2);
+  const session = r3.session!;
   const validEnv = encodeEnvelope({ t: 'msg', id: 7, topic: 'sessions', ack: 'received', p: { a: [1, 'x', null] } });
   const k = deriveSessionKeys(keys, Buffer.alloc(32, 1), Buffer.alloc(32, 2));
   const sealed = new FrameSealer(k.clientToServer).seal(validEnv);
-  const samples = [encodeFrame(hello), encodeFrame(r1), encodeFrame(r2.reply), encodeFrame(sealed), encodeFrame(validEnv)];
+  const samples = [encodeFrame(hello), encodeFrame(r1), encodeFrame(r2), encodeFrame(r3.reply!), encodeFrame(sealed), encodeFrame(validEnv)];
   const decoder = new FrameDecoder({ maxFrameBytes: 64 * 1024 });
   let maxBuffered = 0;
   let decoderResets = 0;
@@ -90,6 +91,7 @@ test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener
       only(() => {
         const ch = new ClientHandshake(keys, fixedNonce);
         ch.hello();
+        if (rnd() < 0.5) ch.receive(r1);
         return ch.receive(body);
       }, counts);
     }
