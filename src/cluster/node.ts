@@ -217,10 +217,8 @@ export class ClusterNode implements ClusterChannel {
     this.state = NodeState.Closing;
     this.stopBackground();
     const leave = encodeEnvelope({ t: 'leave' });
-    for (const p of this.peers.values()) {
-      const c = p.ready() ?? [...p.ins].find((x) => x.state === ConnectionState.Open);
-      if (c) c.sendEncoded(leave);
-    }
+    // on every connection: the peer must read the leave before the end of whichever connection it reads first
+    for (const c of this.conns) if (c.state === ConnectionState.Open && c.peerId) c.sendEncoded(leave);
     await new Promise((r) => setImmediate(r));
     const deadline = this.clock.now() + 1000;
     while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 10));

@@ -167,9 +167,11 @@ test('channel: a stuck peer cannot exhaust memory: queue bounded, messages dropp
   for (let i = 0; i < 400; i++) sends.push(a.send(bid, 't', big).catch((e: { code?: string }) => void (e.code === 'COHORT_QUEUE_FULL' && dropped++)));
   await Promise.all(sends);
   assert.ok(dropped > 0, 'some messages dropped');
-  assert.ok(a.counters()[bid]!.dropped === dropped);
-  assert.ok(ev.some((e) => e.type === 'suspected'));
-  assert.ok(a.stats().dropped > 0);
+  // b does not read, so it cannot answer probes either: after suspicion it may already be confirmed gone
+  const c = a.counters()[bid];
+  if (c) assert.equal(c.dropped, dropped);
+  assert.equal(a.stats().dropped, dropped);
+  assert.ok(ev.some((e) => e.type === 'suspected' && e.reason === 'send queue full'));
 });
 
 test('channel: state transfer of 100k × 1 KiB sessions by chunked requests', async () => {
