@@ -66,8 +66,11 @@ export interface SessionManager {
   /** Whether commits are synchronous unless a commit says otherwise. */
   readonly syncByDefault: boolean;
   start(): Promise<void>;
-  /** A new session, owned here, not stored until its first commit. */
-  create(): Session;
+  /**
+   * A new session, owned here, not stored until its first commit. `id`: use
+   * this id's base (express-session Store generating its own ids); default random.
+   */
+  create(id?: string): Session;
   /** The session with this id (cookie value), or undefined if unknown, expired or destroyed. */
   load(id: string, options?: LoadOptions): Promise<Session | undefined>;
   /** End of a unit of work: store and replicate what changed (or the access). */

@@ -28,7 +28,7 @@ import {
 import { classifyDelta, isNewerCopy, ReorderBuffer } from './ordering.js';
 import { backupRoutes, orphanHolders } from './placement.js';
 import { Session, type SessionLimits } from './session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, type RandomBytes } from './session-id.js';
+import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
 import { CursorRegistry, pullFrom, type TransferReport } from './state-transfer.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
@@ -195,9 +195,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   // ---------------------------------------------------------------- request path
 
-  create(): Session {
+  create(id?: string): Session {
+    const base = id === undefined ? newSessionBase(this.randomBytes) : parseSessionIdOrThrow(id).base;
     return new Session(
-      { base: newSessionBase(this.randomBytes), route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.config.maxInactiveMs, now: this.clock.now() },
+      { base, route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.config.maxInactiveMs, now: this.clock.now() },
       this.limits,
     );
   }

@@ -99,6 +99,11 @@ export class Session implements TrackingSink {
     return this.dirty.size > 0 || this.removedKeys.size > 0 || this.metaDirty || this.version === 0;
   }
 
+  /** Something was set, removed or saved explicitly (a new session with this is worth storing). */
+  get hasStoredChanges(): boolean {
+    return this.dirty.size > 0 || this.removedKeys.size > 0 || this.metaDirty;
+  }
+
   // TrackingSink
   changed(key: string): void {
     this.removedKeys.delete(key);
