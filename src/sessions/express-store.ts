@@ -113,7 +113,7 @@ function methods(manager: SessionManager): CohortStoreMethods {
  * A Store class extending `Base` (pass express-session's `session.Store`, which
  * provides createSession/load/regenerate). Without a base it extends EventEmitter.
  */
-export function cohortStore<B extends new (...a: any[]) => object>(Base?: B): new (manager: SessionManager) => InstanceType<B> & CohortStoreMethods {
+export function cohortStore<B extends abstract new (...a: any[]) => object>(Base?: B): new (manager: SessionManager) => InstanceType<B> & CohortStoreMethods {
   const Parent = (Base ?? EventEmitter) as unknown as new () => object;
   class CohortStore extends Parent {
     constructor(manager: SessionManager) {
