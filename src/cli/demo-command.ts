@@ -1,48 +1,103 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { parseBalancerConfig } from '../config/load.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger } from '../util/logger.js';
 
-/** A tiny backend that says which instance answered (the tutorial's instance.txt) and keeps a sticky counter. */
-function demoBackend(route: string): http.Server {
-  const counters = new Map<string, number>();
-  let seq = 0;
-  return http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname.endsWith('/instance.txt') || url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`${route}\n`);
-      return;
-    }
-    if (url.pathname.endsWith('/counter')) {
-      const m = /JSESSIONID=([^;]+)/.exec(req.headers.cookie ?? '');
-      let id = m?.[1];
-      if (!id || !counters.has(id)) {
-        id = `${Date.now().toString(36)}${(seq++).toString(36)}.${route}`;
-        counters.set(id, 0);
-      }
-      const n = counters.get(id)! + 1;
-      counters.set(id, n);
-      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': `JSESSIONID=${id}; Path=/; HttpOnly; SameSite=Lax` });
-      res.end(`node=${route} session=${id} count=${n}\n`);
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found\n');
-  });
+/** Package root (bin/, examples/), from dist/src/cli/. */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export interface DemoOptions {
+  /** Balancer port; nodes use port+1.. and cluster ports 4001.. (or port-4079 offsets). */
+  readonly port: number;
+  readonly nodes?: number;
+  /** Restart a node that died, after this many seconds (0 = never). */
+  readonly restartAfter?: number;
 }
 
-/** `cohort demo` (until the full cluster demo lands): a balancer in front of two demo backends. */
-export async function runDemo(opts: { port: number }): Promise<void> {
-  const backends = ['tc1', 'tc2'].map((route) => ({ route, server: demoBackend(route) }));
-  for (const b of backends) await new Promise<void>((r) => b.server.listen(0, '127.0.0.1', () => r()));
+interface DemoNode {
+  readonly route: string;
+  readonly httpPort: number;
+  readonly clusterPort: number;
+  child: ChildProcess | undefined;
+  restarting: boolean;
+}
+
+async function waitReady(url: string, deadlineMs: number): Promise<boolean> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return true;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/**
+ * `cohort demo`: the httpd + Tomcat tutorial in one command — a balancer on
+ * 127.0.0.1:8080 in front of three nodes (tc1, tc2, tc3) replicating sessions
+ * with a generated secret, running the demo app.
+ */
+export async function runDemo(opts: DemoOptions): Promise<void> {
+  const started = Date.now();
+  const count = opts.nodes ?? 3;
+  const restartAfter = opts.restartAfter ?? 5;
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-demo-'));
+  const secretFile = join(dir, 'cluster.secret');
+  writeFileSync(secretFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+  const clusterBase = 4000 + (opts.port - 8080);
+  const nodes: DemoNode[] = Array.from({ length: count }, (_, i) => ({
+    route: `tc${i + 1}`,
+    httpPort: opts.port + 1 + i,
+    clusterPort: clusterBase + 1 + i,
+    child: undefined,
+    restarting: false,
+  }));
+  let stopping = false;
+  const appPath = join(ROOT, 'examples', 'demo-app.mjs');
+  const startNode = (n: DemoNode) => {
+    const args = [join(ROOT, 'bin', 'cohort.js'), 'node', '--route', n.route, '--listen', `127.0.0.1:${n.httpPort}`, '--app', appPath,
+      '--cluster-listen', `127.0.0.1:${n.clusterPort}`, '--secret-file', secretFile, '--log-level', 'warn'];
+    for (const o of nodes) if (o !== n) args.push('--member', `127.0.0.1:${o.clusterPort}`);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    n.child = child;
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      process.stdout.write(`\n[demo] node ${n.route} (pid ${child.pid}) exited (${signal ?? `code ${code}`}); the balancer fails its users over to the other nodes.\n`);
+      if (restartAfter > 0 && !n.restarting) {
+        n.restarting = true;
+        process.stdout.write(`[demo] restarting ${n.route} in ${restartAfter} s — it will receive the sessions (state transfer) before it takes traffic.\n`);
+        setTimeout(() => {
+          n.restarting = false;
+          if (stopping) return;
+          startNode(n);
+          void waitReady(`http://127.0.0.1:${n.httpPort}/.cohort/health`, 30_000).then((ok) => {
+            if (ok && !stopping) process.stdout.write(`[demo] ${n.route} is back (pid ${n.child?.pid}) and ready.\n`);
+          });
+        }, restartAfter * 1000).unref();
+      }
+    });
+  };
+  process.stdout.write(`Starting ${count} nodes and the balancer...\n`);
+  for (const n of nodes) startNode(n);
+
   const cfg = parseBalancerConfig({
     listen: `127.0.0.1:${opts.port}`,
     balancers: [{
       name: 'tccluster',
-      members: backends.map((b) => ({ route: b.route, url: `http://127.0.0.1:${(b.server.address() as AddressInfo).port}` })),
-      hcheck: { path: '/examples/instance.txt', interval: 2, rise: 1, fall: 2 },
+      method: 'byrequests',
+      stickysession: 'JSESSIONID|jsessionid',
+      maxattempts: 2,
+      members: nodes.map((n) => ({ route: n.route, url: `http://127.0.0.1:${n.httpPort}`, retry: 5 })),
+      hcheck: { path: '/.cohort/health', interval: 1, timeout: 1, rise: 1, fall: 2 },
     }],
     mounts: [{ path: '/examples', balancer: 'tccluster', upstream: '/examples' }],
     accesslog: false,
@@ -51,18 +106,39 @@ export async function runDemo(opts: { port: number }): Promise<void> {
   const server = new BalancerServer(cfg, { log });
   const [addr] = await server.start();
   const base = addr!.url;
+  const ready = await Promise.all(nodes.map((n) => waitReady(`http://127.0.0.1:${n.httpPort}/.cohort/health`, 20_000)));
+  // Let the health checks see the nodes ready before announcing.
+  await new Promise((r) => setTimeout(r, 300));
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
   process.stdout.write([
-    'Cohort demo is running.',
-    `  balancer:      ${base}/examples/instance.txt   (which node answered; repeat it to see the spread)`,
-    `  session:       ${base}/examples/counter        (sticky: the count goes up on one node)`,
-    `  explain:       curl -H 'X-Cohort-Explain: 1' -i ${base}/examples/instance.txt`,
-    ...backends.map((b) => `  member ${b.route}:    http://127.0.0.1:${(b.server.address() as AddressInfo).port}`),
-    'Press Ctrl-C to stop.',
+    '',
+    `Cohort demo is running (${ready.filter(Boolean).length}/${count} nodes ready in ${secs} s).`,
+    `  which node answered:  curl ${base}/examples/instance.txt     (repeat it: tc1, tc2, tc3, ...)`,
+    `  a session counter:    curl -c /tmp/cj -b /tmp/cj ${base}/examples/counter`,
+    `  why that node:        curl -H 'X-Cohort-Explain: 1' -i -b /tmp/cj ${base}/examples/counter`,
+    `  in a browser:         ${base}/examples/`,
+    '',
+    'Kill the node that owns your session and keep counting — the count continues on another node:',
+    ...nodes.map((n) => `  ${n.route}: pid ${n.child?.pid}   kill -9 ${n.child?.pid}     (http://127.0.0.1:${n.httpPort}, cluster 127.0.0.1:${n.clusterPort})`),
+    restartAfter > 0 ? `A killed node is restarted after ${restartAfter} s and receives the sessions before it takes traffic.` : '',
+    'Press Ctrl-C to stop everything.',
     '',
   ].join('\n'));
+
   const stop = () => {
-    void server.close(2000).then(() => {
-      for (const b of backends) b.server.close();
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nStopping...\n');
+    for (const n of nodes) if (n.child && n.child.exitCode === null && n.child.pid) process.kill(n.child.pid, 'SIGTERM');
+    const killTimer = setTimeout(() => {
+      for (const n of nodes) if (n.child && n.child.exitCode === null && n.child.pid) process.kill(n.child.pid, 'SIGKILL');
+    }, 5000);
+    void Promise.all([
+      server.close(2000),
+      ...nodes.map((n) => (n.child && n.child.exitCode === null ? new Promise((r) => n.child!.once('exit', r)) : Promise.resolve())),
+    ]).then(() => {
+      clearTimeout(killTimer);
+      rmSync(dir, { recursive: true, force: true });
       process.exit(0);
     });
   };

@@ -2,6 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { CohortError, ConfigError } from '../errors.js';
 import { runBalancer } from './balancer-command.js';
 import { runDemo } from './demo-command.js';
+import { runNode } from './node-command.js';
+import { formatMembersTable, type ClusterSnapshot } from '../cluster/index.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
@@ -60,11 +62,48 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('demo')
-    .description('start a balancer in front of demo backends on localhost')
-    .option('--port <n>', 'balancer port', '8080')
+    .command('node')
+    .description("run your app as a cluster node with replicated sessions")
+    .option('-c, --config <file>', 'YAML file with a node: section (see docs/node.md)')
+    .option('--route <id>', 'this node\'s route (unique in the cluster), e.g. tc1')
+    .option('-l, --listen <host:port>', 'the app\'s HTTP listener (default 127.0.0.1:8081)')
+    .option('--app <module>', 'module whose default export is a request listener, an Express app or a Fastify instance')
+    .option('--cluster-listen <host:port>', 'the cluster channel listener (default 127.0.0.1:4000)')
+    .option('--cluster-name <name>', 'cluster name (default cohort)')
+    .option('--advertise <host:port>', 'the channel address peers dial (when listening on a wildcard)')
+    .option('-m, --member <host:port>', 'a static member\'s channel address (repeatable)', collect)
+    .option('--multicast', 'discover members by UDP multicast (228.0.0.4:45564)')
+    .option('--dns <name>', 'discover members by DNS (A/AAAA), e.g. a Kubernetes headless service')
+    .option('--secret-file <file>', 'file holding the cluster secret (or set COHORT_CLUSTER_SECRET)')
+    .option('--sessions-mode <mode>', 'all-to-all | backup')
+    .option('--backups <n>', 'backup copies per session in backup mode (default 1)')
+    .option('--consistency <c>', 'async | sync (default async)')
+    .option('--redis <url>', 'keep sessions in Redis/Valkey instead of replicating them')
+    .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .action(async (opts) => {
-      await runDemo({ port: Number(opts.port) });
+      await runNode(opts);
+    });
+
+  program
+    .command('members')
+    .description("print a running node's view of the cluster")
+    .option('--node <url>', 'the node\'s HTTP address', 'http://127.0.0.1:8081')
+    .option('--json', 'print the raw JSON')
+    .action(async (opts: { node: string; json?: boolean }) => {
+      const res = await fetch(new URL('/.cohort/members', opts.node), { signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200) throw new CohortError('COHORT_MEMBERS_UNAVAILABLE', `${opts.node} answered ${res.status}: ${(await res.text()).trim()}`);
+      const snap = (await res.json()) as ClusterSnapshot;
+      process.stdout.write(opts.json ? `${JSON.stringify(snap, null, 2)}\n` : `${formatMembersTable(snap)}\n`);
+    });
+
+  program
+    .command('demo')
+    .description('start a balancer and three session-replicating nodes on localhost')
+    .option('--port <n>', 'balancer port (nodes use the next ports)', '8080')
+    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--restart-after <s>', 'restart a killed node after this many seconds (0 = never)', '5')
+    .action(async (opts) => {
+      await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter) });
     });
 
   return program;

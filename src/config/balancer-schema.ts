@@ -144,6 +144,22 @@ export const balancerConfigSchema = z.strictObject({
   /** Answer `X-Cohort-Explain: 1` requests with an X-Cohort-Explain response header. */
   explain: z.boolean().default(true),
   persist: z.boolean().default(true),
+  /**
+   * Join the session cluster's membership to learn the nodes (mod_cluster's
+   * idea): nodes that publish role=node, http=URL, ready=true are added to
+   * `balancer` as members; removed when they leave.
+   */
+  cluster: z.strictObject({
+    balancer: z.string().optional(),
+    name: z.string().default('cohort'),
+    listen: hostPort.default('127.0.0.1:0'),
+    advertise: hostPort.optional(),
+    secret: z.string().optional(),
+    secretFile: z.string().optional(),
+    members: z.array(hostPort).default([]),
+    multicast: z.boolean().default(false),
+    dns: z.string().optional(),
+  }).optional(),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.balancers.forEach((b, i) => {
@@ -156,6 +172,9 @@ export const balancerConfigSchema = z.strictObject({
       routes.add(m.route);
     });
   });
+  if (cfg.cluster?.balancer !== undefined && !names.has(cfg.cluster.balancer)) {
+    ctx.addIssue({ code: 'custom', path: ['cluster', 'balancer'], message: `expected the name of a balancer (${[...names].join(', ')}), got "${cfg.cluster.balancer}"` });
+  }
   (cfg.mounts ?? []).forEach((m, i) => {
     if (!names.has(m.balancer)) ctx.addIssue({ code: 'custom', path: ['mounts', i, 'balancer'], message: `expected the name of a balancer (${[...names].join(', ')}), got "${m.balancer}"` });
   });

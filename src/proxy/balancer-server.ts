@@ -13,6 +13,9 @@ import { RequestProxy, respondPlain, type FinishedExchange, type Mount } from '.
 import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
 import { HealthChecker } from './health-check.js';
 import { proxyUpgrade } from './upgrade.js';
+import { randomBytes } from 'node:crypto';
+import { createClusterNode, type ClusterNode } from '../cluster/index.js';
+import { BalancerDiscovery } from '../discovery/balancer-discovery.js';
 
 export interface BalancerServerOptions {
   readonly clock?: Clock;
@@ -90,6 +93,9 @@ export class BalancerServer {
   private readonly sockets = new Set<net.Socket>();
   /** Upstream TLS settings of the current config, read once (not per upgrade). */
   private tls: { rejectUnauthorized: boolean; ca: string | undefined };
+  /** Set when the balancer joined the cluster's membership (config `cluster`). */
+  cluster: ClusterNode | undefined;
+  private discovery: BalancerDiscovery | undefined;
 
   constructor(
     private config: BalancerConfig,
@@ -249,9 +255,32 @@ export class BalancerServer {
       this.listeners.push(listener);
     }
     this.startCheckers();
+    await this.joinCluster();
     const addrs = this.addresses();
     this.log.info({ listen: addrs.map((a) => a.url), balancers: [...this.balancers.keys()] }, 'balancer started');
     return addrs;
+  }
+
+  /** Joins the session cluster as a member without sessions and learns the nodes from it. */
+  private async joinCluster(): Promise<void> {
+    const c = this.config.cluster;
+    if (c === undefined) return;
+    const balancer = this.balancers.get(c.balancer ?? this.config.balancers[0]!.name)!;
+    const membership = c.dns ? { type: 'dns', name: c.dns } : c.multicast ? { type: 'multicast' } : { type: 'static', members: c.members };
+    this.cluster = createClusterNode({
+      route: `lb-${randomBytes(4).toString('hex')}`,
+      clusterName: c.name,
+      listen: parseHostPort(c.listen),
+      ...(c.advertise ? { advertise: parseHostPort(c.advertise) } : {}),
+      ...(c.secret ? { secret: c.secret } : {}),
+      ...(c.secretFile ? { secretFile: c.secretFile } : {}),
+      membership,
+      meta: { role: 'balancer' },
+    });
+    await this.cluster.start();
+    this.discovery = new BalancerDiscovery(this.cluster, balancer, this.log);
+    this.discovery.start();
+    this.log.info({ cluster: c.name, balancer: balancer.name, channel: this.cluster.self.channelAddress }, 'joined the cluster to learn the nodes');
   }
 
   addresses(): ListeningAddress[] {
@@ -310,6 +339,8 @@ export class BalancerServer {
   close(deadlineMs = this.config.timeouts.shutdown * 1000): Promise<void> {
     this.closing ??= (async () => {
       for (const c of this.checkers.values()) c.close();
+      this.discovery?.stop();
+      await this.cluster?.close();
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
       // Node closes only the keep-alive connections idle at close() time; one that finishes its
       // in-flight response later would stay open until its keep-alive timeout and hold the exit up
@@ -334,6 +365,8 @@ export class BalancerServer {
   /** Immediate stop. Safe to call twice. */
   async destroy(): Promise<void> {
     for (const c of this.checkers.values()) c.close();
+    this.discovery?.stop();
+    this.cluster?.destroy();
     for (const l of this.listeners) l.server.close();
     for (const s of this.sockets) s.destroy();
     await this.pools.destroy();

@@ -1,0 +1,85 @@
+import { ConfigError } from '../errors.js';
+import { loadNodeConfig, parseNodeConfig, type NodeConfig } from '../node/config.js';
+import { NodeRuntime } from '../node/runtime.js';
+import { createLogger } from '../util/logger.js';
+
+export interface NodeCliOptions {
+  config?: string;
+  route?: string;
+  listen?: string;
+  app?: string;
+  clusterListen?: string;
+  clusterName?: string;
+  advertise?: string;
+  member?: string[];
+  multicast?: boolean;
+  dns?: string;
+  secretFile?: string;
+  sessionsMode?: string;
+  backups?: string;
+  consistency?: string;
+  redis?: string;
+  logLevel?: string;
+}
+
+/** Flags override the file's `node:` section. */
+export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
+  const base: Record<string, unknown> = o.config ? loadNodeConfig(o.config) : {};
+  const cluster = { ...((base.cluster as Record<string, unknown>) ?? {}) };
+  const sessions = { ...((base.sessions as Record<string, unknown>) ?? {}) };
+  const replication = { ...((sessions.replication as Record<string, unknown>) ?? {}) };
+  if (o.clusterListen) cluster.listen = o.clusterListen;
+  if (o.clusterName) cluster.name = o.clusterName;
+  if (o.advertise) cluster.advertise = o.advertise;
+  if (o.member && o.member.length > 0) cluster.members = o.member;
+  if (o.multicast) cluster.multicast = true;
+  if (o.dns) cluster.dns = o.dns;
+  if (o.secretFile) cluster.secretFile = o.secretFile;
+  if (o.sessionsMode) replication.mode = o.sessionsMode;
+  if (o.backups) replication.backups = Number(o.backups);
+  if (o.consistency) replication.consistency = o.consistency;
+  if (Object.keys(replication).length > 0) sessions.replication = replication;
+  if (o.redis) {
+    sessions.store = 'redis';
+    sessions.redis = o.redis;
+  }
+  const merged = {
+    ...base,
+    ...(o.route ? { route: o.route } : {}),
+    ...(o.listen ? { listen: o.listen } : {}),
+    ...(o.app ? { app: o.app } : {}),
+    ...(o.logLevel ? { loglevel: o.logLevel } : {}),
+    cluster,
+    sessions,
+  };
+  if (!merged.route) throw new ConfigError(o.config, ['node.route: expected a route id, e.g. --route tc1']);
+  if (!merged.app) throw new ConfigError(o.config, ['node.app: expected the app module, e.g. --app ./app.mjs']);
+  return parseNodeConfig(merged, o.config);
+}
+
+/** `cohort node`: runs until SIGTERM (graceful) or SIGINT. */
+export async function runNode(o: NodeCliOptions): Promise<NodeRuntime> {
+  const cfg = resolveNodeConfig(o);
+  const log = createLogger(`cohort-node-${cfg.route}`, cfg.loglevel as never, 2);
+  const node = new NodeRuntime(cfg, log, o.config);
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal: sig }, 'leaving the cluster gracefully');
+    void node.close().then(() => {
+      log.flush();
+      setImmediate(() => process.exit(0));
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await node.start();
+  } catch (err) {
+    node.destroy();
+    throw err;
+  }
+  process.stderr.write(`cohort node ${cfg.route} ready on ${node.httpUrl} (cluster ${node.cluster!.self.channelAddress.host}:${node.cluster!.self.channelAddress.port})\n`);
+  return node;
+}

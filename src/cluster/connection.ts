@@ -1,0 +1,208 @@
+/**
+ * One cluster connection: a socket, the frame decoder, the handshake and the
+ * per-direction frame sealing. Speaks envelopes upward; knows nothing about
+ * members or membership. The node decides what an envelope means.
+ *
+ * Writes are batched: envelopes sent in the same tick go out in one
+ * `socket.write` (one syscall, one allocation), which is what makes bulk state
+ * transfer fast. Keys are derived once per connection, never per frame.
+ */
+import type { Socket } from 'node:net';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { CohortError } from '../errors.js';
+import { FrameDecoder, encodeFrame } from './codec.js';
+import { type ClusterKeys, type RandomBytes, systemRandomBytes, type FrameSealer, type FrameOpener } from './crypto.js';
+import { ClientHandshake, ServerHandshake } from './handshake.js';
+import { decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
+
+/** How a connection is secured: the shared-secret handshake + AEAD, or a TLS socket (already mutually authenticated). */
+export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly randomBytes?: RandomBytes } | { readonly kind: 'tls' };
+
+export enum ConnectionState {
+  Handshaking = 'handshaking',
+  Open = 'open',
+  Closed = 'closed',
+}
+
+/**
+ * Why a connection closed. `auth`: a frame or handshake failed authentication
+ * (counted). `protocol`: an authenticated peer sent an invalid envelope or
+ * oversized frame. `remote`: EOF, reset or socket error. `timeout`: handshake
+ * took too long. `local`: we closed it.
+ */
+export type CloseReason = 'auth' | 'protocol' | 'remote' | 'timeout' | 'local';
+
+export interface ConnectionHandlers {
+  onOpen(conn: Connection): void;
+  onEnvelope(conn: Connection, env: Envelope, bytes: number): void;
+  onClose(conn: Connection, reason: CloseReason, error?: Error): void;
+}
+
+export interface ConnectionOptions {
+  readonly role: 'client' | 'server';
+  readonly socket: Socket;
+  readonly security: ConnectionSecurity;
+  readonly clock: Clock;
+  readonly maxFrameBytes: number;
+  readonly handshakeTimeoutMs: number;
+  readonly handlers: ConnectionHandlers;
+}
+
+export class Connection {
+  readonly role: 'client' | 'server';
+  readonly socket: Socket;
+  readonly remote: string;
+  state = ConnectionState.Handshaking;
+  /** Member id of the peer, set by the node once its hello is accepted. */
+  peerId: string | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  private readonly decoder: FrameDecoder;
+  private client: ClientHandshake | undefined;
+  private server: ServerHandshake | undefined;
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private timer: TimerHandle | undefined;
+  private readonly h: ConnectionHandlers;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    this.role = opts.role;
+    this.socket = opts.socket;
+    this.h = opts.handlers;
+    this.remote = `${opts.socket.remoteAddress ?? '?'}:${opts.socket.remotePort ?? '?'}`;
+    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    opts.socket.setNoDelay(true);
+    opts.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    opts.socket.on('error', (err) => this.close('remote', err));
+    opts.socket.on('close', () => this.close('remote'));
+    opts.socket.on('end', () => this.close('remote'));
+  }
+
+  /** Begins the handshake (client writes its hello; server waits). Call once handlers are in place. */
+  start(): void {
+    const sec = this.opts.security;
+    if (sec.kind === 'tls') {
+      this.open();
+      return;
+    }
+    this.timer = this.opts.clock.setTimeout(() => {
+      if (this.state === ConnectionState.Handshaking) this.close('timeout', new CohortError('COHORT_HANDSHAKE_TIMEOUT', `handshake with ${this.remote} took longer than ${this.opts.handshakeTimeoutMs} ms`));
+    }, this.opts.handshakeTimeoutMs);
+    this.timer.unref?.();
+    if (this.role === 'client') {
+      this.client = new ClientHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+      this.writeRaw(encodeFrame(this.client.hello()));
+    } else {
+      this.server = new ServerHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+    }
+  }
+
+  /** Bytes accepted but not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.socket.writableLength;
+  }
+
+  /** Queues an envelope; it goes out with the others of this tick. Returns its size on the wire. */
+  send(env: Envelope): number {
+    return this.sendEncoded(encodeEnvelope(env));
+  }
+
+  /** Like {@link send} for an envelope already encoded with encodeEnvelope. */
+  sendEncoded(plain: Buffer): number {
+    if (this.state !== ConnectionState.Open) throw new CohortError('COHORT_CONNECTION_CLOSED', `connection to ${this.remote} is ${this.state}`);
+    const body = this.sealer ? this.sealer.seal(plain) : plain;
+    const frame = encodeFrame(body);
+    this.pending.push(frame);
+    this.pendingBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return frame.length;
+  }
+
+  /** Closes the connection; the first reason wins. Safe to call repeatedly. */
+  close(reason: CloseReason, error?: Error): void {
+    if (this.state === ConnectionState.Closed) return;
+    if (reason === 'local') this.flush();
+    this.state = ConnectionState.Closed;
+    if (this.timer) this.opts.clock.clearTimeout(this.timer);
+    if (reason === 'local') this.socket.end();
+    else this.socket.destroy();
+    // a socket that never finishes its FIN handshake must not linger
+    if (reason === 'local') this.opts.clock.setTimeout(() => this.socket.destroy(), 1000).unref?.();
+    this.h.onClose(this, reason, error);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0 || this.socket.destroyed) return;
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.writeRaw(buf);
+  }
+
+  private writeRaw(buf: Buffer): void {
+    this.bytesOut += buf.length;
+    this.socket.write(buf);
+  }
+
+  private open(): void {
+    if (this.timer) this.opts.clock.clearTimeout(this.timer);
+    this.state = ConnectionState.Open;
+    this.h.onOpen(this);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === ConnectionState.Closed) return;
+    this.bytesIn += chunk.length;
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.close(this.peerId ? 'protocol' : 'auth', err as Error);
+      return;
+    }
+    for (const f of frames) {
+      if ((this.state as ConnectionState) === ConnectionState.Closed) return;
+      if (this.state === ConnectionState.Handshaking) {
+        try {
+          this.handshakeStep(f);
+        } catch (err) {
+          this.close('auth', err as Error);
+          return;
+        }
+        continue;
+      }
+      let plain: Buffer;
+      try {
+        plain = this.opener ? this.opener.open(f) : f;
+      } catch (err) {
+        this.close('auth', err as Error);
+        return;
+      }
+      let env: Envelope;
+      try {
+        env = decodeEnvelope(plain);
+      } catch (err) {
+        this.close('protocol', err as Error);
+        return;
+      }
+      this.h.onEnvelope(this, env, f.length + 4);
+    }
+  }
+
+  private handshakeStep(msg: Buffer): void {
+    const r = this.client ? this.client.receive(msg) : this.server!.receive(msg);
+    if (r.reply) this.writeRaw(encodeFrame(r.reply));
+    if (r.session) {
+      this.sealer = r.session.sealer;
+      this.opener = r.session.opener;
+      this.open();
+    }
+  }
+}

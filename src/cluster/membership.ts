@@ -1,0 +1,82 @@
+/**
+ * Membership services: pluggable discovery of candidate peers. A service only
+ * proposes channel addresses (and, for multicast, evidence of life of members
+ * already verified); the node verifies every candidate over the authenticated
+ * channel before it becomes a member. Services register by name in a
+ * {@link MembershipRegistry} owned by the cluster node (no module globals).
+ */
+import { CohortError } from '../errors.js';
+import type { Clock } from '../util/clock.js';
+import type { ClusterKeys } from './crypto.js';
+import type { MemberInfo } from './types.js';
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function addressKey(a: Address): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+export function parseHostPort(s: string): Address {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
+  if (!m) throw new CohortError('COHORT_CONFIG_INVALID', `expected host:port, got ${JSON.stringify(s)}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** What a membership service may tell the node. */
+export interface DiscoverySink {
+  /** Channel addresses worth verifying (the node dials those it is not connected to). */
+  candidates(addrs: readonly Address[], source: string): void;
+  /** Evidence of life of a member from outside the channel (e.g. an authenticated multicast heartbeat). */
+  evidence(id: string, incarnation: number): void;
+  /** Whether a member id is already verified and not gone. */
+  isKnown(id: string): boolean;
+  /** A non-fatal problem (resolver failure, bad datagram...). */
+  error(err: CohortError): void;
+}
+
+export interface MembershipContext {
+  readonly clock: Clock;
+  /** This node's current identity (incarnation changes). */
+  self(): MemberInfo;
+  /** Keys for authenticating datagrams; undefined under TLS-only security. */
+  readonly keys: ClusterKeys | undefined;
+  /** Dependencies a service may take from the node's deps (e.g. a fake resolver). */
+  readonly deps: Readonly<Record<string, unknown>>;
+}
+
+export interface MembershipService {
+  readonly type: string;
+  start(sink: DiscoverySink): Promise<void>;
+  /** Stops timers and sockets. Safe to call twice. */
+  close(): void;
+}
+
+export type MembershipFactory<C = unknown> = (config: C, ctx: MembershipContext) => MembershipService;
+
+/** Membership services by name. One per cluster node. */
+export class MembershipRegistry {
+  private readonly factories = new Map<string, MembershipFactory<never>>();
+
+  register<C>(type: string, factory: MembershipFactory<C>): this {
+    if (this.factories.has(type)) throw new CohortError('COHORT_MEMBERSHIP_DUPLICATE', `membership service ${type} is already registered`);
+    this.factories.set(type, factory as MembershipFactory<never>);
+    return this;
+  }
+
+  has(type: string): boolean {
+    return this.factories.has(type);
+  }
+
+  types(): string[] {
+    return [...this.factories.keys()];
+  }
+
+  create(config: { readonly type: string }, ctx: MembershipContext): MembershipService {
+    const f = this.factories.get(config.type);
+    if (!f) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${JSON.stringify(config.type)}; registered: ${this.types().join(', ')}`);
+    return (f as MembershipFactory<unknown>)(config, ctx);
+  }
+}

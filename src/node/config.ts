@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { readConfigFile, formatIssues } from '../config/load.js';
+import { ConfigError } from '../errors.js';
+import { replicationConfigSchema, cookieConfigSchema } from '../sessions/config.js';
+
+/**
+ * `cohort node` configuration: the `node:` section of a YAML file, or the
+ * same from flags. Documented in docs/node.md.
+ */
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port');
+
+export const nodeSectionSchema = z.strictObject({
+  route: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a route of letters, digits, "_" or "-"'),
+  /** The app's HTTP listener. */
+  listen: hostPort.default('127.0.0.1:8081'),
+  /** Module whose default export is a request listener, an Express app or a Fastify instance. */
+  app: z.string().min(1),
+  cluster: z.strictObject({
+    name: z.string().default('cohort'),
+    listen: hostPort.default('127.0.0.1:4000'),
+    advertise: hostPort.optional(),
+    secret: z.string().optional(),
+    secretFile: z.string().optional(),
+    members: z.array(hostPort).default([]),
+    multicast: z.union([z.boolean(), z.strictObject({ address: z.string().optional(), port: z.number().int().optional(), interface: z.string().optional(), ttl: z.number().int().optional() })]).default(false),
+    dns: z.string().optional(),
+  }).prefault({}),
+  sessions: z.strictObject({
+    store: z.enum(['replicated', 'redis']).default('replicated'),
+    redis: z.string().optional(),
+    replication: replicationConfigSchema.optional(),
+    cookie: cookieConfigSchema.optional(),
+  }).prefault({}),
+  /** Seconds to finish in-flight requests on SIGTERM. */
+  shutdownTimeout: z.number().min(0).default(10),
+  loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export type NodeConfig = z.output<typeof nodeSectionSchema>;
+
+export function parseNodeConfig(raw: unknown, file?: string): NodeConfig {
+  const r = nodeSectionSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(file, formatIssues(r.error).map((l) => `node.${l}`));
+  return r.data;
+}
+
+/** Reads the `node:` section of a YAML file. */
+export function loadNodeConfig(file: string): Record<string, unknown> {
+  const raw = readConfigFile(file) as Record<string, unknown> | null;
+  if (!raw || typeof raw !== 'object' || typeof raw.node !== 'object' || raw.node === null) {
+    throw new ConfigError(file, ['node: expected a "node:" section with route, listen, app and cluster']);
+  }
+  return raw.node as Record<string, unknown>;
+}

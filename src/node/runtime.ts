@@ -1,0 +1,220 @@
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { createClusterNode, type ClusterNode } from '../cluster/index.js';
+import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager } from '../sessions/index.js';
+import { parseHostPort, formatHostPort } from '../util/address.js';
+import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
+import type { NodeConfig } from './config.js';
+import { sessionMembersView } from './session-members.js';
+
+/** Paths the node answers itself, before the app. */
+export const HEALTH_PATH = '/.cohort/health';
+export const MEMBERS_PATH = '/.cohort/members';
+
+/** ms to wait for the first peer before starting alone; ms without a new peer before state transfer. */
+const JOIN_WAIT_MS = 1_500;
+const JOIN_QUIET_MS = 250;
+
+export enum NodeState {
+  New = 'new',
+  Starting = 'starting',
+  Ready = 'ready',
+  Stopping = 'stopping',
+  Stopped = 'stopped',
+}
+
+const isLoopback = (ip: string | undefined) => !!ip && (ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.'));
+
+/**
+ * A cluster node running a user's app: its HTTP listener, its cluster
+ * membership and channel, and its replicated sessions. Ready (health 200,
+ * meta ready=true) only after state transfer; on close() it stops taking
+ * traffic, finishes in-flight requests, flushes replication and leaves.
+ */
+export class NodeRuntime {
+  state = NodeState.New;
+  cluster: ClusterNode | undefined;
+  sessions: SessionManager | undefined;
+  private server: http.Server | undefined;
+  private handler: Listener | undefined;
+  private app: LoadedApp | undefined;
+  private readonly sockets = new Set<Socket>();
+  private closing: Promise<void> | undefined;
+  httpUrl = '';
+
+  constructor(
+    readonly config: NodeConfig,
+    private readonly log: Logger,
+    private readonly configFile?: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.state = NodeState.Starting;
+    // 1. The HTTP listener first: its address is what the balancer learns.
+    const server = http.createServer({ maxHeaderSize: 16384, requireHostHeader: true }, (req, res) => this.onRequest(req, res));
+    server.keepAliveTimeout = 5_000;
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    const { host, port } = parseHostPort(cfg.listen);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const a = server.address() as AddressInfo;
+    this.httpUrl = `http://${formatHostPort(a.address, a.port)}`;
+
+    // 2. The cluster channel and membership.
+    const cl = cfg.cluster;
+    const listen = parseHostPort(cl.listen);
+    const membership = cl.dns
+      ? { type: 'dns', name: cl.dns }
+      : cl.multicast
+        ? { type: 'multicast', ...(typeof cl.multicast === 'object' ? cl.multicast : {}) }
+        : { type: 'static', members: cl.members };
+    this.cluster = createClusterNode({
+      route: cfg.route,
+      clusterName: cl.name,
+      listen,
+      ...(cl.advertise ? { advertise: parseHostPort(cl.advertise) } : {}),
+      ...(cl.secret ? { secret: cl.secret } : {}),
+      ...(cl.secretFile ? { secretFile: cl.secretFile } : {}),
+      membership,
+      meta: { role: 'node', http: this.httpUrl, ready: 'false' },
+    }, { configFile: this.configFile });
+    this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
+    await this.cluster.start();
+    await this.settleMembership();
+
+    // 3. Sessions: state transfer happens in start().
+    const logger = {
+      debug: (o: object, m: string) => this.log.debug(o, m),
+      info: (o: object, m: string) => this.log.info(o, m),
+      warn: (o: object, m: string) => this.log.warn(o, m),
+      error: (o: object, m: string) => this.log.error(o, m),
+    };
+    if (cfg.sessions.store === 'redis') {
+      this.sessions = new RedisSessionManager({ route: cfg.route, url: cfg.sessions.redis ?? 'redis://127.0.0.1:6379' });
+    } else {
+      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster), config: cfg.sessions.replication ?? {}, logger, publishReady: false });
+    }
+    // 4. The app, wrapped with sessions.
+    // The app may read its node's route (e.g. to say which node answered).
+    process.env.COHORT_ROUTE = cfg.route;
+    this.app = await loadApp(cfg.app);
+    const cookie = cfg.sessions.cookie ?? {};
+    if (this.app.kind === 'fastify') {
+      this.app.instance.register(cohortFastifySessions, { manager: this.sessions, cookie });
+      await this.app.instance.ready();
+      const inst = this.app.instance;
+      this.handler = (req, res) => inst.routing(req, res);
+    } else {
+      this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
+    }
+    const started = performance.now();
+    await this.sessions.start();
+    this.state = NodeState.Ready;
+    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true' });
+    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
+  }
+
+  /**
+   * State transfer needs to know the peers, and discovery takes a moment:
+   * wait for the first member to appear (up to `JOIN_WAIT_MS`; the first node
+   * of a cluster waits that long), then until no new member has appeared for
+   * `JOIN_QUIET_MS`.
+   */
+  private async settleMembership(): Promise<void> {
+    const cluster = this.cluster!;
+    const hasPeers = this.config.cluster.members.length > 0 || this.config.cluster.multicast !== false || this.config.cluster.dns !== undefined;
+    if (!hasPeers) return;
+    const started = performance.now();
+    let lastChange = started;
+    let count = cluster.members().length;
+    while (performance.now() - started < JOIN_WAIT_MS) {
+      await new Promise((r) => setTimeout(r, 25));
+      const n = cluster.members().length;
+      if (n !== count) {
+        count = n;
+        lastChange = performance.now();
+      }
+      if (count > 0 && performance.now() - lastChange >= JOIN_QUIET_MS) break;
+    }
+    this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/';
+    if (url === HEALTH_PATH || url.startsWith(`${HEALTH_PATH}?`)) {
+      const ready = this.state === NodeState.Ready;
+      const body = JSON.stringify({
+        route: this.config.route,
+        state: this.state,
+        ready,
+        members: this.cluster?.members().map((m) => ({ route: m.route, state: m.state })) ?? [],
+        sessions: this.sessions && 'getStats' in this.sessions ? (this.sessions as ReplicatedSessionManager).getStats().sessions : undefined,
+      });
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
+      res.end(body);
+      return;
+    }
+    if (url === MEMBERS_PATH) {
+      if (!isLoopback(req.socket.remoteAddress) || !this.cluster) {
+        res.writeHead(403, { 'content-type': 'text/plain' });
+        res.end('the members view is served to loopback clients only\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(this.cluster.snapshot()));
+      return;
+    }
+    if (this.state !== NodeState.Ready || !this.handler) {
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1', connection: 'close' });
+      res.end(`node ${this.config.route} is ${this.state}\n`);
+      return;
+    }
+    this.handler(req, res);
+  }
+
+  /**
+   * Graceful: stop being ready (the balancer stops sending new sessions), stop
+   * accepting, finish in-flight requests within `shutdownTimeout`, flush
+   * replication so the peers hold every session, then leave the cluster.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = NodeState.Stopping;
+      this.cluster?.setMeta({ ...this.cluster.self.meta, ready: 'false' });
+      const server = this.server;
+      if (server) {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise<void>((r) => { t = setTimeout(r, this.config.shutdownTimeout * 1000); t.unref(); })]);
+        clearTimeout(t);
+        for (const s of this.sockets) s.destroy();
+      }
+      await this.sessions?.close();
+      if (this.app?.kind === 'fastify') await this.app.instance.close();
+      await this.cluster?.close();
+      this.state = NodeState.Stopped;
+      this.log.info({ route: this.config.route }, 'node stopped');
+    })();
+    return this.closing;
+  }
+
+  destroy(): void {
+    this.server?.close();
+    for (const s of this.sockets) s.destroy();
+    (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();
+    this.cluster?.destroy();
+    this.state = NodeState.Stopped;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Reading the session id from a request and writing the Set-Cookie header.
+ * Pure string functions. Parsing follows RFC 6265 (exact cookie-name match,
+ * unlike httpd's substring search that `XJSESSIONID` can fool) and looks for
+ * the `;jsessionid=` path parameter in the path only, never in the query.
+ */
+import type { CookieConfig } from './config.js';
+
+/** The value of cookie `name` in a Cookie header (first exact match), or undefined. */
+export function readCookie(header: string | readonly string[] | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  const text = typeof header === 'string' ? header : header.join('; ');
+  let i = 0;
+  while (i < text.length) {
+    let end = text.indexOf(';', i);
+    if (end < 0) end = text.length;
+    const eq = text.indexOf('=', i);
+    if (eq > i && eq < end) {
+      const k = text.slice(i, eq).trim();
+      if (k === name) {
+        let v = text.slice(eq + 1, end).trim();
+        if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+        return v;
+      }
+    }
+    i = end + 1;
+  }
+  return undefined;
+}
+
+/** The `;name=value` path parameter of the URL's path (not its query), or undefined. */
+export function readPathParameter(url: string | undefined, name: string): string | undefined {
+  if (!url) return undefined;
+  const q = url.search(/[?#]/);
+  const path = q < 0 ? url : url.slice(0, q);
+  const key = `;${name}=`;
+  const at = path.indexOf(key);
+  if (at < 0) return undefined;
+  const start = at + key.length;
+  let end = path.slice(start).search(/[;/]/);
+  end = end < 0 ? path.length : start + end;
+  return path.slice(start, end) || undefined;
+}
+
+/** The URL without its `;name=value` path parameter (what the application should route on). */
+export function stripPathParameter(url: string, name: string): string {
+  const q = url.search(/[?#]/);
+  const path = q < 0 ? url : url.slice(0, q);
+  const rest = q < 0 ? '' : url.slice(q);
+  return path.replace(new RegExp(`;${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=[^;/]*`), '') + rest;
+}
+
+/** A Set-Cookie header value for the session id (or its removal when `value` is undefined). */
+export function serializeSessionCookie(cfg: CookieConfig, value: string | undefined, secure: boolean, now: () => number = Date.now): string {
+  const parts = [`${cfg.name}=${value ?? ''}`, `Path=${cfg.path}`];
+  if (cfg.domain) parts.push(`Domain=${cfg.domain}`);
+  if (value === undefined) {
+    parts.push('Max-Age=0', 'Expires=Thu, 01 Jan 1970 00:00:00 GMT');
+  } else if (cfg.maxAgeMs !== undefined) {
+    parts.push(`Max-Age=${Math.floor(cfg.maxAgeMs / 1000)}`, `Expires=${new Date(now() + cfg.maxAgeMs).toUTCString()}`);
+  }
+  if (cfg.httpOnly) parts.push('HttpOnly');
+  if (secure || cfg.sameSite === 'None') parts.push('Secure');
+  parts.push(`SameSite=${cfg.sameSite}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,906 @@
+/**
+ * Replicated sessions over the cluster channel: DeltaManager (all-to-all:
+ * every node holds every session) and BackupManager (owner + N backups placed
+ * by rendezvous hashing, re-created in the background when a member leaves).
+ *
+ * The decisions are pure and live elsewhere (ordering.ts, placement.ts,
+ * expiry.ts, session.ts); this class wires them to the channel and a clock.
+ * Invariants:
+ *  - only the owner (route = id suffix) increments a session's version;
+ *  - a delta or copy older than what a node holds is never applied;
+ *  - a destroyed session leaves a tombstone that wins over any copy;
+ *  - timestamps never cross the wire, only durations and versions.
+ */
+import { EventEmitter } from 'node:events';
+import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../cluster/types.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from './config.js';
+import { SessionError, SessionErrorCode } from './errors.js';
+import { isExpired, shouldNotifyAccess } from './expiry.js';
+import {
+  silentLogger,
+  type CommitOptions,
+  type CommitResult,
+  type LoadOptions,
+  type SessionLogger,
+  type SessionManager,
+} from './manager.js';
+import { classifyDelta, isNewerCopy, ReorderBuffer } from './ordering.js';
+import { backupRoutes, orphanHolders } from './placement.js';
+import { Session, type SessionLimits } from './session.js';
+import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
+import { SessionTable } from './session-table.js';
+import { CursorRegistry, pullFrom, type TransferReport } from './state-transfer.js';
+import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
+
+export interface ReplicatedManagerOptions {
+  readonly channel: ClusterChannel;
+  readonly config?: ReplicationConfigInput;
+  readonly clock?: Clock;
+  /** Wall clock for the informative creation time only. */
+  readonly wallNow?: () => number;
+  readonly randomBytes?: RandomBytes;
+  readonly logger?: SessionLogger;
+  /** Publish meta `ready=true` on the channel once state transfer is done (default true). */
+  readonly publishReady?: boolean;
+}
+
+export interface ReplicationStats {
+  readonly sessions: number;
+  readonly owned: number;
+  readonly tombstones: number;
+  readonly deltasSent: number;
+  readonly deltasApplied: number;
+  readonly staleRejected: number;
+  readonly gapsBuffered: number;
+  readonly gapRepairs: number;
+  readonly copiesSent: number;
+  readonly copiesInstalled: number;
+  readonly takeOvers: number;
+  readonly expired: number;
+  readonly sendFailures: number;
+  readonly lastTransfer: TransferReport | undefined;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export class ReplicatedSessionManager extends EventEmitter implements SessionManager {
+  readonly config: ReplicationConfig;
+  private readonly channel: ClusterChannel;
+  private readonly clock: Clock;
+  private readonly wallNow: () => number;
+  private readonly randomBytes: RandomBytes;
+  private readonly log: SessionLogger;
+  private readonly limits: SessionLimits;
+  private readonly table = new SessionTable();
+  private readonly reorder: ReorderBuffer;
+  private readonly cursors: CursorRegistry<string>;
+  private readonly digestCursors: CursorRegistry<[string, number, number, string]>;
+  /** base → routes that were sent the session at its last commit (backup mode). */
+  private readonly lastTargets = new Map<string, readonly string[]>();
+  /** base → version, accesses to announce at the next flush. */
+  private readonly pendingAccess = new Map<string, number>();
+  private readonly takeOvers = new Map<string, Promise<Session | undefined>>();
+  private byRoute = new Map<string, MemberView>();
+  private unsubscribe: (() => void) | undefined;
+  private sweepTimer: TimerHandle | undefined;
+  private flushTimer: TimerHandle | undefined;
+  private gapTimer: TimerHandle | undefined;
+  private rereplicating: Promise<void> | undefined;
+  private rereplicateAgain = false;
+  private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
+  private transferSeq = 0;
+  private readonly stats: Mutable<ReplicationStats> = {
+    sessions: 0, owned: 0, tombstones: 0, deltasSent: 0, deltasApplied: 0, staleRejected: 0, gapsBuffered: 0, gapRepairs: 0,
+    copiesSent: 0, copiesInstalled: 0, takeOvers: 0, expired: 0, sendFailures: 0, lastTransfer: undefined,
+  };
+
+  constructor(private readonly opts: ReplicatedManagerOptions) {
+    super();
+    this.channel = opts.channel;
+    this.config = parseConfig(replicationConfigSchema, opts.config, 'sessions');
+    this.clock = opts.clock ?? systemClock;
+    this.wallNow = opts.wallNow ?? Date.now;
+    this.randomBytes = opts.randomBytes ?? cryptoRandomBytes;
+    this.log = opts.logger ?? silentLogger;
+    this.limits = { maxAttributeBytes: this.config.maxAttributeBytes, maxSessionBytes: this.config.maxSessionBytes };
+    this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
+    this.cursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
+    this.digestCursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
+  }
+
+  get route(): string {
+    return this.channel.self.route;
+  }
+  get ready(): boolean {
+    return this.state === 'running';
+  }
+  get defaultMaxInactiveMs(): number {
+    return this.config.maxInactiveMs;
+  }
+  get syncByDefault(): boolean {
+    return this.config.consistency === 'sync';
+  }
+
+  /** Counters and sizes, for metrics and tests. */
+  getStats(): ReplicationStats {
+    let owned = 0;
+    for (const s of this.table.values()) if (s.route === this.route) owned++;
+    return { ...this.stats, sessions: this.table.size, owned, tombstones: this.table.tombstoneCount };
+  }
+
+  /** The copy held here (owner or replica), without touching it. For tests and the dashboard. */
+  peek(idOrBase: string): Session | undefined {
+    const p = parseSessionId(idOrBase);
+    return p ? this.table.get(p.base) : undefined;
+  }
+
+  /** Versions of all sessions held here: base → version. */
+  versions(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const s of this.table.values()) m.set(s.base, s.version);
+    return m;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Registers handlers, then pulls the sessions this node needs from its
+   * peers. Resolves (and publishes ready=true) when the transfer is done or
+   * timed out (logged with COHORT_SESSION_TRANSFER_TIMEOUT).
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'starting';
+    const ch = this.channel;
+    ch.handle(Topic.Delta, (from, p) => this.onDelta(from, p));
+    ch.handle(Topic.Copy, (from, p) => this.onCopy(from, p));
+    ch.handle(Topic.Access, (_from, p) => this.onAccess(p));
+    ch.handle(Topic.Destroy, (_from, p) => this.onDestroy(p));
+    ch.handle(Topic.Drop, (_from, p) => this.onDrop(p));
+    ch.handle(Topic.Get, (_from, p) => this.onGet(p));
+    ch.handle(Topic.Transfer, (from, p) => this.onTransfer(from, p));
+    ch.handle(Topic.Digest, (from, p) => this.onDigest(from, p));
+    this.refreshRoutes();
+    this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
+    this.scheduleSweep();
+    try {
+      this.stats.lastTransfer = await this.transferState();
+    } finally {
+      if ((this.state as string) === 'starting') this.state = 'running';
+    }
+    if (this.opts.publishReady !== false && this.state === 'running') ch.setMeta({ ...ch.self.meta, ready: 'true' });
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.flushAccess();
+    await this.rereplicating;
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.unsubscribe?.();
+    for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer]) if (t) this.clock.clearTimeout(t);
+    this.sweepTimer = this.flushTimer = this.gapTimer = undefined;
+  }
+
+  private assertRunning(): void {
+    if (this.state === 'new' || this.state === 'closed') {
+      throw new SessionError(SessionErrorCode.NotRunning, `session manager on ${this.route} is ${this.state === 'new' ? 'not started' : 'closed'}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- request path
+
+  create(id?: string): Session {
+    const base = id === undefined ? newSessionBase(this.randomBytes) : parseSessionIdOrThrow(id).base;
+    return new Session(
+      { base, route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.config.maxInactiveMs, now: this.clock.now() },
+      this.limits,
+    );
+  }
+
+  async load(id: string, options: LoadOptions = {}): Promise<Session | undefined> {
+    this.assertRunning();
+    const p = parseSessionId(id);
+    if (!p || this.table.tombstone(p.base)) return undefined;
+    const local = this.table.get(p.base);
+    const now = this.clock.now();
+    if (local && local.route === this.route) {
+      if (isExpired(local, 'owner', now, this.config)) {
+        this.expireOwned(local);
+        return undefined;
+      }
+      local.lastAccess = now;
+      return local;
+    }
+    if (options.takeOver === false && local) return local;
+    let inflight = this.takeOvers.get(p.base);
+    if (!inflight) {
+      inflight = this.takeOver(p.base, local?.route ?? p.route, options.takeOver !== false).finally(() => this.takeOvers.delete(p.base));
+      this.takeOvers.set(p.base, inflight);
+    }
+    return inflight;
+  }
+
+  /**
+   * JvmRouteBinderValve: fetch the newest copy (from the owner if alive,
+   * else from every live member), then become the owner. The route change is
+   * replicated by the next commit, which also tells the old owner.
+   */
+  private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
+    const owner = this.byRoute.get(ownerRoute);
+    const ask = owner ? [owner] : this.channel.members();
+    const replies = await Promise.allSettled(
+      ask.map((m) => this.channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })),
+    );
+    for (const r of replies) {
+      if (r.status === 'rejected') {
+        this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(r.reason) }, 'take-over: a peer did not answer');
+        continue;
+      }
+      const tombs = field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[];
+      for (const [b, v] of tombs) if (b === base) this.buryLocal(base, v, 'invalidated', true);
+      for (const raw of field<JsonValue[]>(r.value, 's', Topic.Get, isArray)) this.installCopy(asSnapshot(raw, Topic.Get));
+    }
+    const s = this.table.get(base);
+    if (!s) return undefined;
+    const now = this.clock.now();
+    if (!claim) return s;
+    if (isExpired(s, 'replica', now, this.config)) {
+      this.table.remove(base);
+      return undefined;
+    }
+    if (s.route !== this.route) {
+      const previousId = s.id;
+      const prevOwner = this.byRoute.get(s.route);
+      s.setRoute(this.route);
+      this.stats.takeOvers++;
+      if (prevOwner) this.extraTargets.set(base, prevOwner.route);
+      this.log.info({ node: this.route, session: base.slice(0, 6), from: previousId.slice(previousId.indexOf('.') + 1), ownerAlive: !!prevOwner }, 'session taken over');
+      this.emit('takenOver', { id: s.id, previousId, replica: false });
+    }
+    s.lastAccess = now;
+    return s;
+  }
+
+  /** base → route of a previous owner to tell at the next commit (take-over). */
+  private readonly extraTargets = new Map<string, string>();
+
+  regenerateId(session: Session): void {
+    session.changeBase(newSessionBase(this.randomBytes));
+  }
+
+  async invalidate(session: Session, options: CommitOptions = {}): Promise<void> {
+    session.markInvalid();
+    await this.commit(session, options);
+  }
+
+  async commit(session: Session, options: CommitOptions = {}): Promise<CommitResult> {
+    this.assertRunning();
+    const sync = options.sync ?? this.syncByDefault;
+    const now = this.clock.now();
+    if (session.invalidated) return this.commitDestroy(session, sync, now);
+    const prevBase = session.previousBase;
+    const wasNew = session.isNew;
+    const d = session.takeDelta();
+    if (!d) {
+      session.lastAccess = now;
+      if (shouldNotifyAccess(session, now, this.config)) {
+        session.accessNotifiedAt = now;
+        this.pendingAccess.set(session.base, session.version);
+        this.scheduleFlush();
+      }
+      return { version: session.version, changed: false, replicatedTo: [], failed: {} };
+    }
+    if (prevBase !== undefined) {
+      this.table.bury(prevBase, d.v, now);
+      const lt = this.lastTargets.get(prevBase);
+      this.lastTargets.delete(prevBase);
+      if (lt) this.lastTargets.set(d.i, lt);
+    }
+    session.lastAccess = now;
+    session.accessNotifiedAt = now;
+    this.table.set(session);
+    this.pendingAccess.delete(session.base);
+    if (wasNew) this.emit('created', { id: session.id, replica: false });
+    this.emitChanges(session, d, false);
+
+    const { deltaTo, copyTo, dropTo } = this.targetsForCommit(session);
+    const mode = sync ? 'applied' : 'async';
+    const sends: Array<Promise<void>> = [];
+    const ids: string[] = [];
+    for (const m of deltaTo) {
+      ids.push(m.id);
+      sends.push(this.channel.send(m.id, Topic.Delta, { d: [d as unknown as JsonValue] }, { mode, timeoutMs: this.config.syncTimeoutMs }));
+      this.stats.deltasSent++;
+    }
+    if (copyTo.length > 0) {
+      const snap = session.snapshot() as unknown as JsonValue;
+      for (const m of copyTo) {
+        ids.push(m.id);
+        sends.push(this.channel.send(m.id, Topic.Copy, { s: [snap] }, { mode, timeoutMs: this.config.syncTimeoutMs }));
+        this.stats.copiesSent++;
+      }
+    }
+    for (const m of dropTo) this.fireAndForget(this.channel.send(m.id, Topic.Drop, { x: [session.base] }), m.id);
+    if (!sync) {
+      sends.forEach((p, i) => this.fireAndForget(p, ids[i]!));
+      return { version: session.version, changed: true, replicatedTo: ids, failed: {} };
+    }
+    const results = await Promise.allSettled(sends);
+    const ok: string[] = [];
+    const failed: Record<string, string> = {};
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') ok.push(ids[i]!);
+      else {
+        failed[ids[i]!] = String((r.reason as Error)?.message ?? r.reason);
+        this.stats.sendFailures++;
+      }
+    });
+    if (ids.length > 0 && ok.length === 0) {
+      throw new SessionError(SessionErrorCode.ReplicationFailed, `sync commit of session ${session.base.slice(0, 6)}… v${session.version}: no peer acknowledged (${Object.values(failed).join('; ')})`);
+    }
+    return { version: session.version, changed: true, replicatedTo: ok, failed };
+  }
+
+  private async commitDestroy(session: Session, sync: boolean, now: number): Promise<CommitResult> {
+    const known = session.version > 0 || this.table.get(session.base) === session;
+    const prev = session.previousBase;
+    if (!known) return { version: session.version, changed: false, replicatedTo: [], failed: {} };
+    const v = session.version + 1;
+    this.buryLocal(session.base, v, 'invalidated', false);
+    if (prev !== undefined) this.table.bury(prev, v, now);
+    const pairs: JsonValue = prev !== undefined ? [[session.base, v], [prev, v]] : [[session.base, v]];
+    const targets = this.holdersOf(session);
+    const mode = sync ? 'applied' : 'async';
+    const sends = targets.map((m) => this.channel.send(m.id, Topic.Destroy, { x: pairs }, { mode, timeoutMs: this.config.syncTimeoutMs }));
+    if (!sync) {
+      sends.forEach((p, i) => this.fireAndForget(p, targets[i]!.id));
+      return { version: v, changed: true, replicatedTo: targets.map((m) => m.id), failed: {} };
+    }
+    const rs = await Promise.allSettled(sends);
+    const failed: Record<string, string> = {};
+    rs.forEach((r, i) => {
+      if (r.status === 'rejected') failed[targets[i]!.id] = String(r.reason);
+    });
+    return { version: v, changed: true, replicatedTo: targets.filter((m) => !(m.id in failed)).map((m) => m.id), failed };
+  }
+
+  async ids(): Promise<string[]> {
+    const out: string[] = [];
+    for (const s of this.table.values()) out.push(s.id);
+    return out;
+  }
+
+  async clear(): Promise<void> {
+    for (const s of [...this.table.values()]) {
+      if (s.route === this.route) await this.invalidate(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- placement
+
+  private refreshRoutes(): void {
+    const m = new Map<string, MemberView>();
+    for (const v of this.channel.members()) m.set(v.route, v);
+    this.byRoute = m;
+  }
+
+  private liveRoutes(): string[] {
+    return [this.route, ...this.byRoute.keys()];
+  }
+
+  /** Routes that should hold a copy of `base` besides its owner `owner`. */
+  private placementOf(base: string, owner: string): string[] {
+    if (this.config.mode === 'all-to-all') return this.liveRoutes().filter((r) => r !== owner);
+    if (owner === this.route || this.byRoute.has(owner)) return backupRoutes(base, owner, this.liveRoutes(), this.config.backups);
+    return orphanHolders(base, this.liveRoutes(), this.config.backups);
+  }
+
+  /** Whether this node should keep a copy of a session owned by `owner`. */
+  private shouldHold(base: string, owner: string): boolean {
+    if (this.config.mode === 'all-to-all' || owner === this.route) return true;
+    return this.placementOf(base, owner).includes(this.route);
+  }
+
+  private members(routes: Iterable<string>): MemberView[] {
+    const out: MemberView[] = [];
+    for (const r of routes) {
+      const m = this.byRoute.get(r);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  /** Members holding copies of a session this node owns. */
+  private holdersOf(s: Session): MemberView[] {
+    if (this.config.mode === 'all-to-all') return this.channel.members().slice();
+    const routes = new Set(this.placementOf(s.base, s.route));
+    for (const r of this.lastTargets.get(s.base) ?? []) routes.add(r);
+    routes.delete(this.route);
+    return this.members(routes);
+  }
+
+  private targetsForCommit(s: Session): { deltaTo: MemberView[]; copyTo: MemberView[]; dropTo: MemberView[] } {
+    const extra = this.extraTargets.get(s.base);
+    this.extraTargets.delete(s.base);
+    if (this.config.mode === 'all-to-all') return { deltaTo: this.channel.members().slice(), copyTo: [], dropTo: [] };
+    const now = this.placementOf(s.base, s.route);
+    const before = this.lastTargets.get(s.base);
+    this.lastTargets.set(s.base, now);
+    const deltaTo: string[] = [];
+    const copyTo: string[] = [];
+    for (const r of now) (before && before.includes(r) ? deltaTo : copyTo).push(r);
+    const dropTo = (before ?? []).filter((r) => !now.includes(r));
+    // The previous owner holds the newest copy and must learn it is no longer owner: a delta, then it drops.
+    if (extra !== undefined && !now.includes(extra)) deltaTo.push(extra);
+    return { deltaTo: this.members(deltaTo), copyTo: this.members(copyTo), dropTo: this.members(dropTo.filter((r) => r !== extra)) };
+  }
+
+  // ---------------------------------------------------------------- incoming
+
+  private onDelta(from: MemberView, payload: JsonValue): void {
+    const list = field<JsonValue[]>(payload, 'd', Topic.Delta, isArray);
+    const now = this.clock.now();
+    for (const raw of list) {
+      const d = asDelta(raw, Topic.Delta);
+      if (this.table.tombstone(d.i)) continue;
+      let s = this.table.get(d.i);
+      if (!s && d.p !== undefined) {
+        const old = this.table.get(d.p);
+        if (old && !this.table.tombstone(d.p)) {
+          this.table.bury(d.p, d.v, now);
+          old.base = d.i;
+          this.table.set(old);
+          s = old;
+        }
+      }
+      const held = s?.version ?? 0;
+      const decision = classifyDelta(held, d);
+      if (decision === 'stale') {
+        this.stats.staleRejected++;
+        this.log.debug({ node: this.route, session: d.i.slice(0, 6), held, delta: d.v }, 'stale delta rejected');
+        continue;
+      }
+      if (decision === 'gap') {
+        this.stats.gapsBuffered++;
+        for (const base of this.reorder.add(d, from.id, now)) this.repair(base, from.id);
+        this.scheduleGapCheck();
+        continue;
+      }
+      s = this.applyInOrder(s, d, now);
+      for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
+      this.afterReplicaChange(s);
+    }
+  }
+
+  private applyInOrder(s: Session | undefined, d: SessionDelta, now: number): Session {
+    const created = !s;
+    if (!s) {
+      s = new Session({ base: d.i, route: d.r, version: 0, createdAt: d.c ?? 0, maxInactiveMs: d.m ?? this.config.maxInactiveMs, now }, this.limits);
+    }
+    const wasOwner = s.route === this.route;
+    s.applyDelta(d);
+    s.lastAccess = now;
+    this.table.set(s);
+    this.stats.deltasApplied++;
+    if (wasOwner && s.route !== this.route) {
+      this.log.info({ node: this.route, session: d.i.slice(0, 6), newOwner: s.route }, 'session taken over by another node');
+      this.lastTargets.delete(s.base);
+    }
+    if (this.config.replicaEvents) {
+      if (created) this.emit('created', { id: s.id, replica: true });
+      this.emitChanges(s, d, true);
+    }
+    return s;
+  }
+
+  /** Backup mode: a node that is no longer a holder drops its copy. */
+  private afterReplicaChange(s: Session): void {
+    if (this.config.mode === 'backup' && !this.shouldHold(s.base, s.route)) {
+      this.table.remove(s.base);
+      this.reorder.drop(s.base);
+    }
+  }
+
+  private installCopy(snap: SessionSnapshot): boolean {
+    if (this.table.tombstone(snap.i)) return false;
+    const now = this.clock.now();
+    let s = this.table.get(snap.i);
+    if (!isNewerCopy(s?.version, snap.v)) {
+      if (s && s.route !== this.route) s.lastAccess = now;
+      return false;
+    }
+    const created = !s;
+    if (s) s.applySnapshot(snap);
+    else {
+      s = Session.fromSnapshot(snap, this.limits, now);
+      this.table.set(s);
+    }
+    s.lastAccess = now;
+    this.stats.copiesInstalled++;
+    if (created && this.config.replicaEvents) this.emit('created', { id: s.id, replica: true });
+    for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
+    return true;
+  }
+
+  private onCopy(_from: MemberView, payload: JsonValue): void {
+    for (const raw of field<JsonValue[]>(payload, 's', Topic.Copy, isArray)) {
+      const snap = asSnapshot(raw, Topic.Copy);
+      this.installCopy(snap);
+    }
+  }
+
+  private onAccess(payload: JsonValue): void {
+    const now = this.clock.now();
+    for (const [base] of field<JsonValue[]>(payload, 'a', Topic.Access, isArray) as unknown as VersionPair[]) {
+      const s = this.table.get(base);
+      if (s && s.route !== this.route) s.lastAccess = now;
+    }
+  }
+
+  private onDestroy(payload: JsonValue): void {
+    for (const [base, v] of field<JsonValue[]>(payload, 'x', Topic.Destroy, isArray) as unknown as VersionPair[]) {
+      this.buryLocal(base, v, 'invalidated', true);
+    }
+  }
+
+  private onDrop(payload: JsonValue): void {
+    for (const base of field<JsonValue[]>(payload, 'x', Topic.Drop, isArray) as unknown as string[]) {
+      const s = this.table.get(base);
+      if (s && s.route !== this.route) {
+        this.table.remove(base);
+        this.reorder.drop(base);
+      }
+    }
+  }
+
+  private onGet(payload: JsonValue): JsonValue {
+    const want = field<JsonValue[]>(payload, 'i', Topic.Get, isArray) as unknown as string[];
+    const s: JsonValue[] = [];
+    const t: JsonValue[] = [];
+    for (const base of want) {
+      const x = this.table.get(base);
+      if (x) s.push(x.snapshot() as unknown as JsonValue);
+      const tomb = this.table.tombstone(base);
+      if (tomb) t.push([base, tomb.version]);
+    }
+    return { s, t };
+  }
+
+  private onTransfer(from: MemberView, payload: JsonValue): JsonValue {
+    const t = field<string>(payload, 't', Topic.Transfer, (x) => typeof x === 'string');
+    const k = field<number>(payload, 'k', Topic.Transfer, (x) => typeof x === 'number' && x >= 0);
+    const n = field<number>(payload, 'n', Topic.Transfer, (x) => typeof x === 'number' && x > 0);
+    const w = field<string>(payload, 'w', Topic.Transfer, (x) => x === 'all' || x === 'placed');
+    const page = this.cursors.page(`${from.id}/${t}`, k, Math.min(n, 10_000), this.clock.now(), () => {
+      if (w === 'all') return this.table.bases();
+      const out: string[] = [];
+      const live = this.liveRoutes();
+      for (const s of this.table.values()) {
+        const owner = s.route;
+        const holders = owner === from.route || owner === this.route || this.byRoute.has(owner)
+          ? backupRoutes(s.base, owner, live, this.config.backups)
+          : orphanHolders(s.base, live, this.config.backups);
+        if (owner === from.route || holders.includes(from.route)) out.push(s.base);
+      }
+      return out;
+    });
+    const s: JsonValue[] = [];
+    for (const base of page.items) {
+      const x = this.table.get(base);
+      if (x) s.push(x.snapshot() as unknown as JsonValue);
+    }
+    return { s, k: page.next, total: page.total };
+  }
+
+  private onDigest(from: MemberView, payload: JsonValue): JsonValue {
+    const t = field<string>(payload, 't', Topic.Digest, (x) => typeof x === 'string');
+    const k = field<number>(payload, 'k', Topic.Digest, (x) => typeof x === 'number' && x >= 0);
+    const n = field<number>(payload, 'n', Topic.Digest, (x) => typeof x === 'number' && x > 0);
+    const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, 50_000), this.clock.now(), () => {
+      const out: Array<[string, number, number, string]> = [];
+      for (const s of this.table.values()) out.push([s.base, s.version, 0, s.route]);
+      for (const [b, tomb] of this.table.tombstoneEntries()) out.push([b, tomb.version, 1, '']);
+      return out;
+    });
+    return { e: page.items as unknown as JsonValue, k: page.next };
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private onMembership(e: MembershipEvent): void {
+    this.refreshRoutes();
+    if (this.state === 'closed') return;
+    this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
+    if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
+    if (e.type === 'back') {
+      void this.antiEntropy(e.member).catch((err: unknown) => this.log.warn({ node: this.route, member: e.member.route, err: String(err) }, 'anti-entropy failed'));
+      if (this.config.mode === 'backup') this.scheduleRereplication();
+    }
+  }
+
+  /**
+   * Backup mode, after a member left: every copy it held is re-created on
+   * the member that now ranks in its place, in batches in the background.
+   * Owned sessions go to their new backups; orphaned ones (owner gone) to the
+   * top-ranked live members, which keep them until someone takes them over.
+   */
+  private scheduleRereplication(): void {
+    if (this.rereplicating) {
+      this.rereplicateAgain = true;
+      return;
+    }
+    this.rereplicating = (async () => {
+      do {
+        this.rereplicateAgain = false;
+        await this.rereplicate();
+      } while (this.rereplicateAgain && this.state !== 'closed');
+    })()
+      .catch((err: unknown) => this.log.error({ node: this.route, err: String(err) }, 're-replication failed'))
+      .finally(() => {
+        this.rereplicating = undefined;
+      });
+  }
+
+  /** Runs one re-replication pass; resolves when every batch was acknowledged (or failed). */
+  async rereplicate(): Promise<number> {
+    const perTarget = new Map<string, JsonValue[]>();
+    let sent = 0;
+    const flush = async (route: string): Promise<void> => {
+      const batch = perTarget.get(route);
+      const m = this.byRoute.get(route);
+      perTarget.delete(route);
+      if (!batch || !m) return;
+      try {
+        await this.channel.send(m.id, Topic.Copy, { s: batch }, { mode: 'applied', timeoutMs: this.config.syncTimeoutMs });
+        sent += batch.length;
+        this.stats.copiesSent += batch.length;
+      } catch (err) {
+        this.stats.sendFailures++;
+        this.log.warn({ node: this.route, to: route, err: String(err) }, 're-replication batch failed');
+      }
+    };
+    for (const s of [...this.table.values()]) {
+      if (this.state === 'closed') break;
+      let targets: string[];
+      if (s.route === this.route) {
+        const now = this.placementOf(s.base, s.route);
+        const before = this.lastTargets.get(s.base) ?? [];
+        targets = now.filter((r) => !before.includes(r) || !this.byRoute.has(r));
+        this.lastTargets.set(s.base, now);
+      } else if (!this.byRoute.has(s.route)) {
+        targets = orphanHolders(s.base, this.liveRoutes(), this.config.backups).filter((r) => r !== this.route);
+      } else continue;
+      for (const r of targets) {
+        if (!this.byRoute.has(r)) continue;
+        let b = perTarget.get(r);
+        if (!b) perTarget.set(r, (b = []));
+        b.push(s.snapshot() as unknown as JsonValue);
+        if (b.length >= this.config.replicationBatch) await flush(r);
+      }
+    }
+    for (const r of [...perTarget.keys()]) await flush(r);
+    if (sent > 0) this.log.info({ node: this.route, copies: sent }, 're-replication done');
+    return sent;
+  }
+
+  /**
+   * After a partition heals: fetch the peer's digest (base, version,
+   * tombstone) page by page, apply its tombstones and pull what it holds
+   * newer. The peer does the same towards us, so both converge.
+   */
+  async antiEntropy(peer: MemberView): Promise<number> {
+    const t = `ae-${this.route}-${++this.transferSeq}`;
+    let k: number | null = 0;
+    const want: string[] = [];
+    const now = this.clock.now();
+    while (k !== null) {
+      const reply: JsonValue = await this.channel.request(peer.id, Topic.Digest, { t, k, n: 20_000 }, { timeoutMs: this.config.transferRequestTimeoutMs });
+      const entries = field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as Array<[string, number, number, string]>;
+      for (const [base, v, tomb, route] of entries) {
+        if (tomb) {
+          if (!this.table.tombstone(base)) this.buryLocal(base, v, 'invalidated', true);
+          continue;
+        }
+        if (this.table.tombstone(base)) continue;
+        const held = this.table.get(base)?.version;
+        if ((held === undefined || held < v) && this.shouldHold(base, route)) want.push(base);
+        else if (held !== undefined && held === v) {
+          const s = this.table.get(base)!;
+          if (s.route !== this.route) s.lastAccess = now;
+        }
+      }
+      k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
+    }
+    let pulled = 0;
+    for (let i = 0; i < want.length; i += this.config.transferChunk) {
+      const reply = await this.channel.request(peer.id, Topic.Get, { i: want.slice(i, i + this.config.transferChunk) }, { timeoutMs: this.config.transferRequestTimeoutMs });
+      for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (this.installCopy(asSnapshot(raw, Topic.Get))) pulled++;
+    }
+    this.log.info({ node: this.route, peer: peer.route, pulled }, `anti-entropy with ${peer.route}: pulled ${pulled} newer sessions`);
+    return pulled;
+  }
+
+  // ---------------------------------------------------------------- state transfer
+
+  private async transferState(): Promise<TransferReport> {
+    const started = this.clock.now();
+    const peers = this.channel.members().slice().sort((a, b) => a.startTime - b.startTime);
+    if (peers.length === 0) return { sessions: 0, chunks: 0, ms: 0, complete: true, peers: [] };
+    const deadline = started + this.config.transferTimeoutMs;
+    const install = (list: SessionSnapshot[]): void => {
+      for (const s of list) this.installCopy(s);
+    };
+    const base = {
+      chunk: this.config.transferChunk,
+      timeoutMs: this.config.transferTimeoutMs,
+      requestTimeoutMs: this.config.transferRequestTimeoutMs,
+    };
+    let sessions = 0;
+    let chunks = 0;
+    let complete = false;
+    const used: string[] = [];
+    this.log.info({ node: this.route, peers: peers.map((p) => p.route), mode: this.config.mode }, 'state transfer: starting');
+    if (this.config.mode === 'all-to-all') {
+      // Every peer holds everything: one is enough; on failure try the next.
+      for (const peer of peers) {
+        try {
+          const r = await pullFrom(this.channel, peer, { ...base, scope: 'all', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log);
+          sessions += r.sessions;
+          chunks += r.chunks;
+          used.push(peer.route);
+          complete = true;
+          break;
+        } catch (err) {
+          this.log.warn({ node: this.route, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
+          if (this.clock.now() >= deadline) break;
+        }
+      }
+    } else {
+      // Each peer sends what places a copy here, in parallel.
+      const rs = await Promise.allSettled(
+        peers.map((peer) => pullFrom(this.channel, peer, { ...base, scope: 'placed', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log)),
+      );
+      complete = true;
+      rs.forEach((r, i) => {
+        if (r.status === 'fulfilled') {
+          sessions += r.value.sessions;
+          chunks += r.value.chunks;
+          used.push(peers[i]!.route);
+        } else {
+          complete = false;
+          this.log.warn({ node: this.route, peer: peers[i]!.route, err: String(r.reason) }, 'state transfer from peer failed');
+        }
+      });
+    }
+    const ms = this.clock.now() - started;
+    if (!complete) {
+      const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${ms} ms (${sessions} sessions received)`);
+      this.log.error({ node: this.route, code: err.code, sessions, ms }, err.message);
+    } else {
+      this.log.info({ node: this.route, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${ms} ms`);
+    }
+    return { sessions, chunks, ms, complete, peers: used };
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private scheduleSweep(): void {
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweep();
+      if (this.state !== 'closed') this.scheduleSweep();
+    }, this.config.sweepIntervalMs);
+    this.sweepTimer.unref?.();
+  }
+
+  /** Expires idle sessions (owner rule or replica rule), purges tombstones and idle cursors. */
+  sweep(): void {
+    const now = this.clock.now();
+    for (const s of [...this.table.values()]) {
+      if (s.route === this.route) {
+        if (isExpired(s, 'owner', now, this.config)) this.expireOwned(s);
+      } else if (isExpired(s, 'replica', now, this.config)) {
+        this.table.remove(s.base);
+        this.reorder.drop(s.base);
+        this.lastTargets.delete(s.base);
+        this.stats.expired++;
+        if (this.config.replicaEvents) this.emit('destroyed', { id: s.id, replica: true, reason: 'expired' });
+      }
+    }
+    this.table.purgeTombstones(now - this.config.tombstoneTtlMs);
+    this.cursors.purge(now);
+    this.digestCursors.purge(now);
+  }
+
+  private expireOwned(s: Session): void {
+    const v = s.version + 1;
+    const holders = this.holdersOf(s);
+    this.buryLocal(s.base, v, 'expired', false);
+    this.stats.expired++;
+    for (const m of holders) this.fireAndForget(this.channel.send(m.id, Topic.Destroy, { x: [[s.base, v]] }), m.id);
+  }
+
+  private buryLocal(base: string, v: number, reason: 'invalidated' | 'expired', replica: boolean): void {
+    const s = this.table.bury(base, v, this.clock.now());
+    this.reorder.drop(base);
+    this.lastTargets.delete(base);
+    this.pendingAccess.delete(base);
+    if (s) {
+      s.markInvalid();
+      if (!replica || this.config.replicaEvents) this.emit('destroyed', { id: s.id, replica, reason });
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = this.clock.setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushAccess();
+    }, this.config.flushIntervalMs);
+    this.flushTimer.unref?.();
+  }
+
+  /** Sends the batched access notifications to the holders. */
+  flushAccess(): void {
+    if (this.pendingAccess.size === 0) return;
+    const byMember = new Map<string, JsonValue[]>();
+    for (const [base, v] of this.pendingAccess) {
+      const s = this.table.get(base);
+      if (!s) continue;
+      for (const m of this.holdersOf(s)) {
+        let l = byMember.get(m.id);
+        if (!l) byMember.set(m.id, (l = []));
+        l.push([base, v]);
+      }
+    }
+    this.pendingAccess.clear();
+    for (const [id, a] of byMember) this.fireAndForget(this.channel.send(id, Topic.Access, { a }), id);
+  }
+
+  private scheduleGapCheck(): void {
+    if (this.gapTimer) return;
+    this.gapTimer = this.clock.setTimeout(() => {
+      this.gapTimer = undefined;
+      const now = this.clock.now();
+      for (const [base, from] of this.reorder.expired(now)) {
+        this.reorder.postpone(base, now);
+        this.repair(base, from);
+      }
+      if (this.reorder.size > 0) this.scheduleGapCheck();
+    }, this.config.gapTimeoutMs);
+    this.gapTimer.unref?.();
+  }
+
+  /** Gap not filled in time: ask the sender for a full copy. */
+  private repair(base: string, fromId: string): void {
+    this.stats.gapRepairs++;
+    this.channel
+      .request(fromId, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })
+      .then((reply) => {
+        const tombs = field<JsonValue[]>(reply, 't', Topic.Get, isArray) as unknown as VersionPair[];
+        for (const [b, v] of tombs) this.buryLocal(b, v, 'invalidated', true);
+        for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) this.installCopy(asSnapshot(raw, Topic.Get));
+        const s = this.table.get(base);
+        if (s) for (const next of this.reorder.takeApplicable(base, s.version)) this.applyInOrder(s, next, this.clock.now());
+      })
+      .catch((err: unknown) => this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(err) }, 'gap repair failed'));
+  }
+
+  private fireAndForget(p: Promise<unknown>, to: string): void {
+    p.catch((err: unknown) => {
+      this.stats.sendFailures++;
+      this.log.warn({ node: this.route, to, err: String(err) }, 'replication send failed');
+    });
+  }
+
+  private emitChanges(s: Session, d: SessionDelta, replica: boolean): void {
+    if (this.listenerCount('attributeChanged') === 0) return;
+    for (const name of Object.keys(d.s ?? {})) this.emit('attributeChanged', { id: s.id, name, replica });
+    for (const name of d.d ?? []) this.emit('attributeChanged', { id: s.id, name, replica });
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * One session: attributes with change tracking, a version and the metadata
+ * that replicates (route, max inactive interval, creation time). The owner
+ * mutates it through `attributes`; replicas apply deltas and snapshots to it
+ * directly (no tracking). Pure: no clock, no I/O — times are passed in.
+ */
+import { SessionError, SessionErrorCode } from './errors.js';
+import { formatSessionId } from './session-id.js';
+import { AttributeTracker, type Attributes, type TrackingSink } from './tracking.js';
+import { jsonSize } from './json-value.js';
+import type { SessionDelta, SessionSnapshot } from './wire.js';
+
+export interface SessionLimits {
+  /** Largest JSON size of one attribute value (characters). */
+  readonly maxAttributeBytes: number;
+  /** Largest JSON size of all attributes together (characters), checked at commit. */
+  readonly maxSessionBytes: number;
+}
+
+export class Session implements TrackingSink {
+  /** Random part of the id: the session's identity in the cluster. */
+  base: string;
+  /** Route of the owning node (id suffix). */
+  route: string;
+  /** Monotonic per session; the owner increments it at every commit that changes something. */
+  version: number;
+  /** Wall-clock creation time, ms since epoch (informative: never compared across nodes). */
+  readonly createdAt: number;
+  /** ms without access after which the session expires. */
+  maxInactiveMs: number;
+  /** Local monotonic ms of the last access (owner) or last news from the owner (replica). */
+  lastAccess: number;
+  /** Local monotonic ms at which the replicas were last told of an access. */
+  accessNotifiedAt: number;
+  /** Approximate JSON size of the attributes at the last local commit (0 on replicas). */
+  bytes = 0;
+
+  private attrs: Attributes;
+  private tracker: AttributeTracker | undefined;
+  private readonly dirty = new Set<string>();
+  private readonly removedKeys = new Set<string>();
+  private metaDirty = false;
+  private prevBase: string | undefined;
+  private invalid = false;
+
+  constructor(
+    init: { base: string; route: string; version: number; createdAt: number; maxInactiveMs: number; attrs?: Attributes; now: number },
+    readonly limits: SessionLimits,
+  ) {
+    this.base = init.base;
+    this.route = init.route;
+    this.version = init.version;
+    this.createdAt = init.createdAt;
+    this.maxInactiveMs = init.maxInactiveMs;
+    this.attrs = init.attrs ?? {};
+    this.lastAccess = init.now;
+    this.accessNotifiedAt = init.now;
+  }
+
+  static fromSnapshot(s: SessionSnapshot, limits: SessionLimits, now: number): Session {
+    return new Session({ base: s.i, route: s.r, version: s.v, createdAt: s.c, maxInactiveMs: s.m, attrs: s.a, now }, limits);
+  }
+
+  get maxAttributeBytes(): number {
+    return this.limits.maxAttributeBytes;
+  }
+
+  /** The full id, `<base>.<route>`. */
+  get id(): string {
+    return formatSessionId(this.base, this.route);
+  }
+
+  /** Never committed yet (version 0). */
+  get isNew(): boolean {
+    return this.version === 0;
+  }
+
+  get invalidated(): boolean {
+    return this.invalid;
+  }
+
+  /** The tracked attribute map: read, assign, mutate in place. */
+  get attributes(): Attributes {
+    this.tracker ??= new AttributeTracker(this.attrs, this);
+    return this.tracker.proxy;
+  }
+
+  /** The plain attribute data (no tracking). Do not mutate. */
+  get rawAttributes(): Readonly<Attributes> {
+    return this.attrs;
+  }
+
+  /** Names of attributes changed since the last commit. */
+  get dirtyKeys(): readonly string[] {
+    return [...this.dirty, ...this.removedKeys];
+  }
+
+  get hasChanges(): boolean {
+    return this.dirty.size > 0 || this.removedKeys.size > 0 || this.metaDirty || this.version === 0;
+  }
+
+  /** Something was set, removed or saved explicitly (a new session with this is worth storing). */
+  get hasStoredChanges(): boolean {
+    return this.dirty.size > 0 || this.removedKeys.size > 0 || this.metaDirty;
+  }
+
+  // TrackingSink
+  changed(key: string): void {
+    this.removedKeys.delete(key);
+    this.dirty.add(key);
+  }
+  removed(key: string): void {
+    this.dirty.delete(key);
+    this.removedKeys.add(key);
+  }
+  assertWritable(): void {
+    if (this.invalid) throw new SessionError(SessionErrorCode.Invalidated, `session ${this.base.slice(0, 6)}… was invalidated`);
+  }
+
+  setMaxInactive(ms: number): void {
+    this.assertWritable();
+    if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`maxInactiveMs must be a positive number of ms, got ${ms}`);
+    if (ms !== this.maxInactiveMs) {
+      this.maxInactiveMs = ms;
+      this.metaDirty = true;
+    }
+  }
+
+  /** Take-over: this node's route becomes the owner. Replicated at the next commit. */
+  setRoute(route: string): void {
+    if (route !== this.route) {
+      this.route = route;
+      this.metaDirty = true;
+    }
+  }
+
+  /** Id regeneration (login): a new base, same attributes. Replicated at the next commit. */
+  changeBase(newBase: string): void {
+    this.assertWritable();
+    if (this.version > 0 && this.prevBase === undefined) this.prevBase = this.base;
+    this.base = newBase;
+    this.metaDirty = true;
+  }
+
+  /** The base this session had before {@link changeBase}, until the next commit. */
+  get previousBase(): string | undefined {
+    return this.prevBase;
+  }
+
+  markInvalid(): void {
+    this.invalid = true;
+  }
+
+  /** Forces a commit to produce a delta even without changes (express-session `save()`). */
+  markMetaDirty(): void {
+    this.metaDirty = true;
+  }
+
+  /**
+   * Ends a unit of work: returns the delta that brings a replica at
+   * `version` to the new version, and increments the version. Undefined when
+   * nothing changed. Throws COHORT_SESSION_TOO_LARGE if the session outgrew its limit.
+   */
+  takeDelta(): SessionDelta | undefined {
+    if (!this.hasChanges) return undefined;
+    let size = 0;
+    for (const k of Object.keys(this.attrs)) size += k.length + 4 + jsonSize(this.attrs[k]!);
+    if (size > this.limits.maxSessionBytes) {
+      throw new SessionError(SessionErrorCode.TooLarge, `session ${this.base.slice(0, 6)}… is ${size} bytes of JSON, over the ${this.limits.maxSessionBytes}-byte limit`);
+    }
+    this.bytes = size;
+    const b = this.version;
+    const d: { -readonly [K in keyof SessionDelta]: SessionDelta[K] } = { i: this.base, r: this.route, b, v: b + 1 };
+    if (b === 0 || this.metaDirty) {
+      d.m = this.maxInactiveMs;
+      d.c = this.createdAt;
+    }
+    if (b === 0) {
+      d.s = { ...this.attrs };
+    } else if (this.dirty.size > 0) {
+      const s: Attributes = {};
+      for (const k of this.dirty) if (Object.hasOwn(this.attrs, k)) s[k] = this.attrs[k]!;
+      d.s = s;
+    }
+    if (b !== 0 && this.removedKeys.size > 0) d.d = [...this.removedKeys];
+    if (this.prevBase !== undefined) d.p = this.prevBase;
+    this.dirty.clear();
+    this.removedKeys.clear();
+    this.metaDirty = false;
+    this.prevBase = undefined;
+    this.version = b + 1;
+    return d;
+  }
+
+  /** Full copy for a replica. Attribute values are shared, not copied: serialize before mutating. */
+  snapshot(): SessionSnapshot {
+    return { i: this.base, r: this.route, v: this.version, c: this.createdAt, m: this.maxInactiveMs, a: this.attrs };
+  }
+
+  /**
+   * Replica side: applies a delta whose base version equals this version
+   * (the caller checked ordering with {@link classifyDelta}).
+   */
+  applyDelta(d: SessionDelta): string[] {
+    const changed: string[] = [];
+    if (d.b === 0 && d.s) {
+      this.attrs = {};
+      this.tracker = undefined;
+    }
+    if (d.s) {
+      for (const k of Object.keys(d.s)) {
+        this.attrs[k] = d.s[k]!;
+        changed.push(k);
+      }
+    }
+    if (d.d) {
+      for (const k of d.d) {
+        delete this.attrs[k];
+        changed.push(k);
+      }
+    }
+    if (d.m !== undefined) this.maxInactiveMs = d.m;
+    this.route = d.r;
+    this.base = d.i;
+    this.version = d.v;
+    return changed;
+  }
+
+  /** Replica side: replaces everything with a newer full copy. */
+  applySnapshot(s: SessionSnapshot): void {
+    this.attrs = s.a;
+    this.tracker = undefined;
+    this.route = s.r;
+    this.version = s.v;
+    this.maxInactiveMs = s.m;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Real cluster processes for end-to-end tests: `cohort node` children on
+ * free loopback ports with a shared secret in a temp dir. Everything started
+ * here is killed by PID and the temp dir removed by `stopAll()`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const BIN = join(ROOT, 'bin', 'cohort.js');
+export const DEMO_APP = join(ROOT, 'examples', 'demo-app.mjs');
+
+/** A free loopback port (bound then released; fine for tests). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export interface NodeSpec {
+  readonly route: string;
+  readonly httpPort: number;
+  readonly clusterPort: number;
+}
+
+export interface RunningNode extends NodeSpec {
+  child: ChildProcess;
+  readonly url: string;
+  stderr: string;
+}
+
+export class TestCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'cohort-e2e-'));
+  readonly secretFile = join(this.dir, 'secret');
+  readonly specs: NodeSpec[] = [];
+  readonly nodes = new Map<string, RunningNode>();
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(readonly extraArgs: readonly string[] = []) {
+    writeFileSync(this.secretFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+  }
+
+  async define(routes: readonly string[]): Promise<NodeSpec[]> {
+    for (const route of routes) this.specs.push({ route, httpPort: await freePort(), clusterPort: await freePort() });
+    return this.specs;
+  }
+
+  spec(route: string): NodeSpec {
+    const s = this.specs.find((x) => x.route === route);
+    if (!s) throw new Error(`no node ${route}`);
+    return s;
+  }
+
+  /** Starts (or restarts) a node; resolves when its health says ready. */
+  async start(route: string, app = DEMO_APP, extra: readonly string[] = []): Promise<RunningNode> {
+    const s = this.spec(route);
+    const args = [BIN, 'node', '--route', s.route, '--listen', `127.0.0.1:${s.httpPort}`, '--app', app,
+      '--cluster-listen', `127.0.0.1:${s.clusterPort}`, '--secret-file', this.secretFile, '--log-level', 'warn', ...this.extraArgs, ...extra];
+    for (const o of this.specs) if (o !== s) args.push('--member', `127.0.0.1:${o.clusterPort}`);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    const node: RunningNode = { ...s, child, url: `http://127.0.0.1:${s.httpPort}`, stderr: '' };
+    child.stderr!.on('data', (d: Buffer) => {
+      node.stderr += d.toString();
+      if (node.stderr.length > 100_000) node.stderr = node.stderr.slice(-50_000);
+    });
+    this.nodes.set(route, node);
+    await waitFor(async () => (await health(node.url))?.ready === true, 20_000, `node ${route} ready (stderr: ${node.stderr.slice(-500)})`);
+    return node;
+  }
+
+  /** SIGKILL, and wait for the process to be gone. */
+  async kill(route: string): Promise<void> {
+    const n = this.nodes.get(route);
+    if (!n || n.child.exitCode !== null || n.child.signalCode !== null) return;
+    const exited = new Promise((r) => n.child.once('exit', r));
+    process.kill(n.child.pid!, 'SIGKILL');
+    await exited;
+  }
+
+  async stopAll(): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    for (const c of this.children) {
+      if (c.exitCode === null && c.signalCode === null && c.pid) {
+        waits.push(new Promise((r) => c.once('exit', r)));
+        process.kill(c.pid, 'SIGKILL');
+      }
+    }
+    await Promise.all(waits);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function health(url: string): Promise<{ ready: boolean; sessions?: number; members: { route: string; state: string }[] } | undefined> {
+  try {
+    const r = await fetch(`${url}/.cohort/health`, { signal: AbortSignal.timeout(1000) });
+    return (await r.json()) as never;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A tiny cookie jar for one virtual user. */
+export class CookieJar {
+  cookie: string | undefined;
+  update(setCookie: string | string[] | null | undefined): void {
+    const list = Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [];
+    for (const sc of list) {
+      const m = /^JSESSIONID=([^;]*)/.exec(sc);
+      if (m) this.cookie = `JSESSIONID=${m[1]}`;
+    }
+  }
+  get route(): string | undefined {
+    return this.cookie ? /\.([^.;]+)$/.exec(this.cookie)?.[1] : undefined;
+  }
+}

@@ -1,0 +1,98 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RedisSessionManager } from '../../src/sessions/redis-manager.js';
+import { withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
+import { SessionErrorCode } from '../../src/sessions/errors.js';
+import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
+import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
+
+const skip = redisUnavailableReason();
+let redis: RedisInstance | undefined;
+const managers: RedisSessionManager[] = [];
+
+before(async () => {
+  if (!skip) redis = await startRedis();
+});
+after(async () => {
+  for (const m of managers) await m.close();
+  await redis?.stop();
+});
+
+async function node(route: string, extra: Partial<ConstructorParameters<typeof RedisSessionManager>[0]> = {}): Promise<RedisSessionManager> {
+  const m = new RedisSessionManager({ route, url: redis!.url, prefix: `t${process.pid}:`, ...extra });
+  await m.start();
+  managers.push(m);
+  return m;
+}
+
+test('redis mode: same API; deltas carry only changed attributes; take-over; regenerate; invalidate', { skip }, async () => {
+  const a = await node('r1');
+  const b = await node('r2');
+  const s = a.create();
+  s.attributes.cart = { items: [] };
+  s.attributes.user = 'ann';
+  await a.commit(s);
+  (s.attributes.cart as { items: string[] }).items.push('apple');
+  const r = await a.commit(s);
+  assert.equal(r.version, 2);
+  const onB = (await b.load(s.id))!;
+  assert.deepEqual(onB.rawAttributes, { cart: { items: ['apple'] }, user: 'ann' });
+  assert.equal(onB.route, 'r2', 'taken over: route rewritten');
+  // concurrent writers of different attributes both survive (per-attribute deltas)
+  const onA = (await a.load(s.id))!;
+  onA.attributes.x = 1;
+  onB.attributes.y = 2;
+  await Promise.all([a.commit(onA), b.commit(onB)]);
+  const merged = (await a.load(s.id))!;
+  assert.equal(merged.rawAttributes.x, 1);
+  assert.equal(merged.rawAttributes.y, 2);
+  assert.equal(merged.version, 4);
+  const old = merged.id;
+  a.regenerateId(merged);
+  await a.commit(merged);
+  assert.equal(await b.load(old), undefined);
+  assert.equal((await b.load(merged.id))?.rawAttributes.user, 'ann');
+  assert.ok((await a.ids()).some((id) => id.startsWith(merged.base)));
+  await b.invalidate((await b.load(merged.id))!);
+  assert.equal(await a.load(merged.id), undefined);
+  assert.throws(() => (merged.attributes.f = (() => 1) as never), (e: { code?: string }) => e.code === SessionErrorCode.Invalidated || e.code === SessionErrorCode.Unserializable);
+});
+
+test('redis mode: expiry by Redis (one clock), refreshed by access', { skip }, async () => {
+  const a = await node('r1', { maxInactiveMs: 300 });
+  const s = a.create();
+  s.attributes.k = 1;
+  await a.commit(s);
+  for (let i = 0; i < 4; i++) {
+    await new Promise((r) => setTimeout(r, 150));
+    const got = await a.load(s.id);
+    assert.ok(got, `alive after ${(i + 1) * 150} ms with accesses`);
+    await a.commit(got);
+  }
+  await new Promise((r) => setTimeout(r, 450));
+  assert.equal(await a.load(s.id), undefined, 'expired once idle');
+});
+
+test('redis mode behind the node:http wrapper: a counter continues across nodes', { skip }, async () => {
+  const a = await node('r1');
+  const b = await node('r2');
+  const h = (req: SessionRequest, res: import('node:http').ServerResponse) => {
+    const s = req.session as { n?: number };
+    s.n = (s.n ?? 0) + 1;
+    res.end(String(s.n));
+  };
+  const sa = await listen(withSessions(a, h));
+  const sb = await listen(withSessions(b, h));
+  try {
+    const r1 = await get(sa.url);
+    const c = cookieFrom(r1.setCookie)!;
+    assert.match(c, /\.r1$/);
+    assert.equal((await get(sb.url, c)).body, '2');
+    assert.equal((await get(sa.url, c)).body, '3');
+  } finally {
+    await closeServer(sa.server);
+    await closeServer(sb.server);
+  }
+});
+
+if (skip) test(`redis tests skipped: ${skip}`, { skip }, () => {});

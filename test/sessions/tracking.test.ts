@@ -1,0 +1,153 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Session } from '../../src/sessions/session.js';
+import { parseSessionId, rewriteRoute, newSessionBase, formatSessionId } from '../../src/sessions/session-id.js';
+import { SessionErrorCode } from '../../src/sessions/errors.js';
+import { classifyDelta, ReorderBuffer } from '../../src/sessions/ordering.js';
+import type { SessionDelta } from '../../src/sessions/wire.js';
+
+const limits = { maxAttributeBytes: 10_000, maxSessionBytes: 50_000 };
+function fresh(): Session {
+  return new Session({ base: newSessionBase(), route: 'tc1', version: 0, createdAt: 0, maxInactiveMs: 60_000, now: 0 }, limits);
+}
+function committed(): Session {
+  const s = fresh();
+  s.takeDelta();
+  return s;
+}
+const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
+
+test('session id: ≥128 random bits base64url + route, parse and rewrite', () => {
+  const base = newSessionBase();
+  assert.match(base, /^[A-Za-z0-9_-]{24}$/);
+  assert.ok(Buffer.from(base, 'base64url').length * 8 >= 128);
+  const id = formatSessionId(base, 'tc1');
+  assert.deepEqual(parseSessionId(id), { base, route: 'tc1' });
+  assert.equal(rewriteRoute(id, 'tc2'), `${base}.tc2`);
+  assert.deepEqual(parseSessionId(base), { base, route: '' });
+  assert.equal(parseSessionId('short.tc1'), undefined);
+  assert.equal(parseSessionId(`${base}.bad route`), undefined);
+  assert.equal(parseSessionId(`${base}.`), undefined);
+  assert.notEqual(newSessionBase(), newSessionBase());
+});
+
+test('in-place mutation is tracked without setAttribute; the delta carries only the changed attribute', () => {
+  const s = committed();
+  s.attributes.cart = { items: [] };
+  s.attributes.user = { name: 'ann' };
+  s.takeDelta();
+  (s.attributes.cart as { items: unknown[] }).items.push({ sku: 'x', qty: 1 });
+  const d = s.takeDelta()!;
+  assert.deepEqual(Object.keys(d.s!), ['cart']);
+  assert.deepEqual(d.s!.cart, { items: [{ sku: 'x', qty: 1 }] });
+  assert.equal(d.b, 2);
+  assert.equal(d.v, 3);
+  // deep nested assignment and delete
+  (s.attributes.user as { profile?: { tags: string[] } }).profile = { tags: ['a'] };
+  s.takeDelta();
+  ((s.attributes.user as { profile: { tags: string[] } }).profile.tags)[0] = 'b';
+  assert.deepEqual(s.dirtyKeys, ['user']);
+  const d2 = s.takeDelta()!;
+  assert.deepEqual(d2.s, { user: { name: 'ann', profile: { tags: ['b'] } } });
+  delete (s.attributes.user as { name?: string }).name;
+  delete s.attributes.cart;
+  const d3 = s.takeDelta()!;
+  assert.deepEqual(d3.s, { user: { profile: { tags: ['b'] } } });
+  assert.deepEqual(d3.d, ['cart']);
+  assert.equal(s.takeDelta(), undefined, 'nothing changed: no delta, no version bump');
+  assert.equal(s.version, 6);
+});
+
+test('array methods through the proxy (splice, sort, pop, length) mark the attribute dirty', () => {
+  const s = committed();
+  s.attributes.list = [3, 1, 2];
+  s.takeDelta();
+  (s.attributes.list as number[]).sort();
+  assert.deepEqual(s.takeDelta()!.s, { list: [1, 2, 3] });
+  (s.attributes.list as number[]).splice(1, 1);
+  assert.deepEqual(s.takeDelta()!.s, { list: [1, 3] });
+  (s.attributes.list as number[]).length = 0;
+  assert.deepEqual(s.takeDelta()!.s, { list: [] });
+});
+
+test('unserializable values throw at the assignment, with a stable code', () => {
+  const s = committed();
+  const bad: Array<[string, unknown]> = [
+    ['function', () => 1],
+    ['symbol', Symbol('x')],
+    ['BigInt', 10n],
+    ['NaN', NaN],
+    ['Date', new Date()],
+    ['Map', new Map()],
+    ['nested fn', { a: { b: [1, () => 2] } }],
+  ];
+  for (const [what, v] of bad) {
+    assert.throws(() => (s.attributes.x = v as never), code(SessionErrorCode.Unserializable), what);
+  }
+  const cyclic: Record<string, unknown> = { a: 1 };
+  cyclic.self = cyclic;
+  assert.throws(() => (s.attributes.c = cyclic as never), code(SessionErrorCode.Unserializable));
+  s.attributes.tree = { child: { leaf: 1 } };
+  const tree = s.attributes.tree as Record<string, unknown>;
+  assert.throws(() => ((tree.child as Record<string, unknown>).up = tree), /cyclic/);
+  assert.throws(() => ((tree.child as Record<string, unknown>).f = () => 1), /tree\.child\.f: a function/);
+  assert.throws(() => ((s.attributes.tree as unknown[] & Record<string, unknown>)['n'] = 1n), code(SessionErrorCode.Unserializable));
+  assert.throws(() => (s.attributes.big = 'x'.repeat(20_000)), code(SessionErrorCode.TooLarge));
+  assert.throws(() => Object.defineProperty(s.attributes, 'g', { get: () => 1 }), code(SessionErrorCode.Unserializable));
+  assert.deepEqual(s.dirtyKeys, ['tree'], 'refused assignments leave nothing behind');
+  assert.equal(s.attributes.x, undefined);
+});
+
+test('the whole session over its limit fails at commit', () => {
+  const s = committed();
+  for (let i = 0; i < 6; i++) s.attributes[`k${i}`] = 'x'.repeat(9_000);
+  assert.throws(() => s.takeDelta(), code(SessionErrorCode.TooLarge));
+});
+
+test('assigned objects are copied: later changes to the caller object cannot bypass tracking', () => {
+  const s = committed();
+  const mine = { n: 1 };
+  s.attributes.o = mine;
+  mine.n = 2;
+  assert.deepEqual(s.attributes.o, { n: 1 });
+});
+
+test('invalidated session refuses writes', () => {
+  const s = committed();
+  s.markInvalid();
+  assert.throws(() => (s.attributes.a = 1), code(SessionErrorCode.Invalidated));
+});
+
+test('first delta carries everything; metadata changes replicate', () => {
+  const s = fresh();
+  s.attributes.a = 1;
+  const d = s.takeDelta()!;
+  assert.equal(d.b, 0);
+  assert.deepEqual(d.s, { a: 1 });
+  assert.equal(d.m, 60_000);
+  s.setMaxInactive(5_000);
+  const d2 = s.takeDelta()!;
+  assert.equal(d2.m, 5_000);
+  s.changeBase(newSessionBase());
+  const d3 = s.takeDelta()!;
+  assert.ok(d3.p && d3.p !== d3.i);
+});
+
+test('version ordering: apply in order, reject stale, buffer gaps', () => {
+  const d = (b: number): SessionDelta => ({ i: 'x', r: 'tc1', b, v: b + 1 });
+  assert.equal(classifyDelta(0, d(0)), 'apply');
+  assert.equal(classifyDelta(3, d(3)), 'apply');
+  assert.equal(classifyDelta(3, d(2)), 'stale');
+  assert.equal(classifyDelta(3, d(1)), 'stale');
+  assert.equal(classifyDelta(3, d(5)), 'gap');
+  const buf = new ReorderBuffer(100);
+  buf.add(d(5), 'peer', 0);
+  buf.add(d(4), 'peer', 0);
+  assert.deepEqual(buf.takeApplicable('x', 3), []);
+  buf.add(d(3), 'peer', 0);
+  assert.deepEqual(buf.takeApplicable('x', 3).map((x) => x.v), [4, 5, 6]);
+  assert.equal(buf.size, 0);
+  buf.add(d(9), 'peer', 10);
+  assert.deepEqual(buf.expired(50), []);
+  assert.deepEqual(buf.expired(110), [['x', 'peer']]);
+});
