@@ -233,19 +233,9 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    */
   private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
     const owner = this.byRoute.get(ownerRoute);
-    const ask = owner ? [owner] : this.channel.members();
-    const replies = await Promise.allSettled(
-      ask.map((m) => this.channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })),
-    );
-    for (const r of replies) {
-      if (r.status === 'rejected') {
-        this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(r.reason) }, 'take-over: a peer did not answer');
-        continue;
-      }
-      const tombs = field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[];
-      for (const [b, v] of tombs) if (b === base) this.buryLocal(base, v, 'invalidated', true);
-      for (const raw of field<JsonValue[]>(r.value, 's', Topic.Get, isArray)) this.installCopy(asSnapshot(raw, Topic.Get));
-    }
+    // The live owner holds the newest copy; otherwise (or if it has none, e.g. restarted) ask everyone.
+    let found = owner ? await this.fetchFrom([owner], base) : false;
+    if (!found) found = await this.fetchFrom(this.channel.members().filter((m) => m !== owner && m.route !== ownerRoute), base);
     const s = this.table.get(base);
     if (!s) return undefined;
     const now = this.clock.now();
@@ -265,6 +255,31 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     s.lastAccess = now;
     return s;
+  }
+
+  /** Asks `peers` for their copy of `base`; installs the newest. True if any had a copy or a tombstone. */
+  private async fetchFrom(peers: readonly MemberView[], base: string): Promise<boolean> {
+    let found = false;
+    const replies = await Promise.allSettled(
+      peers.map((m) => this.channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })),
+    );
+    for (const r of replies) {
+      if (r.status === 'rejected') {
+        this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(r.reason) }, 'take-over: a peer did not answer');
+        continue;
+      }
+      const tombs = field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[];
+      for (const [b, v] of tombs) {
+        if (b === base) {
+          this.buryLocal(base, v, 'invalidated', true);
+          found = true;
+        }
+      }
+      const snaps = field<JsonValue[]>(r.value, 's', Topic.Get, isArray);
+      for (const raw of snaps) this.installCopy(asSnapshot(raw, Topic.Get));
+      if (snaps.length > 0) found = true;
+    }
+    return found;
   }
 
   /** base → route of a previous owner to tell at the next commit (take-over). */
