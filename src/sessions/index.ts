@@ -51,3 +51,12 @@ export { RequestSession, type SessionFacade, type SessionApi, type SessionCookie
 export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './middleware.js';
 export { cohortStore, CohortSessionStore, type CohortStoreMethods } from './express-store.js';
 export { cohortFastifySessions, type FastifySessionOptions } from './fastify.js';
+export {
+  SessionBackendRegistry,
+  defaultSessionBackends,
+  sessionsConfigSchema,
+  redisConfigSchema,
+  type SessionBackendFactory,
+  type SessionDeps,
+  type SessionsConfigInput,
+} from './factory.js';

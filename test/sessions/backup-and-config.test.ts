@@ -84,3 +84,18 @@ test('configuration: unknown keys and unsafe grace are rejected with the key pat
   assert.throws(() => new ReplicatedSessionManager({ channel, config: { graceMs: 1000, accessNotifyMs: 5000 } }), /sessions\.graceMs: must exceed/);
   assert.throws(() => new ReplicatedSessionManager({ channel, config: { mode: 'ring' as never } }), /sessions\.mode/);
 });
+
+test('backend registry: builds the replicated and redis backends from the sessions section, rejects unknown ones', async () => {
+  const { defaultSessionBackends } = await import('../../src/sessions/factory.js');
+  const reg = defaultSessionBackends();
+  const channel = new MemoryHub().channel('n1');
+  const m = reg.create({ store: 'replicated', replication: { mode: 'backup', backups: 2 } }, { channel }, 'cohort.yaml');
+  assert.ok(m instanceof ReplicatedSessionManager);
+  assert.equal((m as ReplicatedSessionManager).config.backups, 2);
+  assert.throws(() => reg.create({ store: 'mongo' }, { channel }, 'cohort.yaml'), /cohort\.yaml: invalid configuration[\s\S]*unknown backend "mongo"/);
+  assert.throws(() => reg.create({ store: 'replicated', replication: { backups: 0 } }, { channel }, 'cohort.yaml'), /sessions\.replication\.backups/);
+  assert.throws(() => reg.create({ store: 'redis', redis: { url: 'http://x' } }, { channel }), /sessions\.redis\.url/);
+  const r = reg.create({ store: 'redis', redis: { url: 'redis://127.0.0.1:1' } }, { channel });
+  assert.equal(r.route, 'n1');
+  r.destroy();
+});
