@@ -26,7 +26,7 @@ import {
   type SessionManager,
 } from './manager.js';
 import { classifyDelta, isNewerCopy, ReorderBuffer } from './ordering.js';
-import { backupRoutes, orphanHolders } from './placement.js';
+import { Holders } from './holders.js';
 import { Session, type SessionLimits } from './session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
@@ -76,12 +76,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private readonly reorder: ReorderBuffer;
   private readonly cursors: CursorRegistry<string>;
   private readonly digestCursors: CursorRegistry<[string, number, number, string]>;
-  /** base → routes that were sent the session at its last commit (backup mode). */
-  private readonly lastTargets = new Map<string, readonly string[]>();
+  private readonly holders: Holders;
   /** base → version, accesses to announce at the next flush. */
   private readonly pendingAccess = new Map<string, number>();
   private readonly takeOvers = new Map<string, Promise<Session | undefined>>();
-  private byRoute = new Map<string, MemberView>();
   private unsubscribe: (() => void) | undefined;
   private sweepTimer: TimerHandle | undefined;
   private flushTimer: TimerHandle | undefined;
@@ -107,6 +105,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
     this.cursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
     this.digestCursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
+    this.holders = new Holders(() => this.channel.self.route, this.config);
   }
 
   get route(): string {
@@ -161,7 +160,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     ch.handle(Topic.Get, (_from, p) => this.onGet(p));
     ch.handle(Topic.Transfer, (from, p) => this.onTransfer(from, p));
     ch.handle(Topic.Digest, (from, p) => this.onDigest(from, p));
-    this.refreshRoutes();
+    this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.scheduleSweep();
     try {
@@ -232,7 +231,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * replicated by the next commit, which also tells the old owner.
    */
   private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
-    const owner = this.byRoute.get(ownerRoute);
+    const owner = this.holders.member(ownerRoute);
     // The live owner holds the newest copy; otherwise (or if it has none, e.g. restarted) ask everyone.
     let found = owner ? await this.fetchFrom([owner], base) : false;
     if (!found) found = await this.fetchFrom(this.channel.members().filter((m) => m !== owner && m.route !== ownerRoute), base);
@@ -246,10 +245,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     if (s.route !== this.route) {
       const previousId = s.id;
-      const prevOwner = this.byRoute.get(s.route);
+      const prevOwner = this.holders.member(s.route);
       s.setRoute(this.route);
       this.stats.takeOvers++;
-      if (prevOwner) this.extraTargets.set(base, prevOwner.route);
+      if (prevOwner) this.holders.notePreviousOwner(base, prevOwner.route);
       this.log.info({ node: this.route, session: base.slice(0, 6), from: previousId.slice(previousId.indexOf('.') + 1), ownerAlive: !!prevOwner }, 'session taken over');
       this.emit('takenOver', { id: s.id, previousId, replica: false });
     }
@@ -282,9 +281,6 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     return found;
   }
 
-  /** base → route of a previous owner to tell at the next commit (take-over). */
-  private readonly extraTargets = new Map<string, string>();
-
   regenerateId(session: Session): void {
     session.changeBase(newSessionBase(this.randomBytes));
   }
@@ -313,9 +309,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     if (prevBase !== undefined) {
       this.table.bury(prevBase, d.v, now);
-      const lt = this.lastTargets.get(prevBase);
-      this.lastTargets.delete(prevBase);
-      if (lt) this.lastTargets.set(d.i, lt);
+      this.holders.rename(prevBase, d.i);
     }
     session.lastAccess = now;
     session.accessNotifiedAt = now;
@@ -324,7 +318,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (wasNew) this.emit('created', { id: session.id, replica: false });
     this.emitChanges(session, d, false);
 
-    const { deltaTo, copyTo, dropTo } = this.targetsForCommit(session);
+    const { deltaTo, copyTo, dropTo } = this.holders.targetsForCommit(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
     const sends: Array<Promise<void>> = [];
     const ids: string[] = [];
@@ -370,7 +364,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.buryLocal(session.base, v, 'invalidated', false);
     if (prev !== undefined) this.table.bury(prev, v, now);
     const pairs: JsonValue = prev !== undefined ? [[session.base, v], [prev, v]] : [[session.base, v]];
-    const targets = this.holdersOf(session);
+    const targets = this.holders.holdersOf(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
     const sends = targets.map((m) => this.channel.send(m.id, Topic.Destroy, { x: pairs }, { mode, timeoutMs: this.config.syncTimeoutMs }));
     if (!sync) {
@@ -395,65 +389,6 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const s of [...this.table.values()]) {
       if (s.route === this.route) await this.invalidate(s);
     }
-  }
-
-  // ---------------------------------------------------------------- placement
-
-  private refreshRoutes(): void {
-    const m = new Map<string, MemberView>();
-    for (const v of this.channel.members()) m.set(v.route, v);
-    this.byRoute = m;
-  }
-
-  private liveRoutes(): string[] {
-    return [this.route, ...this.byRoute.keys()];
-  }
-
-  /** Routes that should hold a copy of `base` besides its owner `owner`. */
-  private placementOf(base: string, owner: string): string[] {
-    if (this.config.mode === 'all-to-all') return this.liveRoutes().filter((r) => r !== owner);
-    if (owner === this.route || this.byRoute.has(owner)) return backupRoutes(base, owner, this.liveRoutes(), this.config.backups);
-    return orphanHolders(base, this.liveRoutes(), this.config.backups);
-  }
-
-  /** Whether this node should keep a copy of a session owned by `owner`. */
-  private shouldHold(base: string, owner: string): boolean {
-    if (this.config.mode === 'all-to-all' || owner === this.route) return true;
-    return this.placementOf(base, owner).includes(this.route);
-  }
-
-  private members(routes: Iterable<string>): MemberView[] {
-    const out: MemberView[] = [];
-    for (const r of routes) {
-      const m = this.byRoute.get(r);
-      if (m) out.push(m);
-    }
-    return out;
-  }
-
-  /** Members holding copies of a session this node owns. */
-  private holdersOf(s: Session): MemberView[] {
-    if (this.config.mode === 'all-to-all') return this.channel.members().slice();
-    const routes = new Set(this.placementOf(s.base, s.route));
-    for (const r of this.lastTargets.get(s.base) ?? []) routes.add(r);
-    routes.delete(this.route);
-    return this.members(routes);
-  }
-
-  private targetsForCommit(s: Session): { deltaTo: MemberView[]; copyTo: MemberView[]; dropTo: MemberView[] } {
-    const extra = this.extraTargets.get(s.base);
-    this.extraTargets.delete(s.base);
-    if (this.config.mode === 'all-to-all') return { deltaTo: this.channel.members().slice(), copyTo: [], dropTo: [] };
-    const now = this.placementOf(s.base, s.route);
-    const before = this.lastTargets.get(s.base);
-    this.lastTargets.set(s.base, now);
-    const deltaTo: string[] = [];
-    const copyTo: string[] = [];
-    for (const r of now) (before && before.includes(r) ? deltaTo : copyTo).push(r);
-    const dropTo = (before ?? []).filter((r) => !now.includes(r));
-    // The previous owner holds the newest copy and must learn it is no longer owner: a delta, then it drops.
-    if (extra !== undefined && !now.includes(extra)) deltaTo.push(extra);
-    return { deltaTo: this.members(deltaTo), copyTo: this.members(copyTo), dropTo: this.members(dropTo.filter((r) => r !== extra)) };
   }
 
   // ---------------------------------------------------------------- incoming
@@ -505,7 +440,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.stats.deltasApplied++;
     if (wasOwner && s.route !== this.route) {
       this.log.info({ node: this.route, session: d.i.slice(0, 6), newOwner: s.route }, 'session taken over by another node');
-      this.lastTargets.delete(s.base);
+      this.holders.forget(s.base);
     }
     if (this.config.replicaEvents) {
       if (created) this.emit('created', { id: s.id, replica: true });
@@ -516,7 +451,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Backup mode: a node that is no longer a holder drops its copy. */
   private afterReplicaChange(s: Session): void {
-    if (this.config.mode === 'backup' && !this.shouldHold(s.base, s.route)) {
+    if (this.config.mode === 'backup' && !this.holders.shouldHold(s.base, s.route)) {
       this.table.remove(s.base);
       this.reorder.drop(s.base);
     }
@@ -595,14 +530,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     const page = this.cursors.page(`${from.id}/${t}`, k, Math.min(n, 10_000), this.clock.now(), () => {
       if (w === 'all') return this.table.bases();
       const out: string[] = [];
-      const live = this.liveRoutes();
-      for (const s of this.table.values()) {
-        const owner = s.route;
-        const holders = owner === from.route || owner === this.route || this.byRoute.has(owner)
-          ? backupRoutes(s.base, owner, live, this.config.backups)
-          : orphanHolders(s.base, live, this.config.backups);
-        if (owner === from.route || holders.includes(from.route)) out.push(s.base);
-      }
+      for (const s of this.table.values()) if (this.holders.placesOn(s.base, s.route, from.route)) out.push(s.base);
       return out;
     });
     const s: JsonValue[] = [];
@@ -629,7 +557,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   // ---------------------------------------------------------------- membership
 
   private onMembership(e: MembershipEvent): void {
-    this.refreshRoutes();
+    this.holders.refresh(this.channel.members());
     if (this.state === 'closed') return;
     this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
     if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
@@ -668,7 +596,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     let sent = 0;
     const flush = async (route: string): Promise<void> => {
       const batch = perTarget.get(route);
-      const m = this.byRoute.get(route);
+      const m = this.holders.member(route);
       perTarget.delete(route);
       if (!batch || !m) return;
       try {
@@ -682,17 +610,9 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     };
     for (const s of [...this.table.values()]) {
       if (this.state === 'closed') break;
-      let targets: string[];
-      if (s.route === this.route) {
-        const now = this.placementOf(s.base, s.route);
-        const before = this.lastTargets.get(s.base) ?? [];
-        targets = now.filter((r) => !before.includes(r) || !this.byRoute.has(r));
-        this.lastTargets.set(s.base, now);
-      } else if (!this.byRoute.has(s.route)) {
-        targets = orphanHolders(s.base, this.liveRoutes(), this.config.backups).filter((r) => r !== this.route);
-      } else continue;
+      const targets = this.holders.missingHolders(s.base, s.route);
       for (const r of targets) {
-        if (!this.byRoute.has(r)) continue;
+        if (!this.holders.isLive(r)) continue;
         let b = perTarget.get(r);
         if (!b) perTarget.set(r, (b = []));
         b.push(s.snapshot() as unknown as JsonValue);
@@ -724,7 +644,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         }
         if (this.table.tombstone(base)) continue;
         const held = this.table.get(base)?.version;
-        if ((held === undefined || held < v) && this.shouldHold(base, route)) want.push(base);
+        if ((held === undefined || held < v) && this.holders.shouldHold(base, route)) want.push(base);
         else if (held !== undefined && held === v) {
           const s = this.table.get(base)!;
           if (s.route !== this.route) s.lastAccess = now;
@@ -822,7 +742,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       } else if (isExpired(s, 'replica', now, this.config)) {
         this.table.remove(s.base);
         this.reorder.drop(s.base);
-        this.lastTargets.delete(s.base);
+        this.holders.forget(s.base);
         this.stats.expired++;
         if (this.config.replicaEvents) this.emit('destroyed', { id: s.id, replica: true, reason: 'expired' });
       }
@@ -834,7 +754,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   private expireOwned(s: Session): void {
     const v = s.version + 1;
-    const holders = this.holdersOf(s);
+    const holders = this.holders.holdersOf(s.base, s.route);
     this.buryLocal(s.base, v, 'expired', false);
     this.stats.expired++;
     for (const m of holders) this.fireAndForget(this.channel.send(m.id, Topic.Destroy, { x: [[s.base, v]] }), m.id);
@@ -843,7 +763,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private buryLocal(base: string, v: number, reason: 'invalidated' | 'expired', replica: boolean): void {
     const s = this.table.bury(base, v, this.clock.now());
     this.reorder.drop(base);
-    this.lastTargets.delete(base);
+    this.holders.forget(base);
     this.pendingAccess.delete(base);
     if (s) {
       s.markInvalid();
@@ -867,7 +787,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const [base, v] of this.pendingAccess) {
       const s = this.table.get(base);
       if (!s) continue;
-      for (const m of this.holdersOf(s)) {
+      for (const m of this.holders.holdersOf(s.base, s.route)) {
         let l = byMember.get(m.id);
         if (!l) byMember.set(m.id, (l = []));
         l.push([base, v]);
