@@ -30,7 +30,9 @@ import { Holders } from './holders.js';
 import { Session, type SessionLimits } from './session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
-import { CursorRegistry, pullFrom, type TransferReport } from './state-transfer.js';
+import { transferState, type TransferReport } from './state-transfer.js';
+import { SessionServer } from './serving.js';
+import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface ReplicatedManagerOptions {
@@ -74,8 +76,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private readonly limits: SessionLimits;
   private readonly table = new SessionTable();
   private readonly reorder: ReorderBuffer;
-  private readonly cursors: CursorRegistry<string>;
-  private readonly digestCursors: CursorRegistry<[string, number, number, string]>;
+  private readonly server: SessionServer;
   private readonly holders: Holders;
   /** base → version, accesses to announce at the next flush. */
   private readonly pendingAccess = new Map<string, number>();
@@ -103,9 +104,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.log = opts.logger ?? silentLogger;
     this.limits = { maxAttributeBytes: this.config.maxAttributeBytes, maxSessionBytes: this.config.maxSessionBytes };
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
-    this.cursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
-    this.digestCursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
     this.holders = new Holders(() => this.channel.self.route, this.config);
+    this.server = new SessionServer(this.table, this.holders, this.config.transferRequestTimeoutMs * 3);
   }
 
   get route(): string {
@@ -157,14 +157,23 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     ch.handle(Topic.Access, (_from, p) => this.onAccess(p));
     ch.handle(Topic.Destroy, (_from, p) => this.onDestroy(p));
     ch.handle(Topic.Drop, (_from, p) => this.onDrop(p));
-    ch.handle(Topic.Get, (_from, p) => this.onGet(p));
-    ch.handle(Topic.Transfer, (from, p) => this.onTransfer(from, p));
-    ch.handle(Topic.Digest, (from, p) => this.onDigest(from, p));
+    ch.handle(Topic.Get, (_from, p) => this.server.get(p));
+    ch.handle(Topic.Transfer, (from, p) => this.server.transfer(from, p, this.clock.now()));
+    ch.handle(Topic.Digest, (from, p) => this.server.digest(from, p, this.clock.now()));
     this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.scheduleSweep();
     try {
-      this.stats.lastTransfer = await this.transferState();
+      const c = this.config;
+      this.stats.lastTransfer = await transferState(
+        ch,
+        { mode: c.mode, chunk: c.transferChunk, timeoutMs: c.transferTimeoutMs, requestTimeoutMs: c.transferRequestTimeoutMs, node: this.route, nextId: () => `st-${++this.transferSeq}` },
+        this.clock,
+        (list) => {
+          for (const snap of list) this.installCopy(snap);
+        },
+        this.log,
+      );
     } finally {
       if ((this.state as string) === 'starting') this.state = 'running';
     }
@@ -509,51 +518,6 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
   }
 
-  private onGet(payload: JsonValue): JsonValue {
-    const want = field<JsonValue[]>(payload, 'i', Topic.Get, isArray) as unknown as string[];
-    const s: JsonValue[] = [];
-    const t: JsonValue[] = [];
-    for (const base of want) {
-      const x = this.table.get(base);
-      if (x) s.push(x.snapshot() as unknown as JsonValue);
-      const tomb = this.table.tombstone(base);
-      if (tomb) t.push([base, tomb.version]);
-    }
-    return { s, t };
-  }
-
-  private onTransfer(from: MemberView, payload: JsonValue): JsonValue {
-    const t = field<string>(payload, 't', Topic.Transfer, (x) => typeof x === 'string');
-    const k = field<number>(payload, 'k', Topic.Transfer, (x) => typeof x === 'number' && x >= 0);
-    const n = field<number>(payload, 'n', Topic.Transfer, (x) => typeof x === 'number' && x > 0);
-    const w = field<string>(payload, 'w', Topic.Transfer, (x) => x === 'all' || x === 'placed');
-    const page = this.cursors.page(`${from.id}/${t}`, k, Math.min(n, 10_000), this.clock.now(), () => {
-      if (w === 'all') return this.table.bases();
-      const out: string[] = [];
-      for (const s of this.table.values()) if (this.holders.placesOn(s.base, s.route, from.route)) out.push(s.base);
-      return out;
-    });
-    const s: JsonValue[] = [];
-    for (const base of page.items) {
-      const x = this.table.get(base);
-      if (x) s.push(x.snapshot() as unknown as JsonValue);
-    }
-    return { s, k: page.next, total: page.total };
-  }
-
-  private onDigest(from: MemberView, payload: JsonValue): JsonValue {
-    const t = field<string>(payload, 't', Topic.Digest, (x) => typeof x === 'string');
-    const k = field<number>(payload, 'k', Topic.Digest, (x) => typeof x === 'number' && x >= 0);
-    const n = field<number>(payload, 'n', Topic.Digest, (x) => typeof x === 'number' && x > 0);
-    const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, 50_000), this.clock.now(), () => {
-      const out: Array<[string, number, number, string]> = [];
-      for (const s of this.table.values()) out.push([s.base, s.version, 0, s.route]);
-      for (const [b, tomb] of this.table.tombstoneEntries()) out.push([b, tomb.version, 1, '']);
-      return out;
-    });
-    return { e: page.items as unknown as JsonValue, k: page.next };
-  }
-
   // ---------------------------------------------------------------- membership
 
   private onMembership(e: MembershipEvent): void {
@@ -630,97 +594,25 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * newer. The peer does the same towards us, so both converge.
    */
   async antiEntropy(peer: MemberView): Promise<number> {
-    const t = `ae-${this.route}-${++this.transferSeq}`;
-    let k: number | null = 0;
-    const want: string[] = [];
-    const now = this.clock.now();
-    while (k !== null) {
-      const reply: JsonValue = await this.channel.request(peer.id, Topic.Digest, { t, k, n: 20_000 }, { timeoutMs: this.config.transferRequestTimeoutMs });
-      const entries = field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as Array<[string, number, number, string]>;
-      for (const [base, v, tomb, route] of entries) {
-        if (tomb) {
-          if (!this.table.tombstone(base)) this.buryLocal(base, v, 'invalidated', true);
-          continue;
-        }
-        if (this.table.tombstone(base)) continue;
-        const held = this.table.get(base)?.version;
-        if ((held === undefined || held < v) && this.holders.shouldHold(base, route)) want.push(base);
-        else if (held !== undefined && held === v) {
-          const s = this.table.get(base)!;
-          if (s.route !== this.route) s.lastAccess = now;
-        }
-      }
-      k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
-    }
-    let pulled = 0;
-    for (let i = 0; i < want.length; i += this.config.transferChunk) {
-      const reply = await this.channel.request(peer.id, Topic.Get, { i: want.slice(i, i + this.config.transferChunk) }, { timeoutMs: this.config.transferRequestTimeoutMs });
-      for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (this.installCopy(asSnapshot(raw, Topic.Get))) pulled++;
-    }
+    const host: AntiEntropyHost = {
+      isTombstoned: (b) => this.table.tombstone(b) !== undefined,
+      heldVersion: (b) => this.table.get(b)?.version,
+      bury: (b, v) => this.buryLocal(b, v, 'invalidated', true),
+      shouldHold: (b, r) => this.holders.shouldHold(b, r),
+      confirm: (b) => {
+        const s = this.table.get(b);
+        if (s && s.route !== this.route) s.lastAccess = this.clock.now();
+      },
+      install: (snap) => this.installCopy(snap),
+    };
+    const pulled = await antiEntropy(this.channel, peer, host, {
+      transferId: `ae-${this.route}-${++this.transferSeq}`,
+      digestPage: 20_000,
+      pullChunk: this.config.transferChunk,
+      requestTimeoutMs: this.config.transferRequestTimeoutMs,
+    });
     this.log.info({ node: this.route, peer: peer.route, pulled }, `anti-entropy with ${peer.route}: pulled ${pulled} newer sessions`);
     return pulled;
-  }
-
-  // ---------------------------------------------------------------- state transfer
-
-  private async transferState(): Promise<TransferReport> {
-    const started = this.clock.now();
-    const peers = this.channel.members().slice().sort((a, b) => a.startTime - b.startTime);
-    if (peers.length === 0) return { sessions: 0, chunks: 0, ms: 0, complete: true, peers: [] };
-    const deadline = started + this.config.transferTimeoutMs;
-    const install = (list: SessionSnapshot[]): void => {
-      for (const s of list) this.installCopy(s);
-    };
-    const base = {
-      chunk: this.config.transferChunk,
-      timeoutMs: this.config.transferTimeoutMs,
-      requestTimeoutMs: this.config.transferRequestTimeoutMs,
-    };
-    let sessions = 0;
-    let chunks = 0;
-    let complete = false;
-    const used: string[] = [];
-    this.log.info({ node: this.route, peers: peers.map((p) => p.route), mode: this.config.mode }, 'state transfer: starting');
-    if (this.config.mode === 'all-to-all') {
-      // Every peer holds everything: one is enough; on failure try the next.
-      for (const peer of peers) {
-        try {
-          const r = await pullFrom(this.channel, peer, { ...base, scope: 'all', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log);
-          sessions += r.sessions;
-          chunks += r.chunks;
-          used.push(peer.route);
-          complete = true;
-          break;
-        } catch (err) {
-          this.log.warn({ node: this.route, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
-          if (this.clock.now() >= deadline) break;
-        }
-      }
-    } else {
-      // Each peer sends what places a copy here, in parallel.
-      const rs = await Promise.allSettled(
-        peers.map((peer) => pullFrom(this.channel, peer, { ...base, scope: 'placed', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log)),
-      );
-      complete = true;
-      rs.forEach((r, i) => {
-        if (r.status === 'fulfilled') {
-          sessions += r.value.sessions;
-          chunks += r.value.chunks;
-          used.push(peers[i]!.route);
-        } else {
-          complete = false;
-          this.log.warn({ node: this.route, peer: peers[i]!.route, err: String(r.reason) }, 'state transfer from peer failed');
-        }
-      });
-    }
-    const ms = this.clock.now() - started;
-    if (!complete) {
-      const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${ms} ms (${sessions} sessions received)`);
-      this.log.error({ node: this.route, code: err.code, sessions, ms }, err.message);
-    } else {
-      this.log.info({ node: this.route, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${ms} ms`);
-    }
-    return { sessions, chunks, ms, complete, peers: used };
   }
 
   // ---------------------------------------------------------------- timers
@@ -748,8 +640,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       }
     }
     this.table.purgeTombstones(now - this.config.tombstoneTtlMs);
-    this.cursors.purge(now);
-    this.digestCursors.purge(now);
+    this.server.purge(now);
   }
 
   private expireOwned(s: Session): void {
