@@ -64,6 +64,9 @@ export interface ReplicationStats {
   readonly lastTransfer: TransferReport | undefined;
 }
 
+/** Repair requests per gap before the buffered deltas are dropped. */
+const MAX_REPAIR_ATTEMPTS = 5;
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class ReplicatedSessionManager extends EventEmitter implements SessionManager {
@@ -694,7 +697,12 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       this.gapTimer = undefined;
       const now = this.clock.now();
       for (const [base, from] of this.reorder.expired(now)) {
-        this.reorder.postpone(base, now);
+        if (this.reorder.postpone(base, now) > MAX_REPAIR_ATTEMPTS) {
+          // The sender is gone or keeps failing: forget the buffered deltas; anti-entropy or a take-over will fetch a copy.
+          this.reorder.drop(base);
+          this.log.warn({ node: this.route, session: base.slice(0, 6) }, 'gap repair abandoned');
+          continue;
+        }
         this.repair(base, from);
       }
       if (this.reorder.size > 0) this.scheduleGapCheck();
