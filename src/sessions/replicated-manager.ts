@@ -32,6 +32,7 @@ import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThro
 import { SessionTable } from './session-table.js';
 import { transferState, type TransferReport } from './state-transfer.js';
 import { SessionServer } from './serving.js';
+import { rereplicate } from './rereplication.js';
 import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
@@ -559,36 +560,15 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Runs one re-replication pass; resolves when every batch was acknowledged (or failed). */
   async rereplicate(): Promise<number> {
-    const perTarget = new Map<string, JsonValue[]>();
-    let sent = 0;
-    const flush = async (route: string): Promise<void> => {
-      const batch = perTarget.get(route);
-      const m = this.holders.member(route);
-      perTarget.delete(route);
-      if (!batch || !m) return;
-      try {
-        await this.channel.send(m.id, Topic.Copy, { s: batch }, { mode: 'applied', timeoutMs: this.config.syncTimeoutMs });
-        sent += batch.length;
-        this.stats.copiesSent += batch.length;
-      } catch (err) {
-        this.stats.sendFailures++;
-        this.log.warn({ node: this.route, to: route, err: String(err) }, 're-replication batch failed');
-      }
-    };
-    for (const s of [...this.table.values()]) {
-      if (this.state === 'closed') break;
-      const targets = this.holders.missingHolders(s.base, s.route);
-      for (const r of targets) {
-        if (!this.holders.isLive(r)) continue;
-        let b = perTarget.get(r);
-        if (!b) perTarget.set(r, (b = []));
-        b.push(s.snapshot() as unknown as JsonValue);
-        if (b.length >= this.config.replicationBatch) await flush(r);
-      }
-    }
-    for (const r of [...perTarget.keys()]) await flush(r);
-    if (sent > 0) this.log.info({ node: this.route, copies: sent }, 're-replication done');
-    return sent;
+    const r = await rereplicate(this.channel, this.holders, this.table.values(), {
+      batch: this.config.replicationBatch,
+      timeoutMs: this.config.syncTimeoutMs,
+      node: this.route,
+      cancelled: () => this.state === 'closed',
+    }, this.log);
+    this.stats.copiesSent += r.sent;
+    this.stats.sendFailures += r.failedBatches;
+    return r.sent;
   }
 
   /**
