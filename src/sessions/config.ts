@@ -42,6 +42,8 @@ export const replicationConfigSchema = z.strictObject({
   transferRequestTimeoutMs: ms.default(DEFAULT_TRANSFER_REQUEST_TIMEOUT_MS),
   tombstoneTtlMs: ms.default(DEFAULT_TOMBSTONE_TTL_MS),
   replicationBatch: z.number().int().min(1).max(100_000).default(DEFAULT_REPLICATION_BATCH),
+  /** async commits wait until the channel wrote the delta (no ack), so a kill -9 after the response keeps it */
+  asyncAwaitsWrite: z.boolean().default(true),
   /** fire created/destroyed/attributeChanged on replicas too */
   replicaEvents: z.boolean().default(false),
 }).superRefine((c, ctx) => {

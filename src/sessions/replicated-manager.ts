@@ -351,6 +351,9 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const m of dropTo) this.fireAndForget(this.channel.send(m.id, Topic.Drop, { x: [session.base] }), m.id);
     if (!sync) {
       sends.forEach((p, i) => this.fireAndForget(p, ids[i]!));
+      // Async: no acknowledgement awaited, but the delta is handed to the sockets before the
+      // response goes out, so a kill -9 of this process right after the response still delivers it.
+      if (this.config.asyncAwaitsWrite) await Promise.allSettled(sends);
       return { version: session.version, changed: true, replicatedTo: ids, failed: {} };
     }
     const results = await Promise.allSettled(sends);
