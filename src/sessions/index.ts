@@ -43,7 +43,7 @@ export {
   type SessionEventMap,
   type SessionLogger,
 } from './manager.js';
-export { ReplicatedSessionManager, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
+export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
 export type { TransferReport } from './state-transfer.js';
 export { RedisSessionManager, type RedisManagerOptions } from './redis-manager.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http-cookie.js';

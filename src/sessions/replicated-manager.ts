@@ -68,6 +68,14 @@ export interface ReplicationStats {
 /** Repair requests per gap before the buffered deltas are dropped. */
 const MAX_REPAIR_ATTEMPTS = 5;
 
+/** Lifecycle of a manager: new → starting (state transfer) → running → closed. */
+export enum ManagerState {
+  New = 'new',
+  Starting = 'starting',
+  Running = 'running',
+  Closed = 'closed',
+}
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class ReplicatedSessionManager extends EventEmitter implements SessionManager {
@@ -91,7 +99,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private gapTimer: TimerHandle | undefined;
   private rereplicating: Promise<void> | undefined;
   private rereplicateAgain = false;
-  private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
+  private state = ManagerState.New;
   private transferSeq = 0;
   private readonly stats: Mutable<ReplicationStats> = {
     sessions: 0, owned: 0, tombstones: 0, deltasSent: 0, deltasApplied: 0, staleRejected: 0, gapsBuffered: 0, gapRepairs: 0,
@@ -116,7 +124,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     return this.channel.self.route;
   }
   get ready(): boolean {
-    return this.state === 'running';
+    return this.state === ManagerState.Running;
   }
   get defaultMaxInactiveMs(): number {
     return this.config.maxInactiveMs;
@@ -153,8 +161,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * timed out (logged with COHORT_SESSION_TRANSFER_TIMEOUT).
    */
   async start(): Promise<void> {
-    if (this.state !== 'new') return;
-    this.state = 'starting';
+    if (this.state !== ManagerState.New) return;
+    this.transition([ManagerState.New], ManagerState.Starting);
     const ch = this.channel;
     ch.handle(Topic.Delta, (from, p) => this.onDelta(from, p));
     ch.handle(Topic.Copy, (from, p) => this.onCopy(from, p));
@@ -179,29 +187,41 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         this.log,
       );
     } finally {
-      if ((this.state as string) === 'starting') this.state = 'running';
+      if (this.lifecycle === ManagerState.Starting) this.transition([ManagerState.Starting], ManagerState.Running);
     }
-    if (this.opts.publishReady !== false && this.state === 'running') ch.setMeta({ ...ch.self.meta, ready: 'true' });
+    if (this.opts.publishReady !== false && this.lifecycle === ManagerState.Running) ch.setMeta({ ...ch.self.meta, ready: 'true' });
   }
 
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.state === ManagerState.Closed) return;
     this.flushAccess();
     await this.rereplicating;
     this.destroy();
   }
 
   destroy(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+    if (this.state === ManagerState.Closed) return;
+    this.transition([ManagerState.New, ManagerState.Starting, ManagerState.Running], ManagerState.Closed);
     this.unsubscribe?.();
     for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer]) if (t) this.clock.clearTimeout(t);
     this.sweepTimer = this.flushTimer = this.gapTimer = undefined;
   }
 
+  /** Guarded state change with one structured log line. */
+  private transition(allowedFrom: readonly ManagerState[], to: ManagerState): void {
+    if (!allowedFrom.includes(this.state)) throw new Error(`session manager: illegal transition ${this.state} -> ${to}`);
+    this.log.info({ node: this.route, from: this.state, to }, `session manager ${this.state} -> ${to}`);
+    this.state = to;
+  }
+
+  /** Current lifecycle state. */
+  get lifecycle(): ManagerState {
+    return this.state;
+  }
+
   private assertRunning(): void {
-    if (this.state === 'new' || this.state === 'closed') {
-      throw new SessionError(SessionErrorCode.NotRunning, `session manager on ${this.route} is ${this.state === 'new' ? 'not started' : 'closed'}`);
+    if (this.state === ManagerState.New || this.state === ManagerState.Closed) {
+      throw new SessionError(SessionErrorCode.NotRunning, `session manager on ${this.route} is ${this.state === ManagerState.New ? 'not started' : 'closed'}`);
     }
   }
 
@@ -529,7 +549,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   private onMembership(e: MembershipEvent): void {
     this.holders.refresh(this.channel.members());
-    if (this.state === 'closed') return;
+    if (this.state === ManagerState.Closed) return;
     this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
     if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
     if (e.type === 'back') {
@@ -553,7 +573,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       do {
         this.rereplicateAgain = false;
         await this.rereplicate();
-      } while (this.rereplicateAgain && this.state !== 'closed');
+      } while (this.rereplicateAgain && this.state !== ManagerState.Closed);
     })()
       .catch((err: unknown) => this.log.error({ node: this.route, err: String(err) }, 're-replication failed'))
       .finally(() => {
@@ -567,7 +587,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       batch: this.config.replicationBatch,
       timeoutMs: this.config.syncTimeoutMs,
       node: this.route,
-      cancelled: () => this.state === 'closed',
+      cancelled: () => this.state === ManagerState.Closed,
     }, this.log);
     this.stats.copiesSent += r.sent;
     this.stats.sendFailures += r.failedBatches;
@@ -606,7 +626,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private scheduleSweep(): void {
     this.sweepTimer = this.clock.setTimeout(() => {
       this.sweep();
-      if (this.state !== 'closed') this.scheduleSweep();
+      if (this.state !== ManagerState.Closed) this.scheduleSweep();
     }, this.config.sweepIntervalMs);
     this.sweepTimer.unref?.();
   }
