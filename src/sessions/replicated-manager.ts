@@ -250,10 +250,13 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       return local;
     }
     if (options.takeOver === false && local) return local;
-    let inflight = this.takeOvers.get(p.base);
+    // Concurrent requests for the same session share one fetch (and one take-over).
+    const claim = options.takeOver !== false;
+    const key = `${p.base}|${claim}`;
+    let inflight = this.takeOvers.get(key);
     if (!inflight) {
-      inflight = this.takeOver(p.base, local?.route ?? p.route, options.takeOver !== false).finally(() => this.takeOvers.delete(p.base));
-      this.takeOvers.set(p.base, inflight);
+      inflight = this.takeOver(p.base, local?.route ?? p.route, claim).finally(() => this.takeOvers.delete(key));
+      this.takeOvers.set(key, inflight);
     }
     return inflight;
   }
