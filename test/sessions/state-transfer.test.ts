@@ -147,3 +147,39 @@ test('writes during a state transfer: the joiner ends at the owner\'s versions (
     stopAll(nodes);
   }
 });
+
+test('partition heal in backup mode: every session ends with its owner and backup at the newest version', async () => {
+  const { hub, nodes } = await startCluster(4, { mode: 'backup' });
+  try {
+    const [a, b, c, d] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    const list: Session[] = [];
+    for (let i = 0; i < 100; i++) {
+      const s = a.manager.create();
+      s.attributes.i = i;
+      await a.manager.commit(s);
+      list.push(s);
+    }
+    await settle();
+    hub.partition([a.channel, b.channel], [c.channel, d.channel]);
+    await settle(20);
+    for (const s of list.slice(0, 30)) {
+      (s.attributes as { i: number }).i += 1000;
+      await a.manager.commit(s);
+    }
+    await settle();
+    hub.heal();
+    await settle(40);
+    for (const s of list) {
+      const { backupRoutes } = await import('../../src/sessions/placement.js');
+      const [bk] = backupRoutes(s.base, 'n1', ['n1', 'n2', 'n3', 'n4'], 1);
+      const holder = nodes.find((n) => n.route === bk)!;
+      const copy = holder.manager.peek(s.base);
+      assert.ok(copy, `backup ${bk} holds ${s.rawAttributes.i}`);
+      assert.equal(copy.version, s.version, `backup ${bk} at the owner's version`);
+      assert.equal(copy.rawAttributes.i, s.rawAttributes.i);
+    }
+    void b; void c; void d;
+  } finally {
+    stopAll(nodes);
+  }
+});
