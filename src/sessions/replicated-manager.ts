@@ -555,9 +555,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (this.state === ManagerState.Closed) return;
     this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
     if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
-    if (e.type === 'back') {
+    // 'back': a healed partition. 'added' too: a membership service may report a healed member as new
+    // (it was dropped meanwhile); for a fresh node the digest is empty and this costs one request.
+    if (e.type === 'back' || (e.type === 'added' && this.state === ManagerState.Running)) {
       void this.antiEntropy(e.member).catch((err: unknown) => this.log.warn({ node: this.route, member: e.member.route, err: String(err) }, 'anti-entropy failed'));
-      if (this.config.mode === 'backup') this.scheduleRereplication();
+      if (e.type === 'back' && this.config.mode === 'backup') this.scheduleRereplication();
     }
   }
 
