@@ -66,3 +66,42 @@ for (const consistency of ['sync', 'async'] as const) {
     });
   }
 }
+
+for (const consistency of ['async', 'sync'] as const) {
+  test(`16 concurrent connections writing one session (${consistency}): the replica converges to the owner's version`, async () => {
+    const hub = new MemoryHub();
+    const ms: ReplicatedSessionManager[] = [];
+    for (const r of ['n1', 'n2']) {
+      const ch = hub.channel(r);
+      await ch.start();
+      const m = new ReplicatedSessionManager({ channel: ch, config: { consistency } });
+      await m.start();
+      ms.push(m);
+    }
+    const { server, url } = await listen(
+      withSessions(ms[0]!, (req: SessionRequest, res: ServerResponse) => {
+        const s = req.session as { n?: number; log?: number[] };
+        s.n = (s.n ?? 0) + 1;
+        (s.log ??= []).push(s.n);
+        res.end(String(s.n));
+      }),
+    );
+    try {
+      const first = await fetch(url);
+      const cookie = first.headers.getSetCookie()[0]!.split(';')[0]!;
+      await first.text();
+      for (let burst = 0; burst < 7; burst++) {
+        await Promise.all(Array.from({ length: 16 }, async () => (await fetch(url, { headers: { cookie } })).text()));
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+        const owner = ms[0]!.peek(cookie.split('=')[1]!)!;
+        const replica = ms[1]!.peek(cookie.split('=')[1]!)!;
+        assert.equal(replica.version, owner.version, `burst ${burst}`);
+        assert.deepEqual(replica.rawAttributes, owner.rawAttributes);
+        assert.equal(owner.rawAttributes.n, 1 + 16 * (burst + 1));
+      }
+    } finally {
+      await closeServer(server);
+      ms.forEach((m) => m.destroy());
+    }
+  });
+}
