@@ -28,6 +28,8 @@ export const replicationConfigSchema = z.strictObject({
   /** backup mode: copies besides the owner's */
   backups: z.number().int().min(1).max(16).default(DEFAULT_BACKUPS),
   consistency: z.enum(['async', 'sync']).default('async'),
+  /** sync commits: wait for every holder ('all') or the first one that applied ('one') */
+  syncAcks: z.enum(['all', 'one']).default('all'),
   maxInactiveMs: ms.default(DEFAULT_MAX_INACTIVE_MS),
   graceMs: ms.default(DEFAULT_GRACE_MS),
   accessNotifyMs: ms.default(DEFAULT_ACCESS_NOTIFY_MS),

@@ -379,20 +379,32 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       if (this.config.asyncAwaitsWrite) await Promise.allSettled(sends);
       return { version: session.version, changed: true, replicatedTo: ids, failed: {} };
     }
-    const results = await Promise.allSettled(sends);
     const ok: string[] = [];
     const failed: Record<string, string> = {};
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') ok.push(ids[i]!);
-      else {
-        failed[ids[i]!] = String((r.reason as Error)?.message ?? r.reason);
-        this.stats.sendFailures++;
-      }
+    await new Promise<void>((resolve) => {
+      let settled = 0;
+      if (sends.length === 0) return resolve();
+      sends.forEach((p, i) =>
+        p.then(
+          () => {
+            ok.push(ids[i]!);
+            // syncAcks 'one': one holder applied it, enough to survive the owner's death; the rest continue.
+            if (this.config.syncAcks === 'one') resolve();
+          },
+          (err: unknown) => {
+            failed[ids[i]!] = String((err as Error)?.message ?? err);
+            this.stats.sendFailures++;
+            this.log.warn({ node: this.route, to: ids[i], err: String(err) }, 'sync replication failed');
+          },
+        ).finally(() => {
+          if (++settled === sends.length) resolve();
+        }),
+      );
     });
     if (ids.length > 0 && ok.length === 0) {
       throw new SessionError(SessionErrorCode.ReplicationFailed, `sync commit of session ${session.base.slice(0, 6)}… v${session.version}: no peer acknowledged (${Object.values(failed).join('; ')})`);
     }
-    return { version: session.version, changed: true, replicatedTo: ok, failed };
+    return { version: session.version, changed: true, replicatedTo: [...ok], failed: { ...failed } };
   }
 
   private async commitDestroy(session: Session, sync: boolean, now: number): Promise<CommitResult> {

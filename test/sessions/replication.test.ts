@@ -303,3 +303,21 @@ test('a restarted node receives the sessions by state transfer before it is read
     stopAll(nodes);
   }
 });
+
+test("syncAcks 'one': a sync commit returns as soon as one holder applied; a hung peer does not delay it", async () => {
+  const { hub, nodes } = await startCluster(3, { consistency: 'sync', syncAcks: 'one', syncTimeoutMs: 2000 });
+  try {
+    const [a, b, c] = nodes as [typeof nodes[0], typeof nodes[0], typeof nodes[0]];
+    hub.hold = (m) => m.to === c.channel.self.id && m.topic === Topic.Delta;
+    const s = a.manager.create();
+    s.attributes.k = 1;
+    const t0 = performance.now();
+    const r = await a.manager.commit(s);
+    assert.ok(performance.now() - t0 < 500, 'did not wait for the hung peer');
+    assert.deepEqual(r.replicatedTo, [b.channel.self.id]);
+    assert.equal(b.manager.peek(s.id)?.rawAttributes.k, 1);
+  } finally {
+    hub.held.length = 0;
+    stopAll(nodes);
+  }
+});
