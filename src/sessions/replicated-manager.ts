@@ -268,9 +268,21 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    */
   private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
     const owner = this.holders.member(ownerRoute);
-    // The live owner holds the newest copy; otherwise (or if it has none, e.g. restarted) ask everyone.
+    const local = this.table.get(base);
+    // The live owner holds the newest copy. Otherwise ask only who can hold one — never every member
+    // for an unknown id (a bogus cookie must not fan out into N internal requests):
+    //  - backup: the placement (backups of a live owner, or the orphan holders of a dead one);
+    //  - all-to-all with the owner gone: everyone holds everything, so an id we do not hold does
+    //    not exist; one we hold is compared with the others' versions so that a copy that missed
+    //    an async delta is not taken over (its next delta would be rejected as stale elsewhere).
     let found = owner ? await this.fetchFrom([owner], base) : false;
-    if (!found) found = await this.fetchFrom(this.channel.members().filter((m) => m !== owner && m.route !== ownerRoute), base);
+    if (!found) {
+      if (this.config.mode === 'backup') {
+        found = await this.fetchFrom(this.holders.members(this.holders.placementOf(base, ownerRoute)).filter((m) => m !== owner), base);
+      } else if (!owner && local) {
+        found = await this.fetchFrom(this.channel.members(), base);
+      }
+    }
     const s = this.table.get(base);
     if (!s) return undefined;
     const now = this.clock.now();

@@ -321,3 +321,23 @@ test("syncAcks 'one': a sync commit returns as soon as one holder applied; a hun
     stopAll(nodes);
   }
 });
+
+test('an unknown id does not fan out: at most the named live owner (or the placement) is asked', async () => {
+  for (const mode of ['all-to-all', 'backup'] as const) {
+    const { hub, nodes } = await startCluster(4, { mode });
+    try {
+      const a = nodes[0]!;
+      const before = hub.sent.get(Topic.Get) ?? 0;
+      const bogus = 'A'.repeat(24);
+      assert.equal(await a.manager.load(`${bogus}.zz9`), undefined);
+      const deadRoute = hub.sent.get(Topic.Get) ?? 0;
+      if (mode === 'backup') assert.ok(deadRoute - before <= 2, `backup: orphan holders only (${deadRoute - before})`);
+      else assert.equal(deadRoute - before, 0, 'all-to-all: an id nobody holds is not asked for');
+      assert.equal(await a.manager.load(`${bogus}.n2`), undefined);
+      const liveRoute = (hub.sent.get(Topic.Get) ?? 0) - deadRoute;
+      assert.ok(liveRoute <= 2, `${mode}: live owner asked first (${liveRoute} requests)`);
+    } finally {
+      stopAll(nodes);
+    }
+  }
+});
