@@ -33,6 +33,7 @@ import { SessionTable } from './session-table.js';
 import { transferState, type TransferReport } from './state-transfer.js';
 import { SessionServer } from './serving.js';
 import { rereplicate } from './rereplication.js';
+import { fallbackSources, fetchCopies } from './take-over.js';
 import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
@@ -268,20 +269,16 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    */
   private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
     const owner = this.holders.member(ownerRoute);
-    const local = this.table.get(base);
-    // The live owner holds the newest copy. Otherwise ask only who can hold one — never every member
-    // for an unknown id (a bogus cookie must not fan out into N internal requests):
-    //  - backup: the placement (backups of a live owner, or the orphan holders of a dead one);
-    //  - all-to-all with the owner gone: everyone holds everything, so an id we do not hold does
-    //    not exist; one we hold is compared with the others' versions so that a copy that missed
-    //    an async delta is not taken over (its next delta would be rejected as stale elsewhere).
     let found = owner ? await this.fetchFrom([owner], base) : false;
     if (!found) {
-      if (this.config.mode === 'backup') {
-        found = await this.fetchFrom(this.holders.members(this.holders.placementOf(base, ownerRoute)).filter((m) => m !== owner), base);
-      } else if (!owner && local) {
-        found = await this.fetchFrom(this.channel.members(), base);
-      }
+      const sources = fallbackSources({
+        mode: this.config.mode,
+        owner,
+        heldLocally: this.table.has(base),
+        placement: this.holders.members(this.holders.placementOf(base, ownerRoute)),
+        members: this.channel.members(),
+      });
+      if (sources.length > 0) found = await this.fetchFrom(sources, base);
     }
     const s = this.table.get(base);
     if (!s) return undefined;
@@ -306,27 +303,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Asks `peers` for their copy of `base`; installs the newest. True if any had a copy or a tombstone. */
   private async fetchFrom(peers: readonly MemberView[], base: string): Promise<boolean> {
-    let found = false;
-    const replies = await Promise.allSettled(
-      peers.map((m) => this.channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })),
-    );
-    for (const r of replies) {
-      if (r.status === 'rejected') {
-        this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(r.reason) }, 'take-over: a peer did not answer');
-        continue;
-      }
-      const tombs = field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[];
-      for (const [b, v] of tombs) {
-        if (b === base) {
-          this.buryLocal(base, v, 'invalidated', true);
-          found = true;
-        }
-      }
-      const snaps = field<JsonValue[]>(r.value, 's', Topic.Get, isArray);
-      for (const raw of snaps) this.installCopy(asSnapshot(raw, Topic.Get));
-      if (snaps.length > 0) found = true;
-    }
-    return found;
+    const f = await fetchCopies(this.channel, peers, base, this.config.syncTimeoutMs);
+    for (const [m, err] of f.errors) this.log.warn({ node: this.route, peer: m.route, session: base.slice(0, 6), err: String(err) }, 'take-over: a peer did not answer');
+    for (const [b, v] of f.tombstones) this.buryLocal(b, v, 'invalidated', true);
+    for (const snap of f.snapshots) this.installCopy(snap);
+    return f.snapshots.length > 0 || f.tombstones.length > 0;
   }
 
   regenerateId(session: Session): void {
