@@ -20,7 +20,7 @@ export interface AntiEntropyHost {
   bury(base: string, version: number): void;
   /** Whether this node should keep a copy of a session owned by `route`. */
   shouldHold(base: string, route: string): boolean;
-  /** Same version on both sides: the peer's copy is news that the session lives. */
+  /** Same version on both sides and the peer is the owner: news that the session lives there. */
   confirm(base: string): void;
   /** Installs a newer copy; true if installed. */
   install(snapshot: SessionSnapshot): boolean;
@@ -48,7 +48,8 @@ export async function antiEntropy(channel: ClusterChannel, peer: MemberView, hos
       if (host.isTombstoned(base)) continue;
       const held = host.heldVersion(base);
       if ((held === undefined || held < v) && host.shouldHold(base, route)) want.push(base);
-      else if (held === v) host.confirm(base);
+      // Only the owner's digest is news of life: two replicas confirming each other would never expire.
+      else if (held === v && route === peer.route) host.confirm(base);
     }
     k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
   }
