@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../cluster/types.js';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from './config.js';
 import { SessionError, SessionErrorCode } from './errors.js';
 import { isExpired, shouldNotifyAccess } from './expiry.js';
@@ -44,6 +44,8 @@ export interface ReplicatedManagerOptions {
   /** Wall clock for the informative creation time only. */
   readonly wallNow?: () => number;
   readonly randomBytes?: RandomBytes;
+  /** Picks the peer of periodic anti-entropy. */
+  readonly random?: Random;
   readonly logger?: SessionLogger;
   /** Publish meta `ready=true` on the channel once state transfer is done (default true). */
   readonly publishReady?: boolean;
@@ -176,6 +178,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.scheduleSweep();
+    this.scheduleAntiEntropy();
     try {
       const c = this.config;
       this.stats.lastTransfer = await transferState(
@@ -204,7 +207,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (this.state === ManagerState.Closed) return;
     this.transition([ManagerState.New, ManagerState.Starting, ManagerState.Running], ManagerState.Closed);
     this.unsubscribe?.();
-    for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer]) if (t) this.clock.clearTimeout(t);
+    for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer, this.aeTimer]) if (t) this.clock.clearTimeout(t);
     this.sweepTimer = this.flushTimer = this.gapTimer = undefined;
   }
 
@@ -632,6 +635,33 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   }
 
   // ---------------------------------------------------------------- timers
+
+  private aeTimer: TimerHandle | undefined;
+  private aeRunning = false;
+
+  /**
+   * Safety net besides the `back` event: every antiEntropyIntervalMs, one
+   * random peer's digest is compared (what a lost message or a missed
+   * membership event left behind converges).
+   */
+  private scheduleAntiEntropy(): void {
+    const every = this.config.antiEntropyIntervalMs;
+    if (every <= 0 || this.state === ManagerState.Closed) return;
+    this.aeTimer = this.clock.setTimeout(() => {
+      const peers = this.channel.members();
+      if (!this.aeRunning && peers.length > 0 && this.state === ManagerState.Running) {
+        const peer = peers[Math.floor((this.opts.random ?? systemRandom)() * peers.length)]!;
+        this.aeRunning = true;
+        this.antiEntropy(peer)
+          .catch((err: unknown) => this.log.warn({ node: this.route, member: peer.route, err: String(err) }, 'periodic anti-entropy failed'))
+          .finally(() => {
+            this.aeRunning = false;
+          });
+      }
+      this.scheduleAntiEntropy();
+    }, every);
+    this.aeTimer.unref?.();
+  }
 
   private scheduleSweep(): void {
     this.sweepTimer = this.clock.setTimeout(() => {

@@ -183,3 +183,27 @@ test('partition heal in backup mode: every session ends with its owner and backu
     stopAll(nodes);
   }
 });
+
+test('periodic anti-entropy repairs a replica that silently missed the last delta', async () => {
+  const cfg = { antiEntropyIntervalMs: 60_000 };
+  const { hub, nodes } = await startCluster(2, cfg);
+  try {
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const s = a.manager.create();
+    s.attributes.k = 'v1';
+    await a.manager.commit(s);
+    await settle();
+    hub.hold = (m) => m.topic === 'sessions.delta';
+    s.attributes.k = 'v2';
+    await a.manager.commit(s);
+    hub.held.length = 0; // lost, and nothing follows it
+    hub.hold = undefined;
+    assert.equal(b.manager.peek(s.base)!.version, 1);
+    b.clock.advance(60_000);
+    await settle(10);
+    assert.equal(b.manager.peek(s.base)!.version, 2);
+    assert.equal(b.manager.peek(s.base)!.rawAttributes.k, 'v2');
+  } finally {
+    stopAll(nodes);
+  }
+});
