@@ -3,6 +3,7 @@ import { CohortError, ConfigError } from '../errors.js';
 import { runBalancer } from './balancer-command.js';
 import { runDemo } from './demo-command.js';
 import { loadBalancerConfig } from '../config/load.js';
+import { hashPassword } from '../manager/password.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .option('--stickysession <names>', 'cookie|parameter name (quick mode)', undefined)
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
+    .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
     .action(async (opts) => {
       await runBalancer(opts);
     });
@@ -33,6 +35,17 @@ export function buildProgram(): Command {
     .action((file: string) => {
       loadBalancerConfig(file);
       process.stdout.write(`${file}: ok\n`);
+    });
+
+  program
+    .command('hash-password')
+    .description('read a password on stdin and print its scrypt hash for manager.users[].password')
+    .action(async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (password === '') throw new CohortError('COHORT_MANAGER_INVALID', 'expected a password on stdin');
+      process.stdout.write(`${await hashPassword(password)}\n`);
     });
 
   program
