@@ -228,6 +228,11 @@ export class ManagerServer {
     try {
       if (path === '/metrics' || path === `${this.base}/metrics`) return await this.serveMetrics(req, res);
       if (path === this.base) return this.redirect(res, `${this.base}/`);
+      if (path === '/favicon.ico') {
+        res.writeHead(204, securityHeaders());
+        res.end();
+        return;
+      }
       if (!path.startsWith(`${this.base}/`)) throw new ManagerError('COHORT_MANAGER_NOT_FOUND', `nothing at ${path}; the manager is at ${this.base}/`);
       const rest = path.slice(this.base.length);
       if (rest === '/login') return await this.serveLogin(req, res);
