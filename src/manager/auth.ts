@@ -136,7 +136,7 @@ export class Authenticator {
     const hash = this.users.get(user);
     if (hash === undefined) {
       // Spend comparable time on unknown users so names can't be probed by timing.
-      await verifyPassword(password, 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+      await verifyPassword(password, 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
       return false;
     }
     return verifyPassword(password, hash);

@@ -55,7 +55,7 @@ export const BALANCERS_PANEL_SCRIPT = `
         tile.appendChild(sw);
         tile.appendChild(el('strong', {}, m.route));
         tile.appendChild(el('div', { 'class': 'url' }, m.url));
-        tile.appendChild(el('div', { 'class': 'st' }, s + ' · ' + m.flags + ' · lf ' + m.loadfactor + ' · lbset ' + m.lbset));
+        tile.appendChild(el('div', { 'class': 'st' }, s + (m.flags !== 'Ok' ? ' · ' + m.flags : '') + ' · lf ' + m.loadfactor + ' · lbset ' + m.lbset + ' · busy ' + m.busy));
         if (m.reason) tile.appendChild(el('div', { 'class': 'why' }, m.reason.source + ': ' + m.reason.message));
         var prev = st.series[k];
         var rps = prev && prev.rps.length ? prev.rps[prev.rps.length - 1] : 0;

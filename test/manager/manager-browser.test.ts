@@ -95,6 +95,7 @@ test('browser: log in, disable a member, its traffic stops and the charts move, 
     assert.equal(await page.getAttribute('tr[data-member="tc2"] td[data-flags]', 'data-flags'), 'D');
     await Promise.all([page.waitForURL(`${s.origin}${s.base}/`), page.click('tr[data-member="tc2"] button[value="enable"]')]);
     assert.equal(await page.getAttribute('tr[data-member="tc2"] td[data-flags]', 'data-flags'), 'Ok');
+    await page.screenshot({ path: join(OUT, 'manager-page.png'), fullPage: true });
     await page.goto(`${s.origin}${s.base}/dashboard`);
     await page.waitForSelector('body[data-live="1"]');
     await page.waitForSelector(`${tile('tc2')}[data-state="ok"]`);
