@@ -237,7 +237,7 @@ export class ManagerServer {
       const rest = path.slice(this.base.length);
       if (rest === '/login') return await this.serveLogin(req, res);
       if (rest.startsWith('/api/')) return await this.serveApi(req, res, rest.slice('/api'.length));
-      const principal = await this.auth.authenticate(req);
+      const principal = await this.authenticate(req);
       if (!principal) {
         if (req.method === 'GET') {
           const nonce = newNonce();
@@ -308,8 +308,21 @@ export class ManagerServer {
   }
 
   private async requirePrincipal(req: Req): Promise<Principal> {
-    const p = await this.auth.authenticate(req);
+    const p = await this.authenticate(req);
     if (!p) throw new ManagerError('COHORT_MANAGER_UNAUTHENTICATED', 'authentication required (login session, HTTP Basic or Bearer token)');
+    return p;
+  }
+
+  /** Authenticates; wrong Basic/Bearer credentials count as failed logins for the limiter. */
+  private async authenticate(req: Req): Promise<Principal | undefined> {
+    const client = this.clientOf(req);
+    const presented = req.headers.authorization !== undefined;
+    if (presented && this.auth.limited(client)) throw new ManagerError('COHORT_MANAGER_RATE_LIMITED', 'too many failed logins; wait a minute');
+    const p = await this.auth.authenticate(req);
+    if (!p && presented) {
+      this.auth.recordFailure(client);
+      this.log.warn({ client }, 'manager: wrong credentials');
+    }
     return p;
   }
 

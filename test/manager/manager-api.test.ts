@@ -273,3 +273,21 @@ describe('persistence (BalancerPersist)', () => {
     }
   });
 });
+
+describe('brute force', () => {
+  test('wrong credentials are rate limited per client address (429)', async () => {
+    const b1 = await startBackend('tc1');
+    const s = await startStack({ backends: [b1] });
+    try {
+      for (let i = 0; i < 10; i++) assert.equal((await fetch(`${s.origin}${s.base}/api/balancers`, { headers: { authorization: basic('alice', `guess${i}`) } })).status, 401);
+      const r = await fetch(`${s.origin}${s.base}/api/balancers`, { headers: { authorization: basic() } });
+      assert.equal(r.status, 429);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'COHORT_MANAGER_RATE_LIMITED');
+      const login = await fetch(`${s.origin}${s.base}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ user: 'alice', password: PASSWORD }).toString() });
+      assert.equal(login.status, 429);
+    } finally {
+      await s.close();
+      await b1.close();
+    }
+  });
+});
