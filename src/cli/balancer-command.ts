@@ -5,6 +5,7 @@ import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger } from '../util/logger.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
+import { MethodRegistry } from '../balancer/methods/index.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -55,9 +56,10 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
   const cfg = resolveBalancerConfig(opts);
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
   let manager: ManagerServer | undefined;
-  const server = new BalancerServer(cfg, { log, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
+  const methods = new MethodRegistry();
+  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
   // The manager starts first so that saved changes are in place before traffic flows.
-  manager = await createManager(server, cfg, opts.config, log);
+  manager = await createManager(server, cfg, opts.config, log, methods);
   if (manager) {
     const m = await manager.start();
     process.stderr.write(`cohort balancer manager on ${m.url}\n`);

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Balancer } from '../balancer/balancer.js';
 import { MemberFlag, type Member } from '../balancer/member.js';
-import { memberSchema, memberStatusSchema } from '../config/balancer-schema.js';
+import { balancerSchema, memberSchema, memberStatusSchema } from '../config/balancer-schema.js';
+import type { MethodRegistry } from '../balancer/methods/index.js';
+import { parseStickyNames } from '../balancer/sticky.js';
 import { formatIssues } from '../config/load.js';
 import { ManagerError } from './errors.js';
 
@@ -53,7 +55,7 @@ export function changeMember(b: Balancer, m: Member, change: MemberChange, now: 
   if (change.route !== undefined && change.route !== m.route && b.findMember(change.route)) {
     throw new ManagerError('COHORT_MANAGER_CONFLICT', `balancer "${b.name}" already has a member with route "${change.route}"`);
   }
-  let what: string[] = [];
+  const what: string[] = [];
   if (change.loadfactor !== undefined && change.loadfactor !== m.loadfactor) {
     what.push(`loadfactor ${m.loadfactor} → ${change.loadfactor}`);
     m.loadfactor = change.loadfactor;
@@ -68,7 +70,6 @@ export function changeMember(b: Balancer, m: Member, change: MemberChange, now: 
   }
   if (change.reset) m.resetHealth(now, wall);
   if (what.length > 0) b.emit('change', { balancer: b.name, what: `member ${m.route}: ${what.join(', ')}` });
-  what = [];
   for (const [flag, on] of Object.entries(change.status ?? {})) {
     if (on === undefined) continue;
     if (m.flags.has(flag as MemberFlag) !== on) b.setFlag(m, flag as MemberFlag, on);
@@ -132,4 +133,48 @@ export function applyMemberSettings(b: Balancer, wanted: readonly MemberSettings
     for (const f of w.status) m.flags.add(f as MemberFlag);
   }
   b.emit('change', { balancer: b.name, what: 'persisted manager state applied' });
+}
+
+/** A change to a balancer's own settings (httpd's manager edits these too). */
+export const balancerChangeSchema = z.strictObject({
+  method: balancerSchema.shape.method.unwrap().optional(),
+  stickysession: z.string().min(1, 'expected cookie|parameter names').optional(),
+  stickysessionsep: balancerSchema.shape.stickysessionsep.unwrap().optional(),
+  nofailover: z.boolean().optional(),
+  maxattempts: balancerSchema.shape.maxattempts.unwrap().optional(),
+  /** Seconds a request may wait for a free member. */
+  timeout: balancerSchema.shape.timeout.unwrap().optional(),
+  forcerecovery: z.boolean().optional(),
+});
+export type BalancerChange = z.infer<typeof balancerChangeSchema>;
+export type BalancerSettings = Required<BalancerChange>;
+
+export function balancerSettings(b: Balancer): BalancerSettings {
+  return {
+    method: b.method.name as BalancerSettings['method'],
+    stickysession: `${b.sticky.cookie}|${b.sticky.param}`,
+    stickysessionsep: b.sticky.sep,
+    nofailover: b.nofailover,
+    maxattempts: b.maxattempts,
+    timeout: b.timeoutMs / 1000,
+    forcerecovery: b.forcerecovery,
+  };
+}
+
+/** Applies a balancer change; the method must exist in `methods` (checked before anything changes). */
+export function changeBalancer(b: Balancer, change: BalancerChange, methods: MethodRegistry): Balancer {
+  const method = change.method !== undefined ? methods.get(change.method) : undefined;
+  const before = balancerSettings(b);
+  if (method) b.method = method;
+  if (change.stickysession !== undefined || change.stickysessionsep !== undefined) {
+    b.sticky = parseStickyNames(change.stickysession ?? before.stickysession, change.stickysessionsep ?? before.stickysessionsep);
+  }
+  if (change.nofailover !== undefined) b.nofailover = change.nofailover;
+  if (change.maxattempts !== undefined) b.maxattempts = change.maxattempts;
+  if (change.timeout !== undefined) b.timeoutMs = change.timeout * 1000;
+  if (change.forcerecovery !== undefined) b.forcerecovery = change.forcerecovery;
+  const after = balancerSettings(b);
+  const what = (Object.keys(after) as Array<keyof BalancerSettings>).filter((k) => after[k] !== before[k]).map((k) => `${k} ${String(before[k])} → ${String(after[k])}`);
+  if (what.length > 0) b.emit('change', { balancer: b.name, what: `balancer: ${what.join(', ')}` });
+  return b;
 }

@@ -17,6 +17,8 @@ export interface PageContext {
   readonly nonce: string;
   readonly error?: string;
   readonly persisted: boolean;
+  /** Balancing methods offered in the balancer form. */
+  readonly methods?: readonly string[];
 }
 
 type BalancerSnapshot = ReturnType<Balancer['snapshot']>;
@@ -77,13 +79,25 @@ function balancerSection(ctx: PageContext, b: BalancerSnapshot): string {
     `<label>lf <input type="number" name="loadfactor" min="1" max="100" value="1"></label> ` +
     `<label>lbset <input type="number" name="lbset" min="0" max="99" value="0"></label> ` +
     `<button name="op" value="add">Add member</button>`, 'add');
+  const yesNo = (name: string, on: boolean) =>
+    `<select name="${esc(name)}"><option value="on"${on ? ' selected' : ''}>on</option><option value="off"${on ? '' : ' selected'}>off</option></select>`;
+  const methods = ctx.methods ?? [b.method];
+  const settings = form(ctx, b.name, undefined,
+    `<label>method <select name="method">${methods.map((m) => `<option${m === b.method ? ' selected' : ''}>${esc(m)}</option>`).join('')}</select></label> ` +
+    `<label>stickysession <input class="route" name="stickysession" value="${esc(b.stickysession)}"></label> ` +
+    `<label>sep <input name="stickysessionsep" size="1" maxlength="1" value="${esc(b.stickysessionsep)}"></label> ` +
+    `<label>maxattempts <input type="number" name="maxattempts" min="0" value="${esc(b.maxattempts)}"></label> ` +
+    `<label>timeout (s) <input type="number" name="timeout" min="0" step="any" value="${esc(b.timeout)}"></label> ` +
+    `<label>nofailover ${yesNo('nofailover', b.nofailover)}</label> ` +
+    `<label>forcerecovery ${yesNo('forcerecovery', b.forcerecovery)}</label> ` +
+    `<button name="op" value="balancer">Update balancer</button>`, 'settings');
   return `<section data-balancer="${esc(b.name)}"><h2>balancer://${esc(b.name)}</h2>
 <p class="meta">method ${esc(b.method)} · stickysession ${esc(b.stickysession)} (sep "${esc(b.stickysessionsep)}") · nofailover ${esc(b.nofailover)} · maxattempts ${esc(b.maxattempts)} · timeout ${esc(b.timeout)} s · forcerecovery ${esc(b.forcerecovery)} · queued ${esc(b.queued)} · unavailable ${esc(b.unavailable)}</p>
 <table><thead><tr><th>Route</th><th>URL</th><th>Status</th><th>Health</th><th>Load factor</th><th>LB set</th><th>Busy</th><th>Requests</th><th>Errors</th><th>Sent</th><th>Received</th><th>Latency</th><th>Last error</th><th>Health check</th><th>Actions</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
-<p>${add}</p></section>`;
+<p>${add}</p><p>${settings}</p></section>`;
 }
 
 export function renderManagerPage(ctx: PageContext, balancers: readonly BalancerSnapshot[]): string {

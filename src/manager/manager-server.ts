@@ -7,7 +7,8 @@ import type { FinishedExchange } from '../proxy/forward.js';
 import { formatHostPort, parseHostPort } from '../util/address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger } from '../util/logger.js';
-import { addMember, changeMember, findBalancer, findMember, memberChangeSchema, parseOrThrow, removeMember, type MemberChange } from './actions.js';
+import { MethodRegistry } from '../balancer/methods/index.js';
+import { addMember, balancerChangeSchema, changeBalancer, changeMember, findBalancer, findMember, memberChangeSchema, parseOrThrow, removeMember, type MemberChange } from './actions.js';
 import { Authenticator, SESSION_COOKIE, type AuthUser, type Principal } from './auth.js';
 import { checkNonce, checkSameOrigin } from './csrf.js';
 import { BalancerSource, type DashboardSource } from './dashboard-source.js';
@@ -36,6 +37,8 @@ export interface ManagerServerOptions {
   readonly sources?: readonly DashboardSource[];
   /** Dashboard sample interval, ms. */
   readonly sampleIntervalMs?: number;
+  /** Balancing methods the manager may switch a balancer to (the BalancerServer's registry). */
+  readonly methods?: MethodRegistry;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -99,6 +102,7 @@ export class ManagerServer {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly base: string;
+  private readonly methods: MethodRegistry;
   private server: http.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly streams = new Set<Res>();
@@ -113,6 +117,7 @@ export class ManagerServer {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger();
     this.base = opts.spec.path;
+    this.methods = opts.methods ?? new MethodRegistry();
     this.auth = new Authenticator({ users: opts.users, tokens: opts.tokens, sessionTtlMs: opts.spec.sessionttl * 1000, clock: this.clock });
     this.store = opts.statePath !== undefined ? new StateStore(opts.statePath) : undefined;
     this.metrics = new BalancerMetrics(() => target.balancers.values());
@@ -139,9 +144,9 @@ export class ManagerServer {
     if (!this.store) return;
     const state = await this.store.load();
     if (!state) return;
-    const { applied, skipped } = applyState(state, this.target.balancers, this.specs());
+    const { applied, skipped } = applyState(state, this.target.balancers, this.specs(), this.methods);
     if (applied.length > 0) this.log.info({ file: this.store.path, balancers: applied }, 'manager: saved member settings re-applied');
-    if (skipped.length > 0) this.log.warn({ file: this.store.path, balancers: skipped }, 'manager: saved settings ignored because the configured members changed');
+    if (skipped.length > 0) this.log.warn({ file: this.store.path, balancers: skipped }, 'manager: saved settings ignored because the balancer changed in the config file');
     this.balancerSource.sync();
   }
 
@@ -344,7 +349,7 @@ export class ManagerServer {
   private servePage(res: Res, p: Principal, error?: string): void {
     const nonce = newNonce();
     const balancers = [...this.target.balancers.values()].map((b) => b.snapshot());
-    this.html(res, 200, renderManagerPage({ base: this.base, user: p.user, csrf: p.csrf, nonce, persisted: this.persisted, ...(error ? { error } : {}) }, balancers), nonce);
+    this.html(res, 200, renderManagerPage({ base: this.base, user: p.user, csrf: p.csrf, nonce, persisted: this.persisted, methods: this.methods.names(), ...(error ? { error } : {}) }, balancers), nonce);
   }
 
   private serveDashboard(res: Res, p: Principal): void {
@@ -387,7 +392,14 @@ export class ManagerServer {
     const op = form.get('op') ?? '';
     const b = findBalancer(this.target.balancers, form.get('balancer') ?? '');
     try {
-      if (op === 'add') {
+      if (op === 'balancer') {
+        const change: Record<string, unknown> = {};
+        for (const k of ['method', 'stickysession', 'stickysessionsep'] as const) if (form.get(k)) change[k] = form.get(k);
+        for (const k of ['maxattempts', 'timeout'] as const) if (form.get(k)) change[k] = Number(form.get(k));
+        for (const k of ['nofailover', 'forcerecovery'] as const) if (form.get(k)) change[k] = form.get(k) === 'on';
+        changeBalancer(b, parseOrThrow(balancerChangeSchema, change), this.methods);
+        this.audit(p, b.name, '*', 'balancer', change);
+      } else if (op === 'add') {
         const raw: Record<string, unknown> = { url: form.get('url') ?? '' };
         if (form.get('route')) raw['route'] = form.get('route');
         if (form.get('loadfactor')) raw['loadfactor'] = Number(form.get('loadfactor'));
@@ -461,6 +473,16 @@ export class ManagerServer {
         if (parts.length === 4 && parts[2] === 'members') return this.json(res, 200, findMember(b, parts[3]!).snapshot(this.clock.now()), csrfHeader);
       }
       throw new ManagerError('COHORT_MANAGER_NOT_FOUND', `no API resource at ${rest}`);
+    }
+    if (parts[0] === 'balancers' && parts.length === 2) {
+      if (method !== 'POST') throw new ManagerError('COHORT_MANAGER_METHOD', `${method} not allowed (GET, POST)`);
+      const p = await this.authorizeChange(req);
+      const b = findBalancer(this.target.balancers, parts[1]!);
+      const change = parseOrThrow(balancerChangeSchema, await readJson(req));
+      changeBalancer(b, change, this.methods);
+      this.audit(p, b.name, '*', 'balancer', change);
+      await this.persist();
+      return this.json(res, 200, b.snapshot());
     }
     if (parts[0] !== 'balancers' || parts.length < 3 || parts[2] !== 'members' || parts.length > 4) {
       throw new ManagerError(method === 'POST' || method === 'DELETE' ? 'COHORT_MANAGER_NOT_FOUND' : 'COHORT_MANAGER_METHOD', `no API action ${method} ${rest}`);

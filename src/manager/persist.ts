@@ -3,7 +3,8 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Balancer } from '../balancer/balancer.js';
 import type { BalancerSpec } from '../config/balancer-schema.js';
-import { applyMemberSettings, memberSettings, type MemberSettings } from './actions.js';
+import type { MethodRegistry } from '../balancer/methods/index.js';
+import { applyMemberSettings, balancerChangeSchema, balancerSettings, changeBalancer, memberSettings, type MemberSettings } from './actions.js';
 import { ManagerError } from './errors.js';
 
 /**
@@ -11,8 +12,8 @@ import { ManagerError } from './errors.js';
  * server-state file): after every change the members' operator settings are
  * written to `<config>.state.json`, atomically (temp file, fsync, rename), and
  * re-applied at start. As in httpd, a balancer's saved state is used only
- * while its members in the config file are unchanged (a hash of them is
- * saved with it): edit the config and the config wins.
+ * while its section in the config file is unchanged (a hash of it is saved
+ * with it): edit the config and the config wins.
  */
 
 const persistedMember = z.object({
@@ -28,13 +29,13 @@ const persistedMember = z.object({
 const stateFileSchema = z.object({
   version: z.literal(1),
   savedAt: z.string(),
-  balancers: z.array(z.object({ name: z.string(), confighash: z.string(), members: z.array(persistedMember) })),
+  balancers: z.array(z.object({ name: z.string(), confighash: z.string(), settings: balancerChangeSchema.optional(), members: z.array(persistedMember) })),
 });
 export type StateFile = z.infer<typeof stateFileSchema>;
 
-/** Hash of a balancer's members as configured (not as changed at runtime). */
+/** Hash of a balancer's section as configured (not as changed at runtime). */
 export function configHash(spec: BalancerSpec): string {
-  return createHash('sha256').update(JSON.stringify(spec.members)).digest('hex').slice(0, 32);
+  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 32);
 }
 
 /** The state file that belongs to a config file. */
@@ -72,7 +73,7 @@ export class StateStore {
       savedAt: new Date().toISOString(),
       balancers: [...balancers]
         .filter((b) => specs.has(b.name))
-        .map((b) => ({ name: b.name, confighash: configHash(specs.get(b.name)!), members: b.members.map((m) => ({ ...memberSettings(m), status: [...m.flags] })) })),
+        .map((b) => ({ name: b.name, confighash: configHash(specs.get(b.name)!), settings: balancerSettings(b), members: b.members.map((m) => ({ ...memberSettings(m), status: [...m.flags] as string[] })) })),
     };
     const text = `${JSON.stringify(state, null, 2)}\n`;
     const next = this.chain.then(() => this.writeAtomic(text));
@@ -102,7 +103,7 @@ export class StateStore {
  * Re-applies saved settings to balancers whose configured members still hash
  * the same. Returns the names applied and the names skipped (config changed).
  */
-export function applyState(state: StateFile, balancers: ReadonlyMap<string, Balancer>, specs: ReadonlyMap<string, BalancerSpec>): { applied: string[]; skipped: string[] } {
+export function applyState(state: StateFile, balancers: ReadonlyMap<string, Balancer>, specs: ReadonlyMap<string, BalancerSpec>, methods: MethodRegistry): { applied: string[]; skipped: string[] } {
   const applied: string[] = [];
   const skipped: string[] = [];
   for (const saved of state.balancers) {
@@ -113,6 +114,7 @@ export function applyState(state: StateFile, balancers: ReadonlyMap<string, Bala
       skipped.push(saved.name);
       continue;
     }
+    if (saved.settings) changeBalancer(b, saved.settings, methods);
     applyMemberSettings(b, saved.members as MemberSettings[]);
     applied.push(saved.name);
   }

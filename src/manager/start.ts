@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { MethodRegistry } from '../balancer/methods/index.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
 import { resolveCredentials } from './credentials.js';
 import { ManagerServer, type ManagedBalancers } from './manager-server.js';
@@ -15,6 +16,7 @@ export async function createManager(
   cfg: BalancerConfig,
   configFile: string | undefined,
   log: Logger,
+  methods?: MethodRegistry,
   print: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<ManagerServer | undefined> {
   const spec = cfg.manager;
@@ -27,5 +29,5 @@ export async function createManager(
     print(`cohort balancer manager: user "${creds.generated.user}", password in ${creds.generated.file}`);
   }
   const statePath = configFile !== undefined && cfg.persist ? statePathFor(configFile) : undefined;
-  return new ManagerServer(target, { spec, users: creds.users, tokens: creds.tokens, log, ...(statePath !== undefined ? { statePath } : {}) });
+  return new ManagerServer(target, { spec, users: creds.users, tokens: creds.tokens, log, ...(methods ? { methods } : {}), ...(statePath !== undefined ? { statePath } : {}) });
 }

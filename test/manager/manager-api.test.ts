@@ -192,6 +192,27 @@ describe('balancer manager JSON API and page', () => {
     assert.ok(hist.history.some((e) => /drain/.test(e.text)));
   });
 
+  test('balancer settings: method, maxattempts, nofailover, timeout, stickysession', async () => {
+    const csrf = await csrfOf(s);
+    const h = { authorization: basic(), 'x-csrf-token': csrf };
+    const b = s.balancer.balancers.get('tc')!;
+    let r = await post(s, '/api/balancers/tc', { method: 'bybusyness', maxattempts: 2, nofailover: true, timeout: 1.5, stickysession: 'SID|sid' }, h);
+    assert.equal(r.status, 200);
+    const j = (await r.json()) as { method: string; maxattempts: number; nofailover: boolean; timeout: number; stickysession: string };
+    assert.deepEqual([j.method, j.maxattempts, j.nofailover, j.timeout, j.stickysession], ['bybusyness', 2, true, 1.5, 'SID|sid']);
+    assert.equal(b.timeoutMs, 1500);
+    assert.equal((await post(s, '/api/balancers/tc', { method: 'roundrobin' }, h)).status, 422);
+    assert.equal((await post(s, '/api/balancers/tc', { method: 'bybusyness' }, { authorization: basic() })).status, 403);
+    // Back through the page's form.
+    const form = await fetch(`${s.origin}${s.base}/action`, {
+      method: 'POST', redirect: 'manual', headers: { authorization: basic(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, balancer: 'tc', op: 'balancer', method: 'byrequests', maxattempts: '1', nofailover: 'off', timeout: '0', stickysession: 'JSESSIONID|jsessionid', stickysessionsep: '.', forcerecovery: 'on' }).toString(),
+    });
+    assert.equal(form.status, 303);
+    assert.equal(form.headers.get('location'), `${s.base}/`);
+    assert.deepEqual([b.method.name, b.maxattempts, b.nofailover, b.timeoutMs, b.sticky.cookie], ['byrequests', 1, false, 0, 'JSESSIONID']);
+  });
+
   test('the event stream sends a snapshot and pushes a state change at once', async () => {
     const csrf = await csrfOf(s);
     const ac = new AbortController();
@@ -237,6 +258,7 @@ describe('persistence (BalancerPersist)', () => {
         const h = { authorization: basic(), 'x-csrf-token': csrf };
         assert.equal((await post(s, '/api/balancers/tc/members/tc2', { status: { disabled: true }, loadfactor: 5 }, h)).status, 200);
         assert.equal((await post(s, '/api/balancers/tc/members', { url: b3.url, route: 'tc3', lbset: 1 }, h)).status, 201);
+        assert.equal((await post(s, '/api/balancers/tc', { maxattempts: 4 }, h)).status, 200);
         assert.ok(existsSync(statePath));
         const saved = JSON.parse(readFileSync(statePath, 'utf8')) as { balancers: Array<{ members: Array<{ route: string }> }> };
         assert.deepEqual(saved.balancers[0]!.members.map((m) => m.route), ['tc1', 'tc2', 'tc3']);
@@ -251,6 +273,7 @@ describe('persistence (BalancerPersist)', () => {
         assert.ok(m2.flags.has('disabled' as never));
         assert.equal(m2.loadfactor, 5);
         assert.equal(b.findMember('tc3')?.lbset, 1);
+        assert.equal(b.maxattempts, 4);
         const seen = await traffic(s.front, 10);
         assert.deepEqual(seen, { tc1: 10 });
       } finally {
