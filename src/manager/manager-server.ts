@@ -105,7 +105,8 @@ export class ManagerServer {
   private readonly methods: MethodRegistry;
   private server: http.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
-  private readonly streams = new Set<Res>();
+  /** Open event streams and the login session each belongs to (ended at logout). */
+  private readonly streams = new Map<Res, string | undefined>();
   private tickTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -184,7 +185,7 @@ export class ManagerServer {
     }, this.opts.sampleIntervalMs ?? 500);
     this.tickTimer.unref();
     this.pingTimer = setInterval(() => {
-      for (const r of this.streams) r.write(': ping\n\n');
+      for (const r of this.streams.keys()) r.write(': ping\n\n');
     }, SSE_PING_MS);
     this.pingTimer.unref();
     const a = this.address()!;
@@ -204,7 +205,7 @@ export class ManagerServer {
     this.closed = true;
     clearInterval(this.tickTimer);
     clearInterval(this.pingTimer);
-    for (const r of this.streams) r.end();
+    for (const r of this.streams.keys()) r.end();
     this.streams.clear();
     for (const s of this.sources) s.close();
     const server = this.server;
@@ -381,7 +382,10 @@ export class ManagerServer {
   private async serveLogout(req: Req, res: Res, p: Principal): Promise<void> {
     const form = await readForm(req);
     await this.authorizeChange(req, form.get('csrf') ?? undefined);
-    if (p.sessionId) this.auth.logout(p.sessionId);
+    if (p.sessionId) {
+      this.auth.logout(p.sessionId);
+      for (const [r, sid] of this.streams) if (sid === p.sessionId) r.end();
+    }
     this.redirect(res, `${this.base}/login`, { 'set-cookie': `${SESSION_COOKIE}=; Path=${this.base}; HttpOnly; SameSite=Strict; Max-Age=0` });
   }
 
@@ -464,7 +468,7 @@ export class ManagerServer {
       const p = await this.requirePrincipal(req);
       const csrfHeader: Record<string, string> = p.csrf !== undefined ? { [CSRF_HEADER]: p.csrf } : {};
       if (parts.length === 1 && parts[0] === 'session') return this.json(res, 200, { user: p.user, via: p.via, csrf: p.csrf ?? null }, csrfHeader);
-      if (parts.length === 1 && parts[0] === 'events') return this.serveEvents(req, res);
+      if (parts.length === 1 && parts[0] === 'events') return this.serveEvents(req, res, p);
       if (parts.length === 1 && parts[0] === 'history') return this.json(res, 200, { history: this.balancerSource.history }, csrfHeader);
       if (parts[0] === 'balancers') {
         if (parts.length === 1) return this.json(res, 200, { balancers: [...this.target.balancers.values()].map((b) => b.snapshot()), persisted: this.persisted }, csrfHeader);
@@ -515,7 +519,7 @@ export class ManagerServer {
   }
 
   /** Server-sent events: each source's snapshot, then its events, as `event: <source id>`. */
-  private serveEvents(req: Req, res: Res): void {
+  private serveEvents(req: Req, res: Res, p: Principal): void {
     res.writeHead(200, { ...securityHeaders(), 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no', connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     const send = (source: string, type: string, data: unknown) => res.write(`event: ${source}\ndata: ${JSON.stringify({ type, data })}\n\n`);
@@ -524,7 +528,7 @@ export class ManagerServer {
       send(s.id, 'snapshot', s.snapshot());
       unsubscribe.push(s.subscribe((type, data) => send(s.id, type, data)));
     }
-    this.streams.add(res);
+    this.streams.set(res, p.sessionId);
     const done = () => {
       this.streams.delete(res);
       for (const u of unsubscribe) u();

@@ -49,7 +49,7 @@ test('cohort balancer --config serves the manager: generated password printed on
     writeFileSync(config, [
       'listen: 127.0.0.1:0',
       'accesslog: false',
-      'loglevel: silent',
+      'loglevel: info',
       'balancers:',
       '  - name: tccluster',
       '    slowstart: 0',
@@ -79,6 +79,13 @@ test('cohort balancer --config serves the manager: generated password printed on
     assert.ok(existsSync(`${config}.state.json`));
     const metrics = await fetch(`${first.manager}/metrics`, { headers: { authorization: auth } });
     assert.match(await metrics.text(), /cohort_balancer_member_flag\{balancer="tccluster",member="tc2",flag="disabled"\} 1/);
+    // SIGHUP reloads the config and re-applies the saved changes.
+    first.child.kill('SIGHUP');
+    const deadline = Date.now() + 10_000;
+    while (!/configuration reloaded[\s\S]*saved member settings re-applied/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(first.stderr(), /configuration reloaded[\s\S]*saved member settings re-applied/);
+    const afterHup = (await (await fetch(`${first.manager}/balancer-manager/api/balancers/tccluster/members/tc2`, { headers: { authorization: auth } })).json()) as { flags: string };
+    assert.equal(afterHup.flags, 'D', 'still disabled after SIGHUP');
     assert.equal(await stop(first), 0);
 
     const second = await run(['balancer', '--config', config], t.dir);
@@ -97,6 +104,18 @@ test('cohort balancer --config serves the manager: generated password printed on
     await b2.close();
     t.cleanup();
   }
+});
+
+test('cohort hash-password prints an scrypt hash of stdin', { timeout: 30_000 }, async () => {
+  const child = spawn(process.execPath, [BIN, 'hash-password'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stdin!.end('hunter2\n');
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.equal(code, 0);
+  const { verifyPassword } = await import('../../src/manager/password.js');
+  assert.match(out.trim(), /^scrypt\$32768\$8\$1\$/);
+  assert.equal(await verifyPassword('hunter2', out.trim()), true);
 });
 
 test('quick mode: --manager serves the manager without persistence', { timeout: 60_000 }, async () => {
