@@ -65,12 +65,14 @@ export async function startStack(opts: {
   statePath?: string;
   managerExtra?: Partial<ManagerSpec>;
   configExtra?: Partial<BalancerConfigInput>;
+  /** Extra keys for the balancer's config section (e.g. hcheck). */
+  balancerExtra?: Record<string, unknown>;
   sampleIntervalMs?: number;
 }): Promise<Stack> {
   const cfg = parseBalancerConfig({
     listen: '127.0.0.1:0',
     accesslog: false,
-    balancers: [{ name: 'tc', slowstart: 0, members: opts.backends.map((b) => ({ url: b.url, route: b.route })) }],
+    balancers: [{ name: 'tc', slowstart: 0, ...opts.balancerExtra, members: opts.backends.map((b) => ({ url: b.url, route: b.route })) }],
     manager: { listen: '127.0.0.1:0', users: [{ name: 'alice', password: await testHash() }], token: TOKEN, ...opts.managerExtra },
     ...opts.configExtra,
   });
