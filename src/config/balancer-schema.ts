@@ -132,6 +132,8 @@ export const managerUserSchema = z.strictObject({
 export const managerSchema = z.strictObject({
   /** Its own listener; loopback by default. */
   listen: hostPort.default(DEFAULTS.managerListen),
+  /** Serve the manager over HTTPS (PEM files); login cookies are then `Secure`. */
+  tls: tlsFiles.optional(),
   /** URL path prefix of the page, dashboard and API. */
   path: z.string().regex(/^\/[A-Za-z0-9_.~\/-]*[A-Za-z0-9_.~-]$/, 'expected a path like "/balancer-manager" (no trailing "/")').default(DEFAULTS.managerPath),
   users: z.array(managerUserSchema).default([]),

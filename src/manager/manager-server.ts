@@ -1,4 +1,6 @@
 import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/balancer.js';
@@ -132,6 +134,15 @@ export class ManagerServer {
     this.balancerSource.observe(e);
   };
 
+  private get scheme(): 'http' | 'https' {
+    return this.opts.spec.tls ? 'https' : 'http';
+  }
+
+  /** Cookie attributes: Secure whenever the manager is served over TLS. */
+  private cookieAttrs(maxAge: number): string {
+    return `Path=${this.base}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${this.opts.spec.tls ? '; Secure' : ''}`;
+  }
+
   get persisted(): boolean {
     return this.store !== undefined;
   }
@@ -164,9 +175,12 @@ export class ManagerServer {
   /** Applies saved state, then listens. Resolves with the URL of the manager page. */
   async start(): Promise<{ host: string; port: number; url: string }> {
     await this.applyPersistedState();
-    const server = http.createServer({ maxHeaderSize: 16384, headersTimeout: 20_000, requestTimeout: 60_000 }, (req, res) => {
-      void this.handle(req, res);
-    });
+    const options: http.ServerOptions = { maxHeaderSize: 16384, headersTimeout: 20_000, requestTimeout: 60_000 };
+    const handler = (req: Req, res: Res) => void this.handle(req, res);
+    const tls = this.opts.spec.tls;
+    const server = tls
+      ? https.createServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
+      : http.createServer(options, handler);
     server.on('connection', (s: net.Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
@@ -196,7 +210,7 @@ export class ManagerServer {
   address(): { host: string; port: number; url: string } | undefined {
     const a = this.server?.address() as net.AddressInfo | null | undefined;
     if (!a) return undefined;
-    return { host: a.address, port: a.port, url: `http://${formatHostPort(a.address, a.port)}${this.base}/` };
+    return { host: a.address, port: a.port, url: `${this.scheme}://${formatHostPort(a.address, a.port)}${this.base}/` };
   }
 
   /** Stops listening, ends event streams, closes idle connections. Safe to call twice. */
@@ -334,7 +348,7 @@ export class ManagerServer {
 
   /** Every state-changing request: same origin, authenticated, and carrying the nonce. */
   private async authorizeChange(req: Req, supplied?: string): Promise<Principal> {
-    checkSameOrigin(req, 'http');
+    checkSameOrigin(req, this.scheme);
     const p = await this.requirePrincipal(req);
     const header = req.headers[CSRF_HEADER];
     checkNonce(p, supplied ?? (typeof header === 'string' ? header : undefined));
@@ -362,7 +376,7 @@ export class ManagerServer {
     const nonce = newNonce();
     if (req.method === 'GET') return this.html(res, 200, renderLoginPage(this.base, nonce), nonce);
     this.onlyMethods(req, ['GET', 'POST']);
-    checkSameOrigin(req, 'http');
+    checkSameOrigin(req, this.scheme);
     const client = this.clientOf(req);
     if (this.auth.limited(client)) throw new ManagerError('COHORT_MANAGER_RATE_LIMITED', 'too many failed logins; wait a minute');
     const form = await readForm(req);
@@ -375,7 +389,7 @@ export class ManagerServer {
     }
     this.log.info({ user, client }, 'manager: login');
     this.redirect(res, `${this.base}/`, {
-      'set-cookie': `${SESSION_COOKIE}=${session.sessionId}; Path=${this.base}; HttpOnly; SameSite=Strict; Max-Age=${Math.round(this.opts.spec.sessionttl)}`,
+      'set-cookie': `${SESSION_COOKIE}=${session.sessionId}; ${this.cookieAttrs(Math.round(this.opts.spec.sessionttl))}`,
     });
   }
 
@@ -386,7 +400,7 @@ export class ManagerServer {
       this.auth.logout(p.sessionId);
       for (const [r, sid] of this.streams) if (sid === p.sessionId) r.end();
     }
-    this.redirect(res, `${this.base}/login`, { 'set-cookie': `${SESSION_COOKIE}=; Path=${this.base}; HttpOnly; SameSite=Strict; Max-Age=0` });
+    this.redirect(res, `${this.base}/login`, { 'set-cookie': `${SESSION_COOKIE}=; ${this.cookieAttrs(0)}` });
   }
 
   /** The page's forms: op = enable | disable | <flag>:on | <flag>:off | reset | set | remove | add. */
