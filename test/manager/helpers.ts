@@ -8,6 +8,7 @@ import type { BalancerConfigInput, ManagerSpec } from '../../src/config/balancer
 import { BalancerServer } from '../../src/proxy/balancer-server.js';
 import { ManagerServer } from '../../src/manager/manager-server.js';
 import { hashPassword } from '../../src/manager/password.js';
+import type { DashboardSource } from '../../src/manager/dashboard-source.js';
 
 /** A loopback backend that answers with its route and counts hits. */
 export interface Backend {
@@ -68,6 +69,7 @@ export async function startStack(opts: {
   /** Extra keys for the balancer's config section (e.g. hcheck). */
   balancerExtra?: Record<string, unknown>;
   sampleIntervalMs?: number;
+  sources?: readonly DashboardSource[];
 }): Promise<Stack> {
   const cfg = parseBalancerConfig({
     listen: '127.0.0.1:0',
@@ -85,6 +87,7 @@ export async function startStack(opts: {
     tokens: spec.token ? [spec.token] : [],
     ...(opts.statePath ? { statePath: opts.statePath } : {}),
     ...(opts.sampleIntervalMs ? { sampleIntervalMs: opts.sampleIntervalMs } : {}),
+    ...(opts.sources ? { sources: opts.sources } : {}),
   });
   const m = await manager.start();
   const [a] = await balancer.start();
