@@ -268,7 +268,7 @@ export class ManagerServer {
       switch (rest) {
         case '/':
           this.onlyMethods(req, ['GET']);
-          return this.servePage(res, principal, url.searchParams.get('error') ?? undefined);
+          return this.servePage(res, principal);
         case '/dashboard':
           this.onlyMethods(req, ['GET']);
           return this.serveDashboard(res, principal);
@@ -287,8 +287,8 @@ export class ManagerServer {
   }
 
   private fail(req: Req, res: Res, err: unknown, api: boolean): void {
-    const e = err instanceof ManagerError ? err : new ManagerError('COHORT_MANAGER_INVALID', 'internal error', { cause: err });
-    const status = err instanceof ManagerError ? e.status : 500;
+    const e = err instanceof ManagerError ? err : new ManagerError('COHORT_MANAGER_INTERNAL', 'internal error (logged)', { cause: err });
+    const status = e.status;
     if (!(err instanceof ManagerError)) this.log.error({ err }, 'manager: request failed');
     if (res.headersSent) {
       res.destroy();
@@ -361,10 +361,10 @@ export class ManagerServer {
 
   // ---------------------------------------------------------------- pages
 
-  private servePage(res: Res, p: Principal, error?: string): void {
+  private servePage(res: Res, p: Principal, error?: string, status = 200): void {
     const nonce = newNonce();
     const balancers = [...this.target.balancers.values()].map((b) => b.snapshot());
-    this.html(res, 200, renderManagerPage({ base: this.base, user: p.user, csrf: p.csrf, nonce, persisted: this.persisted, methods: this.methods.names(), ...(error ? { error } : {}) }, balancers), nonce);
+    this.html(res, status, renderManagerPage({ base: this.base, user: p.user, csrf: p.csrf, nonce, persisted: this.persisted, methods: this.methods.names(), ...(error ? { error } : {}) }, balancers), nonce);
   }
 
   private serveDashboard(res: Res, p: Principal): void {
@@ -437,7 +437,8 @@ export class ManagerServer {
       }
       await this.persist();
     } catch (err) {
-      if (err instanceof ManagerError && err.status < 500) return this.redirect(res, `${this.base}/?error=${encodeURIComponent(`${err.code}: ${err.message}`)}`);
+      // Show the refusal on the page itself (no error text in URLs: a crafted link could not put words on the page).
+      if (err instanceof ManagerError && err.status < 500) return this.servePage(res, p, `${err.code}: ${err.message}`, err.status);
       throw err;
     }
     this.redirect(res, `${this.base}/`);
@@ -476,7 +477,12 @@ export class ManagerServer {
   // ---------------------------------------------------------------- JSON API
 
   private async serveApi(req: Req, res: Res, rest: string): Promise<void> {
-    const parts = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
+    let parts: string[];
+    try {
+      parts = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
+    } catch {
+      throw new ManagerError('COHORT_MANAGER_NOT_FOUND', `malformed path ${rest}`);
+    }
     const method = req.method ?? 'GET';
     if (method === 'GET') {
       const p = await this.requirePrincipal(req);

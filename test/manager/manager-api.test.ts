@@ -213,6 +213,22 @@ describe('balancer manager JSON API and page', () => {
     assert.deepEqual([b.method.name, b.maxattempts, b.nofailover, b.timeoutMs, b.sticky.cookie], ['byrequests', 1, false, 0, 'JSESSIONID']);
   });
 
+  test('a refused form action is shown on the page (status 4xx, escaped, no error text in URLs)', async () => {
+    const csrf = await csrfOf(s);
+    const r = await fetch(`${s.origin}${s.base}/action`, {
+      method: 'POST', redirect: 'manual', headers: { authorization: basic(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, balancer: 'tc', member: 'tc1', op: 'set', route: '<b>x</b>' }).toString(),
+    });
+    assert.equal(r.status, 422);
+    const html = await r.text();
+    assert.match(html, /role="alert">COHORT_MANAGER_INVALID: route: /);
+    assert.ok(!html.includes('<b>x</b>'));
+    // The page ignores ?error= (no content spoofing through links).
+    const spoof = await (await fetch(`${s.origin}${s.base}/?error=Session%20expired%2C%20log%20in%20at%20evil.example`, { headers: { authorization: basic() } })).text();
+    assert.ok(!spoof.includes('evil.example'));
+    assert.equal((await fetch(`${s.origin}${s.base}/api/balancers/%E0%A4%A`, { headers: { authorization: basic() } })).status, 404);
+  });
+
   test('the event stream sends a snapshot and pushes a state change at once', async () => {
     const csrf = await csrfOf(s);
     const ac = new AbortController();
