@@ -40,12 +40,15 @@ export const BALANCERS_PANEL_SCRIPT = `
       body: JSON.stringify(body)
     }).then(function (r) { if (!r.ok) return r.json().then(function (j) { Cohort.status('action failed: ' + (j.error && j.error.message)); }); });
   }
+  function heading(b) {
+    return 'balancer://' + b.name + ' · ' + b.method + ' · queued ' + b.queued + ' · unavailable (503) ' + b.unavailable;
+  }
   function renderTiles(balancers) {
     var t = st.tiles;
     t.textContent = '';
     balancers.forEach(function (b) {
       var group = el('div', { 'class': 'tile-group', 'data-balancer': b.name });
-      group.appendChild(el('h3', {}, 'balancer://' + b.name + ' · ' + b.method + (b.queued ? ' · queued ' + b.queued : '')));
+      group.appendChild(el('h3', { 'class': 'bal-head' }, heading(b)));
       b.members.forEach(function (m) {
         var k = key(b.name, m.route);
         var s = tileState(m);
@@ -156,6 +159,12 @@ export const BALANCERS_PANEL_SCRIPT = `
           if (s.rps.length > POINTS) { s.rps.shift(); s.lat.shift(); }
         });
         Object.keys(st.series).forEach(function (k) { if (!seen[k]) delete st.series[k]; });
+        (data.balancers || []).forEach(function (b) {
+          var groups = st.tiles.querySelectorAll('.tile-group');
+          for (var i = 0; i < groups.length; i++) {
+            if (groups[i].getAttribute('data-balancer') === b.name) groups[i].querySelector('.bal-head').textContent = heading(b);
+          }
+        });
         draw(st.charts.rps, 'rps');
         draw(st.charts.lat, 'lat');
         data.members.forEach(function (m) {

@@ -149,7 +149,8 @@ export class BalancerSource implements DashboardSource {
     }
     this.lastRequests = nextRequests;
     this.windows.clear();
-    this.emit('sample', { at: this.wallNow(), members });
+    const balancers = [...this.balancers().values()].map((b) => ({ name: b.name, method: b.method.name, queued: b.queued, unavailable: b.unavailable }));
+    this.emit('sample', { at: this.wallNow(), members, balancers });
   }
 
   subscribe(listener: (type: string, data: unknown) => void): () => void {

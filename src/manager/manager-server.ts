@@ -123,7 +123,7 @@ export class ManagerServer {
     this.methods = opts.methods ?? new MethodRegistry();
     this.auth = new Authenticator({ users: opts.users, tokens: opts.tokens, sessionTtlMs: opts.spec.sessionttl * 1000, clock: this.clock });
     this.store = opts.statePath !== undefined ? new StateStore(opts.statePath) : undefined;
-    this.metrics = new BalancerMetrics(() => target.balancers.values());
+    this.metrics = new BalancerMetrics(() => target.balancers.values(), () => this.clock.now());
     this.balancerSource = new BalancerSource(() => target.balancers, this.clock, opts.spec.history);
     this.sources = [this.balancerSource, ...(opts.sources ?? [])];
   }

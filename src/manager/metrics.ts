@@ -21,7 +21,8 @@ export class BalancerMetrics {
   private readonly duration: Histogram<'balancer' | 'member'>;
   private readonly responses: Counter<'balancer' | 'member' | 'code'>;
 
-  constructor(balancers: () => Iterable<Balancer>) {
+  /** `now`: the balancers' monotonic clock (ms), for the `usable` gauge. */
+  constructor(balancers: () => Iterable<Balancer>, now: () => number = () => performance.now()) {
     const reg = this.registry;
     const memberCounter = (name: string, help: string, read: (m: Balancer['members'][number]) => number) =>
       new Counter({
@@ -69,8 +70,8 @@ export class BalancerMetrics {
       name: 'cohort_balancer_member_usable', help: '1 when the member may take a new request now.', labelNames: ['balancer', 'member'] as const, registers: [reg],
       collect() {
         this.reset();
-        const now = performance.now();
-        for (const b of balancers()) for (const m of b.members) this.set({ balancer: b.name, member: m.route }, m.usable(now) ? 1 : 0);
+        const t = now();
+        for (const b of balancers()) for (const m of b.members) this.set({ balancer: b.name, member: m.route }, m.usable(t) ? 1 : 0);
       },
     });
     new Gauge({
