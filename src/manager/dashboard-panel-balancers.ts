@@ -139,47 +139,54 @@ export const BALANCERS_PANEL_SCRIPT = `
       root.appendChild(el('h3', {}, 'State changes'));
       st.history = el('ol', { 'class': 'history', id: 'history', reversed: '' });
       root.appendChild(st.history);
+      st.series = {};
       renderTiles(snap.balancers);
       snap.history.forEach(addHistory);
-      st.last = snap.balancers;
+      (snap.samples || []).forEach(function (x) { sample(x, false); });
+      if (snap.samples && snap.samples.length) sample(snap.samples[snap.samples.length - 1], true, true);
     },
     event: function (type, data) {
       if (type === 'state') {
-        st.last = data.balancers;
         renderTiles(data.balancers);
         addHistory(data.entry);
       } else if (type === 'sample') {
-        var seen = {};
-        data.members.forEach(function (m) {
-          var k = key(m.balancer, m.route);
-          seen[k] = true;
-          var s = st.series[k] || (st.series[k] = { rps: [], lat: [] });
-          s.rps.push(m.rps);
-          s.lat.push(m.latencyMs);
-          if (s.rps.length > POINTS) { s.rps.shift(); s.lat.shift(); }
-        });
-        Object.keys(st.series).forEach(function (k) { if (!seen[k]) delete st.series[k]; });
-        (data.balancers || []).forEach(function (b) {
-          var groups = st.tiles.querySelectorAll('.tile-group');
-          for (var i = 0; i < groups.length; i++) {
-            if (groups[i].getAttribute('data-balancer') === b.name) groups[i].querySelector('.bal-head').textContent = heading(b);
-          }
-        });
-        draw(st.charts.rps, 'rps');
-        draw(st.charts.lat, 'lat');
-        data.members.forEach(function (m) {
-          var tiles = st.tiles.querySelectorAll('.tile');
-          for (var i = 0; i < tiles.length; i++) {
-            var t = tiles[i];
-            if (t.getAttribute('data-balancer') === m.balancer && t.getAttribute('data-member') === m.route) {
-              var r = t.querySelector('.rate');
-              r.setAttribute('data-rps', String(m.rps));
-              r.textContent = m.rps.toFixed(1) + ' req/s' + (m.latencyMs === null ? '' : ' · ' + m.latencyMs.toFixed(1) + ' ms');
-            }
-          }
-        });
+        sample(data, true);
       }
     }
   });
+  function sample(data, render, replay) {
+    var seen = {};
+    data.members.forEach(function (m) {
+      var k = key(m.balancer, m.route);
+      seen[k] = true;
+      var s = st.series[k] || (st.series[k] = { rps: [], lat: [] });
+      if (!replay) {
+        s.rps.push(m.rps);
+        s.lat.push(m.latencyMs);
+        if (s.rps.length > POINTS) { s.rps.shift(); s.lat.shift(); }
+      }
+    });
+    Object.keys(st.series).forEach(function (k) { if (!seen[k]) delete st.series[k]; });
+    if (!render) return;
+    (data.balancers || []).forEach(function (b) {
+      var groups = st.tiles.querySelectorAll('.tile-group');
+      for (var i = 0; i < groups.length; i++) {
+        if (groups[i].getAttribute('data-balancer') === b.name) groups[i].querySelector('.bal-head').textContent = heading(b);
+      }
+    });
+    draw(st.charts.rps, 'rps');
+    draw(st.charts.lat, 'lat');
+    data.members.forEach(function (m) {
+      var tiles = st.tiles.querySelectorAll('.tile');
+      for (var i = 0; i < tiles.length; i++) {
+        var t = tiles[i];
+        if (t.getAttribute('data-balancer') === m.balancer && t.getAttribute('data-member') === m.route) {
+          var r = t.querySelector('.rate');
+          r.setAttribute('data-rps', String(m.rps));
+          r.textContent = m.rps.toFixed(1) + ' req/s' + (m.latencyMs === null ? '' : ' · ' + m.latencyMs.toFixed(1) + ' ms');
+        }
+      }
+    });
+  }
 })();
 `;

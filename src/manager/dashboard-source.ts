@@ -54,6 +54,9 @@ export class BalancerSource implements DashboardSource {
   readonly title = 'Balancers';
   readonly clientScript = BALANCERS_PANEL_SCRIPT;
   readonly history: HistoryEntry[] = [];
+  /** The last samples (60 s at the default 500 ms), so a new viewer's charts start full. */
+  private readonly samples: unknown[] = [];
+  static readonly SAMPLES_KEPT = 120;
   private readonly listeners = new Set<(type: string, data: unknown) => void>();
   private readonly attached = new WeakSet<Balancer>();
   private readonly detach: Array<() => void> = [];
@@ -118,7 +121,7 @@ export class BalancerSource implements DashboardSource {
 
   snapshot() {
     this.sync();
-    return { balancers: this.balancerState(), history: this.history };
+    return { balancers: this.balancerState(), history: this.history, samples: this.samples };
   }
 
   /** One sample: requests/s and mean/max latency per member since the last tick. */
@@ -150,7 +153,10 @@ export class BalancerSource implements DashboardSource {
     this.lastRequests = nextRequests;
     this.windows.clear();
     const balancers = [...this.balancers().values()].map((b) => ({ name: b.name, method: b.method.name, queued: b.queued, unavailable: b.unavailable }));
-    this.emit('sample', { at: this.wallNow(), members, balancers });
+    const sample = { at: this.wallNow(), members, balancers };
+    this.samples.push(sample);
+    if (this.samples.length > BalancerSource.SAMPLES_KEPT) this.samples.shift();
+    this.emit('sample', sample);
   }
 
   subscribe(listener: (type: string, data: unknown) => void): () => void {

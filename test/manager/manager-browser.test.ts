@@ -99,6 +99,9 @@ test('browser: log in, disable a member, its traffic stops and the charts move, 
     await page.goto(`${s.origin}${s.base}/dashboard`);
     await page.waitForSelector('body[data-live="1"]');
     await page.waitForSelector(`${tile('tc2')}[data-state="ok"]`);
+    // A new viewer's charts start with the server's recent samples, not empty.
+    await page.waitForSelector('#chart-rps polyline[data-series="tc/tc1"]');
+    assert.ok(((await page.getAttribute('#chart-rps polyline[data-series="tc/tc1"]', 'points')) ?? '').split(' ').length > 5, 'history replayed');
     await waitRps('tc2', (v) => v > 0, '> 0 again');
     assert.ok(b2.hits > hits);
     await page.waitForTimeout(500);
