@@ -52,7 +52,7 @@ function memberRow(ctx: PageContext, b: string, m: MemberSnapshot): string {
     toggle(ctx, b, m, 'hot-standby', 'Hot standby'),
     toggle(ctx, b, m, 'ignore-errors', 'Ignore errors'),
     form(ctx, b, m.route, `<button name="op" value="reset">Reset errors</button>`),
-    form(ctx, b, m.route, `<button name="op" value="remove">Remove</button>`),
+    form(ctx, b, m.route, `<label title="tick to confirm"><input type="checkbox" name="confirm" value="yes" required>sure</label><button name="op" value="remove">Remove</button>`),
     form(ctx, b, m.route,
       `<label>lf <input type="number" name="loadfactor" min="1" max="100" value="${esc(m.loadfactor)}"></label> ` +
       `<label>lbset <input type="number" name="lbset" min="0" max="99" value="${esc(m.lbset)}"></label> ` +

@@ -174,6 +174,7 @@ export class ManagerServer {
 
   /** Applies saved state, then listens. Resolves with the URL of the manager page. */
   async start(): Promise<{ host: string; port: number; url: string }> {
+    if (this.server || this.closed) throw new Error('ManagerServer.start() called twice or after close()');
     await this.applyPersistedState();
     const options: http.ServerOptions = { maxHeaderSize: 16384, headersTimeout: 20_000, requestTimeout: 60_000 };
     const handler = (req: Req, res: Res) => void this.handle(req, res);
