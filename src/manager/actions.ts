@@ -105,34 +105,20 @@ export function memberSettings(m: Member): MemberSettings {
   return { url: m.url.href, route: m.route, loadfactor: m.loadfactor, lbset: m.lbset, max: m.max, retry: m.retryMs / 1000, status: [...m.flags] };
 }
 
-/**
- * Makes a balancer's members equal to `wanted` (persisted state): members are
- * matched by URL and route first, then by URL alone; unmatched ones are
- * removed, missing ones added. Matched members keep their runtime state.
- */
-export function applyMemberSettings(b: Balancer, wanted: readonly MemberSettings[]): void {
-  const unmatched = new Set(b.members);
-  const pairs: Array<[Member | undefined, MemberSettings]> = wanted.map((w) => {
-    let m = [...unmatched].find((x) => x.url.href === w.url && x.route === w.route);
-    if (!m) m = [...unmatched].find((x) => x.url.href === w.url);
-    if (m) unmatched.delete(m);
-    return [m, w];
-  });
-  for (const m of unmatched) b.removeMember(m.route);
-  for (const [m, w] of pairs) {
-    if (!m) {
-      b.addMember(parseOrThrow(newMemberSchema, { url: w.url, route: w.route, loadfactor: w.loadfactor, lbset: w.lbset, max: w.max, retry: w.retry, status: w.status }));
-      continue;
-    }
-    m.route = w.route;
-    m.loadfactor = w.loadfactor;
-    m.lbset = w.lbset;
-    m.max = w.max;
-    m.retryMs = w.retry * 1000;
-    m.flags.clear();
-    for (const f of w.status) m.flags.add(f as MemberFlag);
-  }
-  b.emit('change', { balancer: b.name, what: 'persisted manager state applied' });
+/** Gives a member saved settings (no event: the caller emits one 'change' for the batch). */
+export function setMemberSettings(m: Member, w: MemberSettings): void {
+  m.route = w.route;
+  m.loadfactor = w.loadfactor;
+  m.lbset = w.lbset;
+  m.max = w.max;
+  m.retryMs = w.retry * 1000;
+  m.flags.clear();
+  for (const f of w.status) m.flags.add(f as MemberFlag);
+}
+
+/** A member spec from saved settings. */
+export function memberSpecOf(w: MemberSettings) {
+  return parseOrThrow(newMemberSchema, { url: w.url, route: w.route, loadfactor: w.loadfactor, lbset: w.lbset, max: w.max, retry: w.retry, status: [...w.status] });
 }
 
 /** A change to a balancer's own settings (httpd's manager edits these too). */

@@ -19,7 +19,7 @@ import { ManagerError } from './errors.js';
 import { newNonce, securityHeaders } from './html.js';
 import { renderErrorPage, renderLoginPage, renderManagerPage } from './manager-page.js';
 import { BalancerMetrics } from './metrics.js';
-import { applyState, StateStore } from './persist.js';
+import { MemberLedger, StateStore } from './persist.js';
 
 /** What the manager manages: BalancerServer satisfies it. */
 export interface ManagedBalancers {
@@ -101,6 +101,7 @@ export class ManagerServer {
   private readonly sources: DashboardSource[];
   private readonly auth: Authenticator;
   private readonly store: StateStore | undefined;
+  private readonly ledger = new MemberLedger();
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly base: string;
@@ -154,10 +155,13 @@ export class ManagerServer {
   /** Re-applies saved changes (at start and after a config reload). */
   async applyPersistedState(): Promise<void> {
     if (!this.store) return;
+    const specs = this.specs();
+    this.ledger.bindConfig(this.target.balancers, specs);
     const state = await this.store.load();
     if (!state) return;
-    const { applied, skipped } = applyState(state, this.target.balancers, this.specs(), this.methods);
+    const { applied, skipped, problems } = this.ledger.apply(state, this.target.balancers, specs, this.methods);
     if (applied.length > 0) this.log.info({ file: this.store.path, balancers: applied }, 'manager: saved member settings re-applied');
+    if (problems.length > 0) this.log.warn({ file: this.store.path, problems }, 'manager: some saved members could not be restored');
     if (skipped.length > 0) this.log.warn({ file: this.store.path, balancers: skipped }, 'manager: saved settings ignored because the balancer changed in the config file');
     this.balancerSource.sync();
   }
@@ -165,7 +169,7 @@ export class ManagerServer {
   private async persist(): Promise<void> {
     if (!this.store) return;
     try {
-      await this.store.save(this.target.balancers.values(), this.specs());
+      await this.store.save(this.ledger.snapshot(this.target.balancers.values(), this.specs()));
     } catch (err) {
       this.log.error({ err, file: this.store.path }, 'manager: cannot save state');
       throw new ManagerError('COHORT_MANAGER_PERSIST_FAILED', `the change took effect but could not be saved to ${this.store.path}: ${(err as Error).message}`, { cause: err });
@@ -424,6 +428,7 @@ export class ManagerServer {
         if (form.get('loadfactor')) raw['loadfactor'] = Number(form.get('loadfactor'));
         if (form.get('lbset')) raw['lbset'] = Number(form.get('lbset'));
         const m = addMember(b, raw);
+        this.ledger.markAdded(m);
         this.audit(p, b.name, m.route, 'add', raw);
       } else {
         const route = form.get('member') ?? '';
@@ -519,6 +524,7 @@ export class ManagerServer {
       if (method !== 'POST') throw new ManagerError('COHORT_MANAGER_METHOD', 'use POST to add a member');
       const raw = await readJson(req);
       const m = addMember(b, raw);
+      this.ledger.markAdded(m);
       this.audit(p, b.name, m.route, 'add', raw);
       await this.persist();
       return this.json(res, 201, m.snapshot(this.clock.now()));

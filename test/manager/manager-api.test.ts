@@ -276,8 +276,9 @@ describe('persistence (BalancerPersist)', () => {
         assert.equal((await post(s, '/api/balancers/tc/members', { url: b3.url, route: 'tc3', lbset: 1 }, h)).status, 201);
         assert.equal((await post(s, '/api/balancers/tc', { maxattempts: 4 }, h)).status, 200);
         assert.ok(existsSync(statePath));
-        const saved = JSON.parse(readFileSync(statePath, 'utf8')) as { balancers: Array<{ members: Array<{ route: string }> }> };
-        assert.deepEqual(saved.balancers[0]!.members.map((m) => m.route), ['tc1', 'tc2', 'tc3']);
+        const saved = JSON.parse(readFileSync(statePath, 'utf8')) as { balancers: Array<{ configured: Array<{ now?: { route: string } }>; added: Array<{ route: string }> }> };
+        assert.deepEqual(saved.balancers[0]!.configured.map((m) => m.now?.route), ['tc1', 'tc2']);
+        assert.deepEqual(saved.balancers[0]!.added.map((m) => m.route), ['tc3']);
       } finally {
         await s.close();
       }

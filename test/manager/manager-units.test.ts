@@ -8,12 +8,12 @@ import { esc, jsonForScript } from '../../src/manager/html.js';
 import { checkNonce, checkSameOrigin } from '../../src/manager/csrf.js';
 import { Authenticator, SESSION_COOKIE } from '../../src/manager/auth.js';
 import { ManagerError } from '../../src/manager/errors.js';
-import { StateStore } from '../../src/manager/persist.js';
+import { MemberLedger, StateStore } from '../../src/manager/persist.js';
 import { BalancerSource } from '../../src/manager/dashboard-source.js';
 import { BalancerMetrics } from '../../src/manager/metrics.js';
 import { Balancer } from '../../src/balancer/balancer.js';
 import { MethodRegistry } from '../../src/balancer/methods/index.js';
-import { balancerSchema, balancerConfigSchema } from '../../src/config/balancer-schema.js';
+import { balancerSchema, balancerConfigSchema, memberSchema } from '../../src/config/balancer-schema.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { tempDir } from './helpers.js';
 
@@ -100,15 +100,58 @@ test('state file: atomic writes leave no temp files; a corrupt file is an error,
     const b = new Balancer(spec, new MethodRegistry(), clock, seededRandom(1));
     const store = new StateStore(join(t.dir, 'c.yaml.state.json'));
     assert.equal(await store.load(), undefined);
-    await Promise.all([1, 2, 3].map(() => store.save([b], new Map([['b', spec]]))));
+    const ledger = new MemberLedger();
+    const specs = new Map([['b', spec]]);
+    ledger.bindConfig(new Map([['b', b]]), specs);
+    await Promise.all([1, 2, 3].map(() => store.save(ledger.snapshot([b], specs))));
     assert.deepEqual(readdirSync(t.dir), ['c.yaml.state.json']);
     const state = await store.load();
-    assert.equal(state?.balancers[0]?.members[0]?.route, 'r1');
+    assert.equal(state?.balancers[0]?.configured[0]?.now?.route, 'r1');
     writeFileSync(store.path, '{"version": 1, "bal');
     await assert.rejects(store.load(), (err: ManagerError) => err.code === 'COHORT_MANAGER_STATE_UNREADABLE');
   } finally {
     t.cleanup();
   }
+});
+
+test('saved state is a delta against the config: renames keep identity, removals stay, foreign members are left alone', () => {
+  const clock = new ManualClock();
+  const methods = new MethodRegistry();
+  const spec = balancerSchema.parse({ name: 'b', members: [{ url: 'http://127.0.0.1:1', route: 'r1' }, { url: 'http://127.0.0.1:2', route: 'r2' }, { url: 'http://127.0.0.1:3' }] });
+  const specs = new Map([['b', spec]]);
+  const run1 = new Balancer(spec, methods, clock, seededRandom(1));
+  const ledger1 = new MemberLedger();
+  ledger1.bindConfig(new Map([['b', run1]]), specs);
+  // Operator: rename r1 → r1x and disable it; remove r2; add r9. Something else (discovery) adds n1.
+  const r1 = run1.findMember('r1')!;
+  r1.route = 'r1x';
+  r1.flags.add('disabled' as never);
+  run1.removeMember('r2');
+  ledger1.markAdded(run1.addMember(memberSchema.parse({ url: 'http://127.0.0.1:9', route: 'r9', lbset: 1 })));
+  run1.addMember(memberSchema.parse({ url: 'http://127.0.0.1:7', route: 'n1' }));
+  const state = ledger1.snapshot([run1], specs);
+  assert.deepEqual(state.balancers[0]!.added.map((m) => m.route), ['r9'], 'the discovered member is not saved');
+  assert.equal(state.balancers[0]!.configured[1]!.removed, true);
+
+  // A restart: fresh balancer from the same config, plus a discovered member present before the state is applied.
+  const run2 = new Balancer(spec, methods, clock, seededRandom(1));
+  run2.addMember(memberSchema.parse({ url: 'http://127.0.0.1:8', route: 'n2' }));
+  const ledger2 = new MemberLedger();
+  ledger2.bindConfig(new Map([['b', run2]]), specs);
+  const res = ledger2.apply(state, new Map([['b', run2]]), specs, methods);
+  assert.deepEqual(res, { applied: ['b'], skipped: [], problems: [] });
+  assert.deepEqual(run2.members.map((m) => m.route), ['r1x', '127.0.0.1:3', 'n2', 'r9']);
+  assert.ok(run2.findMember('r1x')!.flags.has('disabled' as never));
+  assert.equal(run2.findMember('r9')!.lbset, 1);
+  // Applying twice (a reload without changes) adds nothing twice.
+  ledger2.apply(state, new Map([['b', run2]]), specs, methods);
+  assert.equal(run2.members.length, 4);
+  // The same identities are saved again.
+  assert.deepEqual(ledger2.snapshot([run2], specs), { ...state, savedAt: ledger2.snapshot([run2], specs).savedAt });
+  // A changed config section: the saved state is skipped.
+  const edited = balancerSchema.parse({ ...spec, maxattempts: 3 });
+  const run3 = new Balancer(edited, methods, clock, seededRandom(1));
+  assert.deepEqual(new MemberLedger().apply(state, new Map([['b', run3]]), new Map([['b', edited]]), methods).skipped, ['b']);
 });
 
 test('dashboard source: rates and latency per member per tick, state changes pushed at once', () => {
