@@ -18,6 +18,7 @@ const DASHBOARD_CSS = `
 .tile .swatch{display:inline-block;width:10px;height:10px;border:1px solid #fff;margin-right:6px}
 .state-ok{background:#18794e}.state-drain{background:#b76e00}.state-hot-standby{background:#5b5bd6}
 .state-disabled{background:#6b7280}.state-error,.state-ejected,.state-check-failed{background:#b42318}
+.node-alive{background:#18794e}.node-joining{background:#2b7bb9}.node-suspect{background:#b76e00}.node-gone{background:#b42318}
 .charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:12px}
 .chart h3{margin:4px 0;font-size:13px}
 .legend{font-size:12px}.legend .item{margin-right:12px}

@@ -14,6 +14,7 @@ import { addMember, balancerChangeSchema, changeBalancer, changeMember, findBala
 import { Authenticator, SESSION_COOKIE, type AuthUser, type Principal } from './auth.js';
 import { checkNonce, checkSameOrigin } from './csrf.js';
 import { BalancerSource, type DashboardSource } from './dashboard-source.js';
+import type { ClusterView } from './dashboard-source-cluster.js';
 import { renderDashboard } from './dashboard-page.js';
 import { ManagerError } from './errors.js';
 import { newNonce, securityHeaders } from './html.js';
@@ -25,6 +26,8 @@ import { MemberLedger, StateStore } from './persist.js';
 export interface ManagedBalancers {
   readonly balancers: ReadonlyMap<string, Balancer>;
   readonly currentConfig: BalancerConfig;
+  /** The cluster channel, once the balancer has joined the session cluster (config `cluster`). */
+  readonly cluster?: ClusterView | undefined;
 }
 
 export interface ManagerServerOptions {

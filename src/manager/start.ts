@@ -4,6 +4,8 @@ import type { BalancerConfig } from '../config/balancer-schema.js';
 import { resolveCredentials } from './credentials.js';
 import { ManagerServer, type ManagedBalancers } from './manager-server.js';
 import { statePathFor } from './persist.js';
+import { ClusterSource } from './dashboard-source-cluster.js';
+import { systemClock } from '../util/clock.js';
 
 /**
  * Builds the manager for `cohort balancer` when the config has a `manager`
@@ -29,5 +31,9 @@ export async function createManager(
     print(`cohort balancer manager: user "${creds.generated.user}", password in ${creds.generated.file}`);
   }
   const statePath = configFile !== undefined && cfg.persist ? statePathFor(configFile) : undefined;
-  return new ManagerServer(target, { spec, users: creds.users, tokens: creds.tokens, log, ...(methods ? { methods } : {}), ...(statePath !== undefined ? { statePath } : {}) });
+  // With a `cluster` section the balancer joins the session cluster (in its start()); the dashboard then
+  // gets a panel of the nodes. Read loosely so this file doesn't depend on that section's schema.
+  const joinsCluster = (cfg as { cluster?: unknown }).cluster !== undefined;
+  const sources = joinsCluster ? [new ClusterSource(() => target.cluster, systemClock, spec.history)] : [];
+  return new ManagerServer(target, { spec, users: creds.users, tokens: creds.tokens, log, sources, ...(methods ? { methods } : {}), ...(statePath !== undefined ? { statePath } : {}) });
 }

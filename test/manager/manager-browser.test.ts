@@ -4,6 +4,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBackend, startStack, tempDir, PASSWORD } from './helpers.js';
+import { FakeCluster } from './fake-cluster.js';
+import { ClusterSource } from '../../src/manager/dashboard-source-cluster.js';
+import { MemberState } from '../../src/cluster/types.js';
+import { systemClock } from '../../src/util/clock.js';
 
 /**
  * A real browser: playwright-core drives Debian's chromium. Log in, watch the
@@ -18,7 +22,9 @@ test('browser: log in, disable a member, its traffic stops and the charts move, 
   const { chromium } = await import('playwright-core');
   const b1 = await startBackend('tc1', 3);
   const b2 = await startBackend('tc2', 8);
-  const s = await startStack({ backends: [b1, b2], sampleIntervalMs: 250 });
+  const cluster = new FakeCluster();
+  cluster.put('n1', MemberState.Alive, { role: 'node', http: 'http://127.0.0.1:9001', ready: 'true', sessions: '42' });
+  const s = await startStack({ backends: [b1, b2], sampleIntervalMs: 250, sources: [new ClusterSource(() => cluster, systemClock, 50)] });
   const profile = tempDir();
   let running = true;
   // Steady background traffic through the balancer.
@@ -73,6 +79,15 @@ test('browser: log in, disable a member, its traffic stops and the charts move, 
     const before = await points();
     assert.ok(before && before.split(' ').length > 1, 'the rate chart has points');
     await page.screenshot({ path: join(OUT, 'dashboard-before.png'), fullPage: true });
+
+    // The session-cluster panel (another data source): a node leaving shows within a second.
+    await page.waitForSelector('#nodes .tile[data-node="n1"][data-state="alive"]');
+    assert.match((await page.textContent('#nodes .tile[data-node="n1"]')) ?? '', /42 sessions/);
+    const c0 = Date.now();
+    cluster.put('n1', MemberState.Gone, {}, 'gone');
+    await page.waitForSelector('#nodes .tile[data-node="n1"][data-state="gone"]', { timeout: 1000 });
+    assert.ok(Date.now() - c0 < 1000);
+    assert.ok(await page.isVisible('#cluster-history li:has-text("n1: gone")'));
 
     // Disable tc2 on the dashboard: its tile turns grey within a second.
     const t0 = Date.now();

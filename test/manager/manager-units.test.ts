@@ -16,6 +16,9 @@ import { MethodRegistry } from '../../src/balancer/methods/index.js';
 import { balancerSchema, balancerConfigSchema, memberSchema } from '../../src/config/balancer-schema.js';
 import { ManualClock, seededRandom } from '../../src/util/clock.js';
 import { tempDir } from './helpers.js';
+import { FakeCluster } from './fake-cluster.js';
+import { ClusterSource } from '../../src/manager/dashboard-source-cluster.js';
+import { MemberState } from '../../src/cluster/types.js';
 
 function fakeReq(headers: Record<string, string>, remote = '127.0.0.1'): IncomingMessage {
   return { headers, socket: { remoteAddress: remote } } as unknown as IncomingMessage;
@@ -213,4 +216,30 @@ test('metrics: own registry, per-member series and the latency histogram', async
   const { fileURLToPath } = await import('node:url');
   const doc = readFileSync(fileURLToPath(new URL('../../../docs/metrics.md', import.meta.url)), 'utf8');
   for (const n of names) assert.ok(doc.includes(`\`${n}\``), `${n} documented in docs/metrics.md`);
+});
+
+test('cluster source: nodes, readiness and meta, per-peer counters, membership changes pushed at once', () => {
+  const clock = new ManualClock(1000);
+  const fake = new FakeCluster();
+  let channel: FakeCluster | undefined;
+  const src = new ClusterSource(() => channel, clock, 10, () => 7);
+  assert.deepEqual(src.snapshot(), { attached: false, cluster: null, nodes: [], history: [] });
+  channel = fake;
+  const events: Array<{ type: string; data: any }> = [];
+  src.subscribe((type, data) => events.push({ type, data }));
+  src.tick(); // attaches lazily
+  fake.put('n1', MemberState.Alive, { role: 'node', http: 'http://127.0.0.1:8081', ready: 'true', sessions: '12', evil: '<x>' });
+  const state = events.at(-1)!;
+  assert.equal(state.type, 'state');
+  assert.equal(state.data.entry.text, 'n1: added');
+  const n1 = state.data.nodes.find((n: any) => n.route === 'n1');
+  assert.equal(n1.state, 'alive');
+  assert.equal(n1.meta.sessions, '12');
+  assert.equal(n1.meta.evil, undefined, 'only documented meta keys are shown');
+  assert.equal(n1.rttMs, 0.5);
+  assert.equal(state.data.nodes[0].self, true);
+  fake.put('n1', MemberState.Gone, {}, 'gone');
+  assert.equal(events.at(-1)!.data.entry.text, 'n1: gone (test)');
+  assert.equal(events.at(-1)!.data.nodes.find((n: any) => n.route === 'n1').state, 'gone', 'a gone node stays visible');
+  src.close();
 });
