@@ -143,6 +143,8 @@ export const managerSchema = z.strictObject({
   tokenfile: z.string().min(1).optional(),
   /** Where the generated password is written (0600) when no users or token are configured; default `<config>.manager-password`, quick mode `.cohort-state/manager-password`. */
   passwordfile: z.string().min(1).optional(),
+  /** More origins whose changes are accepted (a manager behind a reverse proxy), e.g. https://admin.example.com. */
+  origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected an origin like https://admin.example.com (scheme://host[:port], no path)')).default([]),
   /** Idle lifetime of a login session, seconds. */
   sessionttl: z.number().positive('expected seconds > 0').default(DEFAULTS.managerSessionTtlS),
   /** Whether GET /metrics needs credentials (Basic or Bearer). */

@@ -282,7 +282,7 @@ export class ManagerServer {
           return this.serveDashboard(res, principal);
         case '/action':
           this.onlyMethods(req, ['POST']);
-          return await this.serveFormAction(req, res, principal);
+          return await this.serveFormAction(req, res);
         case '/logout':
           this.onlyMethods(req, ['POST']);
           return await this.serveLogout(req, res, principal);
@@ -356,7 +356,7 @@ export class ManagerServer {
 
   /** Every state-changing request: same origin, authenticated, and carrying the nonce. */
   private async authorizeChange(req: Req, supplied?: string): Promise<Principal> {
-    checkSameOrigin(req, this.scheme);
+    checkSameOrigin(req, this.scheme, this.opts.spec.origins);
     const p = await this.requirePrincipal(req);
     const header = req.headers[CSRF_HEADER];
     checkNonce(p, supplied ?? (typeof header === 'string' ? header : undefined));
@@ -384,7 +384,7 @@ export class ManagerServer {
     const nonce = newNonce();
     if (req.method === 'GET') return this.html(res, 200, renderLoginPage(this.base, nonce), nonce);
     this.onlyMethods(req, ['GET', 'POST']);
-    checkSameOrigin(req, this.scheme);
+    checkSameOrigin(req, this.scheme, this.opts.spec.origins);
     const client = this.clientOf(req);
     if (this.auth.limited(client)) throw new ManagerError('COHORT_MANAGER_RATE_LIMITED', 'too many failed logins; wait a minute');
     const form = await readForm(req);
@@ -412,7 +412,7 @@ export class ManagerServer {
   }
 
   /** The page's forms: op = enable | disable | <flag>:on | <flag>:off | reset | set | remove | add. */
-  private async serveFormAction(req: Req, res: Res, _p: Principal): Promise<void> {
+  private async serveFormAction(req: Req, res: Res): Promise<void> {
     const form = await readForm(req);
     const p = await this.authorizeChange(req, form.get('csrf') ?? undefined);
     const op = form.get('op') ?? '';
