@@ -142,9 +142,13 @@ export class ManagerServer {
     return this.opts.spec.tls ? 'https' : 'http';
   }
 
-  /** Cookie attributes: Secure whenever the manager is served over TLS. */
-  private cookieAttrs(maxAge: number): string {
-    return `Path=${this.base}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${this.opts.spec.tls ? '; Secure' : ''}`;
+  /**
+   * Cookie attributes: Secure whenever the manager is served over TLS. The
+   * login cookie is a browser-session cookie; the idle limit (`sessionttl`)
+   * is enforced on the server, which slides it on every use.
+   */
+  private cookieAttrs(expire = false): string {
+    return `Path=${this.base}; HttpOnly; SameSite=Strict${expire ? '; Max-Age=0' : ''}${this.opts.spec.tls ? '; Secure' : ''}`;
   }
 
   get persisted(): boolean {
@@ -397,7 +401,7 @@ export class ManagerServer {
     }
     this.log.info({ user, client }, 'manager: login');
     this.redirect(res, `${this.base}/`, {
-      'set-cookie': `${SESSION_COOKIE}=${session.sessionId}; ${this.cookieAttrs(Math.round(this.opts.spec.sessionttl))}`,
+      'set-cookie': `${SESSION_COOKIE}=${session.sessionId}; ${this.cookieAttrs()}`,
     });
   }
 
@@ -408,7 +412,7 @@ export class ManagerServer {
       this.auth.logout(p.sessionId);
       for (const [r, sid] of this.streams) if (sid === p.sessionId) r.end();
     }
-    this.redirect(res, `${this.base}/login`, { 'set-cookie': `${SESSION_COOKIE}=; ${this.cookieAttrs(0)}` });
+    this.redirect(res, `${this.base}/login`, { 'set-cookie': `${SESSION_COOKIE}=; ${this.cookieAttrs(true)}` });
   }
 
   /** The page's forms: op = enable | disable | <flag>:on | <flag>:off | reset | set | remove | add. */

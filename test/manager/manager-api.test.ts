@@ -69,6 +69,15 @@ describe('balancer manager JSON API and page', () => {
     assert.match(html, /balancer:\/\/tc/);
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'nonce-/);
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    // Log out: needs the session's nonce; afterwards the cookie is worthless.
+    const sid = cookie.split(';')[0]!;
+    const nonce = ((await (await fetch(`${s.origin}${s.base}/api/session`, { headers: { cookie: sid } })).json()) as { csrf: string }).csrf;
+    const noNonce = await fetch(`${s.origin}${s.base}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: sid, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    assert.equal(noNonce.status, 403);
+    const out = await fetch(`${s.origin}${s.base}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: sid, 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${encodeURIComponent(nonce)}` });
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0/);
+    assert.equal((await fetch(`${s.origin}${s.base}/api/session`, { headers: { cookie: sid } })).status, 401);
     // Metrics with credentials.
     const metrics = await fetch(`${s.origin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(metrics.status, 200);
