@@ -18,6 +18,9 @@ interface Cursor {
 }
 
 /** Serving side: frozen id lists by transfer id, forgotten after `idleMs`. */
+
+/** ms to wait before asking again a peer that does not serve transfers yet (it is starting too). */
+const PEER_STARTING_RETRY_MS = 100;
 export class CursorRegistry<T = string> {
   private readonly cursors = new Map<string, { items: readonly T[]; lastUsed: number }>();
 
@@ -85,7 +88,15 @@ export async function pullFrom(
   while (k !== null) {
     const left = deadline - clock.now();
     if (left <= 0) throw new SessionError(SessionErrorCode.TransferTimeout, `state transfer from ${peer.route} did not finish within ${opts.timeoutMs} ms`);
-    const reply: JsonValue = await channel.request(peer.id, Topic.Transfer, { t: opts.transferId, k, n: opts.chunk, w: opts.scope }, { timeoutMs: Math.min(left, opts.requestTimeoutMs) });
+    let reply: JsonValue;
+    try {
+      reply = await channel.request(peer.id, Topic.Transfer, { t: opts.transferId, k, n: opts.chunk, w: opts.scope }, { timeoutMs: Math.min(left, opts.requestTimeoutMs) });
+    } catch (err) {
+      // A peer that started at the same moment may not serve transfers yet: ask it again shortly.
+      if (!/no handler for topic/.test(String(err)) || deadline - clock.now() < PEER_STARTING_RETRY_MS) throw err;
+      await new Promise<void>((r) => clock.setTimeout(r, PEER_STARTING_RETRY_MS));
+      continue;
+    }
     const raw = field<JsonValue[]>(reply, 's', Topic.Transfer, isArray);
     const total = field<number>(reply, 'total', Topic.Transfer, (x) => typeof x === 'number');
     const next = field<number | null>(reply, 'k', Topic.Transfer, (x) => x === null || typeof x === 'number');
