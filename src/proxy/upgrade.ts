@@ -95,7 +95,9 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     });
     upstream.on('close', () => {
       release();
-      socket.destroy();
+      // Before the connection was made, 'error' decides (another member is tried); closing the
+      // client here would cut the failover short.
+      if (connected) socket.destroy();
     });
     socket.on('close', () => {
       release();
