@@ -193,6 +193,67 @@ describe('WebSocket upgrade is proxied and sticky', () => {
   }
 });
 
+async function wsHandshake(port: number, cookie: string): Promise<string> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  s.write(`GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`);
+  let head = '';
+  const end = Date.now() + 5000;
+  s.on('data', (d) => (head += d.toString('latin1')));
+  while (!head.includes('\r\n\r\n') && !s.destroyed && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  s.destroy();
+  return head;
+}
+
+describe('WebSocket failover', () => {
+  test('the sticky member is down: the upgrade fails over to another member', async () => {
+    const dead = await startBackend('tc3');
+    const alive = await startBackend('tc4');
+    const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: dead.url, route: 'tc3' }, { url: alive.url, route: 'tc4' }] }] });
+    try {
+      await dead.refuse();
+      const head = await wsHandshake(b.port, 'JSESSIONID=s.tc3');
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.match(head, /x-backend: tc4/i);
+      assert.equal(b.server.snapshot()[0]!.members[0]!.health, 'error');
+    } finally {
+      await b.close();
+      await dead.close();
+      await alive.close();
+    }
+  });
+
+  test('no member usable: 503, and busy counts return to 0', async () => {
+    const dead = await startBackend('tc3');
+    const b = await startBalancer({ balancers: [{ name: 'x', forcerecovery: false, members: [{ url: dead.url, route: 'tc3' }] }] });
+    try {
+      await dead.refuse();
+      assert.match(await wsHandshake(b.port, 'JSESSIONID=s.tc3'), /^HTTP\/1\.1 503 /);
+      assert.match(await wsHandshake(b.port, 'JSESSIONID=s.tc3'), /^HTTP\/1\.1 503 /);
+      assert.equal(b.server.snapshot()[0]!.members[0]!.busy, 0);
+    } finally {
+      await b.close();
+      await dead.close();
+    }
+  });
+
+  test('the upgrade request gets the same hop-by-hop and X-Forwarded-* treatment', async () => {
+    const n1 = tc1.seen.length;
+    const n2 = tc2.seen.length;
+    const s = net.connect({ host: '127.0.0.1', port: bal.port });
+    await once(s, 'connect');
+    s.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Forwarded-For, X-Secret\r\nX-Secret: s\r\nX-Forwarded-For: 6.6.6.6\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await once(s, 'data');
+    s.destroy();
+    const fresh = [...tc1.seen.slice(n1), ...tc2.seen.slice(n2)];
+    assert.equal(fresh.length, 1);
+    const h = fresh[0]!;
+    assert.equal(h.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h.headers['x-secret'], undefined);
+    assert.equal(h.headers.upgrade, 'websocket');
+  });
+});
+
 describe('explain header (X-Cohort-Explain: 1)', () => {
   test('says the route read, the member chosen and why: sticky', async () => {
     const r = await request(`${bal.url}/`, { headers: { 'x-cohort-explain': '1', cookie: 'JSESSIONID=s.tc2' } });
