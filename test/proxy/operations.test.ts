@@ -131,6 +131,52 @@ describe('signals on a real `cohort balancer` process', () => {
   });
 });
 
+describe('SIGHUP edge cases', () => {
+  test('an invalid config on SIGHUP is refused with a message; the old one keeps serving', async () => {
+    const tc1 = await startBackend('tc1');
+    const file = writeConfig('hup-bad.yaml', [{ url: tc1.url, route: 'tc1' }]);
+    const cli = await startCli(file);
+    try {
+      writeFileSync(file, 'balancers:\n  - name: b\n    members:\n      - url: nope\n');
+      process.kill(cli.child.pid!, 'SIGHUP');
+      await until(() => /reload refused/.test(cli.stderr()), 5000, 'the refusal to be logged');
+      assert.match(cli.stderr(), /members\[0\]\.url/);
+      const r = await request(`${cli.url}/`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'tc1\n');
+      assert.equal(cli.child.exitCode, null);
+    } finally {
+      kill(cli);
+      await tc1.close();
+    }
+  });
+
+  test('reload keeps a member\'s state (in error, with its reason) and removes dropped members', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const tc3 = await startBackend('tc3');
+    const members = [{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }, { url: tc3.url, route: 'tc3' }];
+    const bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, members }] });
+    try {
+      await tc1.refuse();
+      for (let i = 0; i < 3; i++) assert.equal((await request(`${bal.url}/`)).status, 200);
+      const { parseBalancerConfig } = await import('../../src/config/load.js');
+      await bal.server.reload(parseBalancerConfig({ listen: '127.0.0.1:0', accesslog: false, balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2', loadfactor: 2 }] }] }));
+      const snap = bal.server.snapshot()[0]!.members;
+      assert.deepEqual(snap.map((m) => m.route), ['tc1', 'tc2']);
+      assert.equal(snap[0]!.health, 'error');
+      assert.equal(snap[0]!.reason?.source, 'connect');
+      assert.equal(snap[1]!.loadfactor, 2);
+      const n3 = tc3.seen.length;
+      for (let i = 0; i < 4; i++) assert.equal((await request(`${bal.url}/`)).headers['x-backend'], 'tc2');
+      assert.equal(tc3.seen.length, n3);
+    } finally {
+      await bal.close();
+      for (const b of [tc1, tc2, tc3]) await b.close();
+    }
+  });
+});
+
 describe('invalid configuration → exit status 2, naming the file, the key path and what was expected', () => {
   const cases: { name: string; yaml: string; expect: RegExp[] }[] = [
     { name: 'loadfactor out of range', yaml: 'balancers:\n  - name: b\n    members:\n      - url: http://127.0.0.1:1\n        loadfactor: 500\n', expect: [/balancers\[0\]\.members\[0\]\.loadfactor/, /1\.\.100/] },
