@@ -71,6 +71,45 @@ describe('a failing member is put in error and the request is retried on another
   });
 });
 
+test('a streamed request body (1 MiB, not buffered) is retried intact when the first member refused the connection', async () => {
+  const tc1 = await startBackend('tc1');
+  const tc2 = await startBackend('tc2');
+  const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }]));
+  try {
+    await tc1.refuse();
+    const body = Buffer.alloc(1024 * 1024, 0x63);
+    for (let i = 0; i < 2; i++) {
+      const r = await request(`${bal.url}/sink`, { method: 'PUT', body });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.body, `tc2 got ${body.length}\n`);
+    }
+  } finally {
+    await bal.close();
+    await tc1.close();
+    await tc2.close();
+  }
+});
+
+test('a member that hangs up mid-response: the client sees the connection cut, never a short body that looks complete', async () => {
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }]));
+  try {
+    const outcome = await new Promise<string>((resolve) => {
+      http.get(`${bal.url}/hangup`, { agent: false }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('cut'));
+        res.on('aborted', () => resolve('cut'));
+      }).on('error', () => resolve('cut'));
+    });
+    assert.equal(outcome, 'cut');
+    assert.equal((await request(`${bal.url}/ok`)).status, 200);
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
 test('a SIGKILLed member with pooled keep-alive connections costs no client a 502 (3 trials)', async () => {
   for (let trial = 0; trial < 3; trial++) {
     const child = await spawnChildBackend('tc1');

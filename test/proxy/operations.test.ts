@@ -131,6 +131,29 @@ describe('signals on a real `cohort balancer` process', () => {
   });
 });
 
+test('structured access log: member, route, status and upstream time for each exchange', async () => {
+  const { pino } = await import('pino');
+  const lines: Record<string, unknown>[] = [];
+  const accessLog = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer({ balancers: [{ name: 'b', members: [{ url: tc1.url, route: 'tc1' }] }] }, { accessLog });
+  try {
+    await request(`${bal.url}/page?x=1`, { headers: { cookie: 'JSESSIONID=abc.tc1' } });
+    await request(`${bal.url}/status/404`);
+    await until(() => lines.length >= 2, 2000, 'two access log lines');
+    assert.equal(lines[0]!.url, '/page?x=1');
+    assert.equal(lines[0]!.status, 200);
+    assert.equal(lines[0]!.member, 'tc1');
+    assert.equal(lines[0]!.route, 'tc1');
+    assert.equal(lines[0]!.reason, 'sticky');
+    assert.equal(typeof lines[0]!.upstreamMs, 'number');
+    assert.equal(lines[1]!.status, 404);
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
 describe('SIGHUP edge cases', () => {
   test('an invalid config on SIGHUP is refused with a message; the old one keeps serving', async () => {
     const tc1 = await startBackend('tc1');
