@@ -111,7 +111,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const balancer = this.mount.balancer;
     const failed = balancer.observeStatus(member, statusCode, now, Date.now());
     if (failed && this.canRetry(true)) {
-      // failonstatus: drop this answer and try another member.
+      // failonstatus: drop this answer and try another member. The retry is already
+      // reserved in the budget; attemptFailed must not charge it a second time.
+      this.retryReserved = true;
       this.abort?.(new RetryableStatus(statusCode));
       return false;
     }
@@ -210,6 +212,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   lastMember: Member | undefined;
+  /** A retry was already granted (budget charged) when the failure was detected in onHeaders. */
+  retryReserved = false;
   /** The answer for the previous failed attempt, used when no other member can be tried. */
   lastFailure: { readonly status: number; readonly detail: string; readonly retryAfter: boolean } | undefined;
 }
@@ -427,7 +431,9 @@ export class RequestProxy {
     }
     const answer = failureAnswer(code, member?.route ?? '?', err);
     const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code);
-    if (retryable && member !== undefined && ex.canRetry(!CONNECT_ERRORS.has(code))) {
+    const reserved = ex.retryReserved;
+    ex.retryReserved = false;
+    if (retryable && member !== undefined && (reserved || ex.canRetry(!CONNECT_ERRORS.has(code)))) {
       (ex.exclude ??= new Set()).add(member);
       member.counters.retries++;
       // If no other member can take it, the client gets this failure's answer, not a bare "no member".
