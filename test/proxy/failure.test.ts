@@ -110,6 +110,24 @@ test('a member that hangs up mid-response: the client sees the connection cut, n
   }
 });
 
+test('the retry budget bounds retries, so that they cannot multiply an outage', async () => {
+  const bs = await Promise.all(['tc1', 'tc2', 'tc3', 'tc4'].map((n) => startBackend(n)));
+  // Three members answer 503 (failonstatus); every failed answer would be retried if the budget allowed.
+  for (const b of bs.slice(0, 3)) b.mode = { kind: 'status', status: 503 };
+  const bal = await startBalancer(oneBalancer(bs.map((b) => ({ url: b.url, route: b.name, retry: 0.001 })), { failonstatus: [503], maxattempts: 3, retrybudget: { percent: 0, min: 2 } }));
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await request(`${bal.url}/`)).status);
+    const retries = bal.server.snapshot()[0]!.members.reduce((n, m) => n + m.retries, 0);
+    assert.equal(retries, 2, `retries: ${retries}, statuses ${statuses.join(',')}`);
+    const attempts = bs.reduce((n, b) => n + b.seen.length, 0);
+    assert.equal(attempts, 10 + 2);
+  } finally {
+    await bal.close();
+    for (const b of bs) await b.close();
+  }
+});
+
 test('a SIGKILLed member with pooled keep-alive connections costs no client a 502 (3 trials)', async () => {
   for (let trial = 0; trial < 3; trial++) {
     const child = await spawnChildBackend('tc1');
