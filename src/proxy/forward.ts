@@ -238,6 +238,12 @@ export class RequestProxy {
    * requests reach members one after another, in order.
    */
   private readonly inFlight = new WeakMap<object, (() => void)[]>();
+  /**
+   * Client connections answered with `Connection: close` because their framing
+   * could not be trusted: bytes that follow on them (maybe a request smuggled
+   * in the refused one's body) are never acted on.
+   */
+  private readonly condemned = new WeakSet<object>();
 
   constructor(readonly deps: ProxyDeps) {}
 
@@ -256,6 +262,11 @@ export class RequestProxy {
 
   /** Entry point for a request; `proto` is the client connection's scheme. */
   handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
+    if (this.condemned.has(req.socket)) {
+      // The socket ends once the refusal is written; this request is not served.
+      req.socket.destroySoon();
+      return;
+    }
     const queue = this.inFlight.get(req.socket);
     if (queue !== undefined) {
       queue.push(() => {
@@ -281,6 +292,7 @@ export class RequestProxy {
     const rejection = validateRequest(req, this.deps.maxUrlLength);
     if (rejection !== undefined) {
       this.deps.log.info({ client: req.socket.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
+      this.condemned.add(req.socket);
       respondPlain(res, rejection.status, `${rejection.reason}\n`, true);
       this.next(req.socket);
       return;
@@ -294,6 +306,7 @@ export class RequestProxy {
           const u = new URL(target);
           target = `${u.pathname}${u.search}`;
         } catch {
+          this.condemned.add(req.socket);
           respondPlain(res, 400, 'invalid request target\n', true);
           this.next(req.socket);
           return;
@@ -452,7 +465,10 @@ export class RequestProxy {
     const headers: Record<string, string> = {};
     if (retryAfter) headers['retry-after'] = '1';
     if (ex.explainParts !== undefined) headers['x-cohort-explain'] = ex.explainText();
-    respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded, headers);
+    const close = ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded;
+    // The unread rest of this body must not be parsed as further requests.
+    if (close) this.condemned.add(ex.req.socket);
+    respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, close, headers);
     ex.finish();
   }
 }
