@@ -80,6 +80,27 @@ describe('ambiguous or malformed requests are refused and never forwarded', () =
   }
 });
 
+describe('a request hidden behind a refused one on the same connection is never forwarded', () => {
+  const hidden = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
+  const cases: [string, string][] = [
+    ['TE xchunked with a request as body', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n${hidden}`],
+    ['TE identity with a request as body', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: identity\r\n\r\n${hidden}`],
+    ['TE chunked, identity', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: chunked, identity\r\n\r\n${hidden}`],
+    ['CL + TE then a request', `POST /refused HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
+    ['URL too long then a request', `GET /${big(9000)} HTTP/1.1\r\n${H}\r\n${hidden}`],
+    ['CONNECT then a request', `CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n${hidden}`],
+  ];
+  for (const [name, raw] of cases) {
+    test(name, async () => {
+      const out = await rawExchange(bal.port, raw, 800);
+      const got = statuses(out);
+      assert.ok(got[0]! >= 400, `got ${got.join(',')}`);
+      assert.ok(!got.includes(200), `got ${got.join(',')}`);
+      assert.deepEqual(backend.seen.filter((x) => x.url.includes('smuggled') || x.url.includes('refused')).map((x) => x.url), []);
+    });
+  }
+});
+
 describe('unusual but valid requests are forwarded exactly once and unambiguously', () => {
   test('absolute-form target to a foreign host is served from our members, never proxied elsewhere', async () => {
     const n = backend.seen.length;
