@@ -212,6 +212,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   lastMember: Member | undefined;
+  /** 100 Continue still owed to the client (sent when a member is picked). */
+  expectContinue = false;
   /** A retry was already granted (budget charged) when the failure was detected in onHeaders. */
   retryReserved = false;
   /** The answer for the previous failed attempt, used when no other member can be tried. */
@@ -344,8 +346,11 @@ export class RequestProxy {
       }
     });
     balancer.retryBudget.recordRequest(this.deps.clock.now());
-    if (expectContinue) res.writeContinue();
-    if (ex.hasBody && cl !== undefined && Number(cl) <= this.deps.bufferBodyLimit) {
+    // Expect: 100-continue is answered once a member was picked, so that a client whose request
+    // nobody can take gets its final status without sending the body (RFC 9110 §10.1.1).
+    // Its body is streamed, not buffered: buffering would wait for a body the client holds back.
+    ex.expectContinue = expectContinue;
+    if (ex.hasBody && !expectContinue && cl !== undefined && Number(cl) <= this.deps.bufferBodyLimit) {
       // Small bodies are buffered so that a failed attempt can be retried elsewhere.
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -385,6 +390,10 @@ export class RequestProxy {
     const member = d.member;
     ex.member = member;
     ex.attempts++;
+    if (ex.expectContinue) {
+      ex.expectContinue = false;
+      ex.res.writeContinue();
+    }
     const seq = ++ex.attemptSeq;
     member.counters.requests++;
     if (ex.bodyBuffered) {
