@@ -163,6 +163,46 @@ test('Expect: 100-continue: the client gets 100 Continue, then the body is forwa
   assert.equal(e.headers.get('expect'), undefined);
 });
 
+test('Expect: 100-continue with no usable member: the final 503 comes instead of 100 Continue', async () => {
+  const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: tc1.url, route: 'tc1', status: ['disabled'] }] }] });
+  try {
+    const s = net.connect({ host: '127.0.0.1', port: b.port });
+    await once(s, 'connect');
+    let got = '';
+    s.on('data', (d) => (got += d.toString('latin1')));
+    s.write('POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await once(s, 'close');
+    assert.match(got, /^HTTP\/1\.1 503 /);
+    assert.doesNotMatch(got, /100 Continue/);
+  } finally {
+    await b.close();
+  }
+});
+
+test('Expect: 100-continue whose first member refuses the connection is retried with its body', async () => {
+  const dead = await startBackend('tc3');
+  const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: dead.url, route: 'tc3' }, { url: tc1.url, route: 'tc1' }] }] });
+  try {
+    await dead.refuse();
+    for (let i = 0; i < 2; i++) {
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(`${b.url}/echo`, { method: 'POST', agent: false, headers: { expect: '100-continue', 'content-length': 5 } }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('continue', () => req.end('hello'));
+        req.on('error', reject);
+      });
+      assert.equal(r.status, 200);
+      assert.equal(echoed(r.body).body, 'hello');
+    }
+  } finally {
+    await b.close();
+    await dead.close();
+  }
+});
+
 describe('WebSocket upgrade is proxied and sticky', () => {
   for (const route of ['tc1', 'tc2']) {
     test(`JSESSIONID=….${route} → ${route}`, async () => {
