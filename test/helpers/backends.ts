@@ -65,6 +65,16 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   });
   server.on('upgrade', (req, socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, bodyBytes: 0, body: '' });
+    if (req.url!.endsWith('/deny')) {
+      // Refuses the upgrade but keeps the connection; logs any raw request that arrives on it after.
+      socket.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: keep-alive\r\n\r\ndenied');
+      socket.on('data', (d: Buffer) => {
+        const line = d.toString('latin1').split('\r\n')[0]!;
+        seen.push({ method: 'RAW', url: `raw:${line}`, headers: {}, rawHeaders: [], httpVersion: '', bodyBytes: d.length, body: '' });
+      });
+      socket.on('error', () => {});
+      return;
+    }
     const key = String(req.headers['sec-websocket-key'] ?? '');
     const accept = wsAccept(key);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-backend: ${name}\r\n\r\n`);

@@ -245,6 +245,27 @@ async function wsHandshake(port: number, cookie: string): Promise<string> {
   return head;
 }
 
+test('a refused upgrade (member answers 403) is passed on and the connection closed: no raw tunnel to the member (WebSocket smuggling)', async () => {
+  const n1 = tc1.seen.length;
+  const n2 = tc2.seen.length;
+  const s = net.connect({ host: '127.0.0.1', port: bal.port });
+  await once(s, 'connect');
+  let got = '';
+  s.on('data', (d) => (got += d.toString('latin1')));
+  s.on('error', () => {});
+  s.write('GET /deny HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const end = Date.now() + 3000;
+  while (!got.includes('denied') && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  if (!s.destroyed) s.write('GET /internal/admin HTTP/1.1\r\nHost: a\r\n\r\n');
+  await Promise.race([once(s, 'close'), new Promise((r) => setTimeout(r, 1500))]);
+  s.destroy();
+  assert.match(got, /^HTTP\/1\.1 403 Forbidden\r\n/);
+  assert.match(got, /connection: close/i);
+  assert.match(got, /\r\n\r\ndenied$/);
+  const fresh = [...tc1.seen.slice(n1), ...tc2.seen.slice(n2)];
+  assert.deepEqual(fresh.map((x) => x.url), ['/deny']);
+});
+
 describe('WebSocket failover', () => {
   test('the sticky member is down: the upgrade fails over to another member', async () => {
     const dead = await startBackend('tc3');
