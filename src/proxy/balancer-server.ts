@@ -206,6 +206,7 @@ export class BalancerServer {
         isTrusted: trustMatcher(this.config.trustedproxies),
         maxUrlLength: this.config.limits.maxurllength,
         connectTimeoutMs: this.config.timeouts.connect * 1000,
+        firstByteTimeoutMs: this.config.timeouts.firstbyte * 1000,
         ...this.tls,
         matchMount: (p) => this.proxy.matchMount(p),
       }),

@@ -17,6 +17,8 @@ export interface UpgradeDeps {
   readonly isTrusted: (ip: string) => boolean;
   readonly maxUrlLength: number;
   readonly connectTimeoutMs: number;
+  /** How long the member may take to answer the upgrade, in ms (timeouts.firstbyte). */
+  readonly firstByteTimeoutMs: number;
   readonly rejectUnauthorized: boolean;
   readonly ca: string | undefined;
   readonly matchMount: (path: string) => Mount | undefined;
@@ -78,7 +80,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
         if (!mount.preserveHost || headers[i]!.toLowerCase() !== 'host') headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
       }
       upstream.write(`${headText}\r\n`);
-      awaitSwitch(upstream, socket, head, deps.log, member.route);
+      awaitSwitch(upstream, socket, head, deps.log, member.route, deps.firstByteTimeoutMs);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -118,19 +120,30 @@ const REFUSED_UPGRADE_BODY_MS = 5000;
  * lets a client talk raw HTTP to the member past every check). Client bytes
  * that came with the upgrade request (`head`) are sent only after the 101.
  */
-function awaitSwitch(upstream: net.Socket, socket: Duplex, head: Buffer, log: Logger, route: string): void {
+function awaitSwitch(upstream: net.Socket, socket: Duplex, head: Buffer, log: Logger, route: string, firstByteTimeoutMs: number): void {
   let buf: Buffer = Buffer.alloc(0);
+  const answerTimer = setTimeout(() => {
+    log.warn({ member: route }, 'websocket upgrade: member did not answer in time');
+    upstream.off('data', onHead);
+    upstream.destroy();
+    refuse(socket, 504, 'Gateway Timeout');
+  }, firstByteTimeoutMs);
+  answerTimer.unref();
+  upstream.once('close', () => clearTimeout(answerTimer));
   const onHead = (chunk: Buffer): void => {
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
     const end = buf.indexOf('\r\n\r\n');
     if (end < 0) {
       if (buf.length > MAX_UPGRADE_RESPONSE_HEAD) {
+        clearTimeout(answerTimer);
+        upstream.off('data', onHead);
         upstream.destroy();
         refuse(socket, 502, 'Bad Gateway');
       }
       return;
     }
     upstream.off('data', onHead);
+    clearTimeout(answerTimer);
     const headText = buf.subarray(0, end).toString('latin1');
     const lines = headText.split('\r\n');
     if (/^HTTP\/1\.1 101 /.test(lines[0]!)) {
