@@ -65,6 +65,7 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   });
   server.on('upgrade', (req, socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, bodyBytes: 0, body: '' });
+    if (req.url!.endsWith('/hang')) return; // never answers the upgrade
     if (req.url!.endsWith('/deny')) {
       // Refuses the upgrade but keeps the connection; logs any raw request that arrives on it after.
       socket.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: keep-alive\r\n\r\ndenied');

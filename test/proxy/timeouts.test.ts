@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startBackend, startBalancer, startSilentServer, request, openFds, until } from '../helpers/backends.js';
+import { startBackend, startBalancer, startSilentServer, request, rawExchange, openFds, until } from '../helpers/backends.js';
 
 const FAST = { connect: 0.4, firstbyte: 0.4, idle: 0.4, keepalive: 1 };
 
@@ -59,6 +59,19 @@ describe('timeouts', () => {
     } finally {
       await bal.close();
       await silent.close();
+    }
+  });
+
+  test('a WebSocket upgrade the member never answers → 504 after timeouts.firstbyte, member connection closed', async () => {
+    const member = await startBackend('tc1');
+    const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
+    try {
+      const out = await rawExchange(bal.port, 'GET /ws/hang HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n', 3000);
+      assert.match(out, /^HTTP\/1\.1 504 /);
+      assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+    } finally {
+      await bal.close();
+      await member.close();
     }
   });
 
