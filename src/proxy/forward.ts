@@ -19,7 +19,30 @@ export interface Mount {
   readonly preserveHost: boolean;
 }
 
+/**
+ * Per-client-connection state of the request path. Owned by the server and
+ * handed to each RequestProxy, so that a reload (which builds a new proxy)
+ * keeps it for connections that stay open.
+ */
+export class ConnectionBook {
+  /**
+   * Client connections with an exchange in progress, and the pipelined
+   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
+   * not all safe must not be processed in parallel, so one connection's
+   * requests reach members one after another, in order.
+   */
+  readonly inFlight = new WeakMap<object, (() => void)[]>();
+  /**
+   * Client connections answered with `Connection: close` because their framing
+   * could not be trusted: bytes that follow on them (maybe a request smuggled
+   * in the refused one's body) are never acted on.
+   */
+  readonly condemned = new WeakSet<object>();
+}
+
 export interface ProxyDeps {
+  /** Shared across reloads; a fresh book when omitted. */
+  readonly connections?: ConnectionBook;
   readonly clock: Clock;
   readonly pools: PoolSet;
   readonly log: Logger;
@@ -233,21 +256,14 @@ class RetryableStatus extends Error {
  */
 export class RequestProxy {
   private mounts: Mount[] = [];
-  /**
-   * Client connections with an exchange in progress, and the pipelined
-   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
-   * not all safe must not be processed in parallel, so one connection's
-   * requests reach members one after another, in order.
-   */
-  private readonly inFlight = new WeakMap<object, (() => void)[]>();
-  /**
-   * Client connections answered with `Connection: close` because their framing
-   * could not be trusted: bytes that follow on them (maybe a request smuggled
-   * in the refused one's body) are never acted on.
-   */
-  private readonly condemned = new WeakSet<object>();
+  private readonly inFlight: WeakMap<object, (() => void)[]>;
+  private readonly condemned: WeakSet<object>;
 
-  constructor(readonly deps: ProxyDeps) {}
+  constructor(readonly deps: ProxyDeps) {
+    const book = deps.connections ?? new ConnectionBook();
+    this.inFlight = book.inFlight;
+    this.condemned = book.condemned;
+  }
 
   setMounts(mounts: readonly Mount[]): void {
     // Longest path first, so /examples/x wins over /examples and /.
