@@ -128,6 +128,42 @@ test('the retry budget bounds retries, so that they cannot multiply an outage', 
   }
 });
 
+describe('options that change failover', () => {
+  test('maxattempts 0: a refused request is not retried (503 + Retry-After)', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }], { maxattempts: 0 }));
+    try {
+      await tc1.refuse();
+      const r = await request(`${bal.url}/`, { headers: { cookie: 'JSESSIONID=x.tc1' } });
+      assert.equal(r.status, 503);
+      assert.ok(r.headers['retry-after']);
+      assert.equal(tc2.seen.length, 0);
+    } finally {
+      await bal.close();
+      await tc1.close();
+      await tc2.close();
+    }
+  });
+
+  test('ignore-errors: the member is never put in error, its error is still recorded', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1', status: ['ignore-errors'] }, { url: tc2.url, route: 'tc2' }]));
+    try {
+      await tc1.refuse();
+      for (let i = 0; i < 3; i++) assert.equal((await request(`${bal.url}/`)).status, 200);
+      const m = memberSnap(bal, 'tc1');
+      assert.equal(m.health, 'ok');
+      assert.equal(m.lastError?.source, 'connect');
+    } finally {
+      await bal.close();
+      await tc1.close();
+      await tc2.close();
+    }
+  });
+});
+
 test('a SIGKILLed member with pooled keep-alive connections costs no client a 502 (3 trials)', async () => {
   for (let trial = 0; trial < 3; trial++) {
     const child = await spawnChildBackend('tc1');
