@@ -210,6 +210,7 @@ describe('invalid configuration → exit status 2, naming the file, the key path
     { name: 'mount names no balancer', yaml: 'balancers:\n  - name: b\nmounts:\n  - { path: /x, balancer: nope }\n', expect: [/mounts\[0\]\.balancer/, /expected the name of a balancer/] },
     { name: 'missing TLS certificate file', yaml: 'listen:\n  address: 127.0.0.1:0\n  tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }\nbalancers:\n  - name: b\n', expect: [/listen\.tls\.cert: expected a readable PEM file/, /listen\.tls\.key/] },
     { name: 'upstreamtls.ca is not PEM', yaml: `upstreamtls: { ca: ${JSON.stringify(BIN)} }\nbalancers:\n  - name: b\n`, expect: [/upstreamtls\.ca: expected a PEM file/] },
+    { name: 'outlier ejection of more than half', yaml: 'balancers:\n  - name: b\n    outlier: { maxejectpercent: 100 }\n', expect: [/balancers\[0\]\.outlier\.maxejectpercent: expected a percentage 0\.\.50/] },
     { name: 'YAML syntax error', yaml: 'balancers:\n  - name: [b\n', expect: [/line \d+/] },
   ];
   for (const c of cases) {
