@@ -159,9 +159,12 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
         case 'reset':
           res.socket!.destroy();
           return;
-        case 'malformed':
-          res.socket!.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello');
+        case 'malformed': {
+          // ?v=NAME picks the defect; default: two different Content-Lengths.
+          const v = new URL(req.url!, 'http://x').searchParams.get('v') ?? 'dupcl';
+          res.socket!.end(MALFORMED[v] ?? MALFORMED.dupcl);
           return;
+        }
         case 'status':
           return send(mode.status, `${name} ${mode.status}\n`);
         case 'slow': {
@@ -204,6 +207,19 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   Object.assign(b, { port, url: `http://127.0.0.1:${port}` });
   return b;
 }
+
+/** Malformed member responses, by name (see /malformed?v=NAME). */
+export const MALFORMED: Record<string, string> = {
+  dupcl: 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello',
+  clte: 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  garbage: 'SSH-2.0-OpenSSH_9.6\r\n',
+  badstatus: 'HTTP/1.1 2x0 OK\r\ncontent-length: 0\r\n\r\n',
+  bareLF: 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok',
+  nul: 'HTTP/1.1 200 OK\r\nx-bad: a\x00b\r\ncontent-length: 2\r\n\r\nok',
+  badcl: 'HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\nok',
+  badchunk: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
+  headerspace: 'HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok',
+};
 
 /** Streams `n` bytes of generated data (no large allocation). */
 export function streamBytes(res: http.ServerResponse, n: number, name: string): void {

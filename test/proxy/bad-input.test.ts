@@ -7,7 +7,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, startBalancer, rawExchange, request, statuses, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, rawExchange, request, statuses, MALFORMED, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 let backend: Backend;
 let bal: RunningBalancer;
@@ -170,6 +170,19 @@ describe('dot-segments cannot escape a mount (/app → upstream /examples)', () 
         await b.close();
         await m.close();
       }
+    });
+  }
+});
+
+describe('malformed member responses → 502 for that client only', () => {
+  for (const v of Object.keys(MALFORMED)) {
+    test(v, async () => {
+      const r = await request(`${bal.url}/x/malformed?v=${v}`).catch((e: Error) => ({ status: -1, body: e.message }));
+      if (v === 'badchunk') {
+        // The defect is in the body, after the head went out: the client's connection is cut.
+        assert.equal(r.status, -1, `${v}: ${r.status} ${JSON.stringify(r.body)}`);
+      } else assert.equal(r.status, 502, `${v}: ${r.status} ${JSON.stringify(r.body)}`);
+      assert.equal((await request(`${bal.url}/after`)).status, 200);
     });
   }
 });
