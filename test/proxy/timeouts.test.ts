@@ -96,6 +96,34 @@ describe('timeouts', () => {
   });
 });
 
+test('a client that stops reading for longer than timeouts.idle is not cut (back-pressure is not idleness)', async () => {
+  const member = await startBackend('tc1');
+  const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
+  const size = 32 * 1024 * 1024;
+  try {
+    const outcome = await new Promise<string>((resolve) => {
+      http.get(`${bal.url}/bytes/${size}`, { agent: false }, (res) => {
+        let n = 0;
+        let paused = false;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (!paused && n > 4 * 1024 * 1024) {
+            paused = true;
+            res.pause();
+            setTimeout(() => res.resume(), 1200);
+          }
+        });
+        res.on('end', () => resolve(`complete ${n}`));
+        res.on('error', () => resolve(`cut after ${n}`));
+      }).on('error', (e) => resolve(`error ${e.message}`));
+    });
+    assert.equal(outcome, `complete ${size}`);
+  } finally {
+    await bal.close();
+    await member.close();
+  }
+});
+
 test('a client that goes away mid-request frees the member slot and the member connection', async () => {
   const member = await startBackend('tc1');
   const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1', max: 1 }] }] });
