@@ -154,6 +154,24 @@ test('structured access log: member, route, status and upstream time for each ex
   }
 });
 
+test('graceful close has a deadline: a request still running after timeouts.shutdown is cut, and close() resolves', async () => {
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer({ timeouts: { shutdown: 0.5 }, balancers: [{ name: 'b', members: [{ url: tc1.url, route: 'tc1' }] }] });
+  try {
+    const slow = request(`${bal.url}/slow/10000`).then((r) => `status ${r.status}`, (e: Error) => `cut: ${e.message}`);
+    await until(() => tc1.active === 1, 3000, 'the slow request to start');
+    const t0 = Date.now();
+    await bal.server.close();
+    const took = Date.now() - t0;
+    assert.ok(took >= 400 && took < 5000, `close() took ${took} ms`);
+    assert.match(await slow, /^cut/);
+    await until(() => tc1.active === 0, 3000, 'the member request to be aborted');
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
 describe('SIGHUP edge cases', () => {
   test('an invalid config on SIGHUP is refused with a message; the old one keeps serving', async () => {
     const tc1 = await startBackend('tc1');
