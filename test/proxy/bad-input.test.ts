@@ -60,6 +60,8 @@ const REFUSED: [string, string, number][] = [
   ['invalid method characters', `G(T /smuggle HTTP/1.1\r\n${H}\r\n`, 400],
   ['HTTP/2 preface on HTTP/1 port', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400],
   ['unknown HTTP version', `GET /smuggle HTTP/1.7\r\n${H}\r\n`, 0],
+  ['h2c upgrade (h2c smuggling)', `GET /smuggle HTTP/1.1\r\n${H}Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n`, 400],
+  ['websocket upgrade with POST', `POST /smuggle HTTP/1.1\r\n${H}Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n`, 400],
   ['TE in HTTP/1.0', `POST /smuggle HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
   ['request target without slash', `GET smuggle HTTP/1.1\r\n${H}\r\n`, 400],
 ];
