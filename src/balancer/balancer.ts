@@ -96,7 +96,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         kept.flags.clear();
         for (const f of fresh.flags) kept.flags.add(f);
         next.push(kept);
-      } else next.push(fresh);
+      } else {
+        // A member added by a reload ramps up like one added at run time (slow start).
+        fresh.recoveredAt = this.clock.now();
+        next.push(fresh);
+      }
     }
     this.members = next;
     this.emit('change', { balancer: this.name, what: 'reconfigured' });
