@@ -163,6 +163,23 @@ describe('limits', () => {
   });
 });
 
+test('slow start: a member added by a config reload ramps up too', async () => {
+  await withMembers(['tc1', 'tc2'], async ([tc1, tc2]) => {
+    const { parseBalancerConfig } = await import('../../src/config/load.js');
+    const spec = (members: Record<string, unknown>[]) => parseBalancerConfig({ listen: '127.0.0.1:0', accesslog: false, balancers: [{ name: 'b', slowstart: 60, members }] });
+    const bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 60, members: [{ url: tc1!.url, route: 'tc1' }] }] });
+    try {
+      bal.server.balancers.get('b')!.members[0]!.recoveredAt = Number.NEGATIVE_INFINITY;
+      await bal.server.reload(spec([{ url: tc1!.url, route: 'tc1' }, { url: tc2!.url, route: 'tc2' }]));
+      const got = await served(bal, 40);
+      const share = got.filter((x) => x === 'tc2').length;
+      assert.ok(share >= 1 && share <= 8, `new member took ${share} of 40 at once`);
+    } finally {
+      await bal.close();
+    }
+  });
+});
+
 describe('hot standby, lbsets, drain, nofailover', () => {
   const members = (bs: Backend[]) => [
     { url: bs[0]!.url, route: 'tc1', lbset: 0 },
