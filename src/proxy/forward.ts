@@ -127,6 +127,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.done) return false;
+    if (statusCode < 200) {
+      // An interim response (103 Early Hints; 101 never comes here): the final one follows on the
+      // same exchange. Pass on Early Hints' Link headers; nothing else about it is final.
+      if (statusCode === 103) this.forwardEarlyHints(rawHeaders);
+      return true;
+    }
     const now = this.proxy.deps.clock.now();
     this.upstreamMs = now - this.attemptStartedAt;
     const member = this.member!;
@@ -152,6 +158,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.resume = resume;
     return true;
+  }
+
+  private forwardEarlyHints(rawHeaders: Buffer[]): void {
+    const links: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toString('latin1').toLowerCase() === 'link') links.push(rawHeaders[i + 1]!.toString('latin1'));
+    }
+    if (links.length === 0 || this.res.headersSent || this.req.httpVersionMinor === 0) return;
+    try {
+      this.res.writeEarlyHints({ link: links });
+    } catch (err) {
+      this.proxy.deps.log.debug({ err }, 'early hints not forwarded');
+    }
   }
 
   onData(chunk: Buffer): boolean {
