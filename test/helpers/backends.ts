@@ -184,6 +184,11 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
         setTimeout(() => res.end('chunked\n'), 10);
         return;
       }
+      if (path.endsWith('/early')) {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+        setTimeout(() => send(200, `${name} after hints\n`), 10);
+        return;
+      }
       if (path.endsWith('/hop')) {
         // Hop-by-hop response headers, one of them named by Connection.
         res.writeHead(200, [['content-type', 'text/plain'], ['x-backend', name], ['connection', 'x-internal'], ['x-internal', 'secret'], ['keep-alive', 'timeout=5'], ['proxy-authenticate', 'Basic'], ['x-public', 'yes'], ['content-length', '3']].flat() as never);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startBackend, startBalancer, request, encodeMaskedText, decodeText, wsAccept, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, request, rawExchange, encodeMaskedText, decodeText, wsAccept, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 let tc1: Backend;
 let tc2: Backend;
@@ -116,6 +116,12 @@ test('mount /app → upstream /examples: path mapped, Location/Content-Location/
   assert.equal(r.headers['content-location'], '/app/page');
   assert.equal(r.headers.uri, 'http://front.example/app/u');
   assert.deepEqual(r.headers['set-cookie'], ['JSESSIONID=abc.tc1; Path=/app; HttpOnly']);
+});
+
+test('103 Early Hints from the member: Link passed on, then the final response', async () => {
+  const out = await rawExchange(bal.port, 'GET /early HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 800);
+  assert.match(out, /^HTTP\/1\.1 103 Early Hints\r\n[^]*link: <\/style\.css>; rel=preload; as=style\r\n/i);
+  assert.match(out, /HTTP\/1\.1 200 OK[^]*tc[12] after hints\n$/);
 });
 
 describe('chunked transfer coding both ways', () => {
