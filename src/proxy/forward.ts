@@ -224,7 +224,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   finish(): void {
     if (this.done) return;
     this.done = true;
-    this.proxy.next(this.req.socket);
     const member = this.member;
     const deps = this.proxy.deps;
     if (member !== undefined) {
@@ -251,6 +250,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       bytes: this.bytesIn,
       client: this.req.socket.remoteAddress,
     });
+    // Last: the member slot is free before the next pipelined request on this connection is picked.
+    this.proxy.next(this.req.socket);
   }
 
   lastMember: Member | undefined;
