@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, startBalancer, request, sleep, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, request, rawExchange, statuses, sleep, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 function cfg(members: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
   return { balancers: [{ name: 'b', slowstart: 0, members, ...extra }] };
@@ -118,6 +118,18 @@ describe('limits', () => {
         assert.equal((await slow).status, 200);
         assert.equal(tc1!.maxActive, 1);
         assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+      } finally {
+        await bal.close();
+      }
+    });
+  });
+
+  test('pipelined requests to a member with max 1 and timeout 0 are all served, one after another', async () => {
+    await withMembers(['tc1'], async ([tc1]) => {
+      const bal = await startBalancer(cfg([{ url: tc1!.url, route: 'tc1', max: 1 }]));
+      try {
+        const raw = 'GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+        assert.deepEqual(statuses(await rawExchange(bal.port, raw, 1000)), [200, 200, 200]);
       } finally {
         await bal.close();
       }
