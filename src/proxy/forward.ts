@@ -376,9 +376,11 @@ export class RequestProxy {
     ex.hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
     res.on('close', () => {
       if (!ex.done) {
-        // The client went away: stop the member's work and free the slot.
-        ex.abort?.(new Error('client closed the connection'));
+        // The client went away: free the slot, then stop the member's work. Finish first, so that
+        // the abort's onError finds the exchange done and does not count it as a member error.
+        const abort = ex.abort;
         ex.finish();
+        abort?.(new Error('client closed the connection'));
       }
     });
     balancer.retryBudget.recordRequest(this.deps.clock.now());
