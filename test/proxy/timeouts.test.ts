@@ -133,7 +133,11 @@ test('a client that goes away mid-request frees the member slot and the member c
     await until(() => member.active === 1, 3000, 'the request to reach the member');
     req.destroy();
     await until(() => member.active === 0, 3000, 'the member request to be aborted');
-    assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+    const m = bal.server.snapshot()[0]!.members[0]!;
+    assert.equal(m.busy, 0);
+    // The client left; the member did nothing wrong.
+    assert.equal(m.errors, 0);
+    assert.equal(m.health, 'ok');
     // max is 1: the slot is free again.
     assert.equal((await request(`${bal.url}/`)).status, 200);
   } finally {
