@@ -87,7 +87,8 @@ export const hcheckSchema = z.strictObject({
 export const outlierSchema = z.strictObject({
   consecutive5xx: z.number().int().min(1).default(DEFAULTS.outlierConsecutive5xx),
   ejecttime: seconds.default(DEFAULTS.outlierEjectTimeS),
-  maxejectpercent: z.number().min(0).max(100).default(DEFAULTS.outlierMaxEjectPercent),
+  /** Capped at 50: outlier detection never ejects more than half of the members at once (issue 2). */
+  maxejectpercent: z.number().min(0, 'expected a percentage 0..50').max(50, 'expected a percentage 0..50 (outlier detection never ejects more than half of the members)').default(DEFAULTS.outlierMaxEjectPercent),
 });
 
 export const balancerSchema = z.strictObject({

@@ -17,6 +17,8 @@ export interface UpgradeDeps {
   readonly isTrusted: (ip: string) => boolean;
   readonly maxUrlLength: number;
   readonly connectTimeoutMs: number;
+  /** How long the member may take to answer the upgrade, in ms (timeouts.firstbyte). */
+  readonly firstByteTimeoutMs: number;
   readonly rejectUnauthorized: boolean;
   readonly ca: string | undefined;
   readonly matchMount: (path: string) => Mount | undefined;
@@ -78,9 +80,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
         if (!mount.preserveHost || headers[i]!.toLowerCase() !== 'host') headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
       }
       upstream.write(`${headText}\r\n`);
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
+      awaitSwitch(upstream, socket, head, deps.log, member.route, deps.firstByteTimeoutMs);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -95,7 +95,9 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     });
     upstream.on('close', () => {
       release();
-      socket.destroy();
+      // Before the connection was made, 'error' decides (another member is tried); closing the
+      // client here would cut the failover short.
+      if (connected) socket.destroy();
     });
     socket.on('close', () => {
       release();
@@ -103,4 +105,86 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     });
   };
   tryOnce();
+}
+
+/** Longest member response head accepted for an upgrade, in bytes. */
+const MAX_UPGRADE_RESPONSE_HEAD = 16 * 1024;
+/** How long a refused upgrade's response body may take to arrive, in ms. */
+const REFUSED_UPGRADE_BODY_MS = 5000;
+
+/**
+ * Reads the member's answer to the upgrade before joining the sockets. Only a
+ * 101 joins them; any other answer is passed on with `connection: close` and
+ * both connections end, so that bytes the client sends next never reach the
+ * member unparsed (WebSocket smuggling: a proxy that tunnels after a non-101
+ * lets a client talk raw HTTP to the member past every check). Client bytes
+ * that came with the upgrade request (`head`) are sent only after the 101.
+ */
+function awaitSwitch(upstream: net.Socket, socket: Duplex, head: Buffer, log: Logger, route: string, firstByteTimeoutMs: number): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const answerTimer = setTimeout(() => {
+    log.warn({ member: route }, 'websocket upgrade: member did not answer in time');
+    upstream.off('data', onHead);
+    upstream.destroy();
+    refuse(socket, 504, 'Gateway Timeout');
+  }, firstByteTimeoutMs);
+  answerTimer.unref();
+  upstream.once('close', () => clearTimeout(answerTimer));
+  const onHead = (chunk: Buffer): void => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (buf.length > MAX_UPGRADE_RESPONSE_HEAD) {
+        clearTimeout(answerTimer);
+        upstream.off('data', onHead);
+        upstream.destroy();
+        refuse(socket, 502, 'Bad Gateway');
+      }
+      return;
+    }
+    upstream.off('data', onHead);
+    clearTimeout(answerTimer);
+    const headText = buf.subarray(0, end).toString('latin1');
+    const lines = headText.split('\r\n');
+    if (/^HTTP\/1\.1 101 /.test(lines[0]!)) {
+      socket.write(buf);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      return;
+    }
+    log.info({ member: route, status: lines[0] }, 'websocket upgrade refused by the member');
+    let length: number | undefined;
+    const kept = [lines[0]!];
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).trim().toLowerCase();
+      if (name === 'connection' || name === 'keep-alive') continue;
+      if (name === 'content-length') length = Number(line.slice(colon + 1).trim());
+      kept.push(line);
+    }
+    kept.push('connection: close');
+    socket.write(`${kept.join('\r\n')}\r\n\r\n`);
+    let left = length ?? Number.POSITIVE_INFINITY;
+    const done = (): void => {
+      clearTimeout(timer);
+      upstream.destroy();
+      socket.end();
+    };
+    const timer = setTimeout(done, REFUSED_UPGRADE_BODY_MS);
+    timer.unref();
+    const forward = (chunk: Buffer): void => {
+      if (left <= 0) return;
+      const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+      left -= part.length;
+      if (part.length > 0) socket.write(part);
+      if (left <= 0) done();
+    };
+    upstream.on('data', forward);
+    upstream.once('end', done);
+    forward(buf.subarray(end + 4));
+    // Whatever the client sends now is dropped.
+    socket.on('data', () => {});
+  };
+  upstream.on('data', onHead);
 }
