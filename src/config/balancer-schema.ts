@@ -180,8 +180,12 @@ export const balancerConfigSchema = z.strictObject({
   }).prefault({}),
   accesslog: z.union([z.boolean(), z.strictObject({ path: z.string() })]).default(true),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** Answer `X-Cohort-Explain: 1` requests with an X-Cohort-Explain response header. */
-  explain: z.boolean().default(true),
+  /**
+   * Answer requests carrying `X-Cohort-Explain: 1` with an X-Cohort-Explain
+   * response header: `local` (default) for loopback clients and
+   * `trustedproxies` only, `true` for everyone, `false` never.
+   */
+  explain: z.union([z.boolean(), z.literal('local')]).default('local'),
   persist: z.boolean().default(true),
   /**
    * Join the session cluster's membership to learn the nodes (mod_cluster's

@@ -49,7 +49,8 @@ export interface ProxyDeps {
   /** undefined when the access log is off. */
   readonly accessLog: Logger | undefined;
   readonly isTrusted: (ip: string) => boolean;
-  readonly explain: boolean;
+  /** Who may ask for the explain header: everyone, nobody, or loopback and trusted proxies. */
+  readonly explain: boolean | 'local';
   readonly maxUrlLength: number;
   /** Bodies up to this size are buffered so that the request can be retried. */
   readonly bufferBodyLimit: number;
@@ -311,6 +312,12 @@ export class RequestProxy {
     return undefined;
   }
 
+  private mayExplain(ip: string): boolean {
+    const e = this.deps.explain;
+    if (e !== 'local') return e;
+    return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.') || this.deps.isTrusted(ip);
+  }
+
   /** Entry point for a request; `proto` is the client connection's scheme. */
   handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
     if (this.condemned.has(req.socket)) {
@@ -375,7 +382,7 @@ export class RequestProxy {
     ex.path = mount.upstream === mount.path ? target : rewritePrefix(target, mount.path, mount.upstream);
     const balancer = mount.balancer;
     ex.sticky = extractRoute(req.headers.cookie, target, balancer.sticky);
-    if (this.deps.explain && req.headers['x-cohort-explain'] !== undefined) ex.explainParts = [];
+    if (req.headers['x-cohort-explain'] !== undefined && this.mayExplain(req.socket.remoteAddress ?? '')) ex.explainParts = [];
     const clientIp = req.socket.remoteAddress ?? '';
     ex.headers = requestHeadersForMember(req.rawHeaders, {
       clientIp,
