@@ -20,13 +20,14 @@ import { createDnsMembership, type DnsResolver } from './membership-dns.js';
 import { createMulticastMembership, type UdpSocketFactory } from './membership-multicast.js';
 import { plainNet, tlsNet, type ListeningServer, type NetFactory } from './net.js';
 import { Peer } from './peer.js';
+import { PendingCalls } from './pending.js';
+import { Prober, PING_TOPIC, PROBE_TOPIC } from './prober.js';
+import { answerRequest, deliverMessage, type DispatchPort } from './dispatch.js';
 import { buildSnapshot, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
 import { MemberState, type BroadcastResult, type ClusterChannel, type JsonValue, type MemberInfo, type MemberView, type MembershipEvent, type MessageHandler, type PeerCounters, type SendOptions } from './types.js';
 
 /** Topics under this prefix are the cluster layer's own. */
 export const RESERVED_TOPIC_PREFIX = '__cohort.';
-const PING = '__cohort.ping';
-const PROBE = '__cohort.probe';
 const EVENT_RING = 200;
 const BLOCK_MS = 10_000;
 
@@ -71,14 +72,6 @@ enum NodeState {
   Closed = 'closed',
 }
 
-interface Pending {
-  readonly peerId: string;
-  readonly resolve: (v: JsonValue) => void;
-  readonly reject: (e: Error) => void;
-  readonly timer: TimerHandle;
-  readonly sentAt: number;
-}
-
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';
 }
@@ -101,6 +94,8 @@ export class ClusterNode implements ClusterChannel {
   private readonly registry: MembershipRegistry;
   private readonly deps: ClusterNodeDeps;
   private readonly detector: FailureDetector;
+  private readonly prober: Prober;
+  private readonly dispatch: DispatchPort;
   private me: MemberInfo;
   private state = NodeState.Created;
   private server: ListeningServer | undefined;
@@ -111,8 +106,7 @@ export class ClusterNode implements ClusterChannel {
   private readonly selfAddrs = new Set<string>();
   private readonly blocked = new Map<string, number>();
   private readonly handlers = new Map<string, MessageHandler>();
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
   private readonly errorListeners = new Set<(e: ClusterErrorEvent) => void>();
   private readonly ring: TimedEvent[] = [];
@@ -145,11 +139,34 @@ export class ClusterNode implements ClusterChannel {
       startTime: this.wall(),
       meta: { ...config.meta },
     };
+    this.pending = new PendingCalls(this.clock);
     const t = config.timing;
     this.detector = new FailureDetector(
       { clock: this.clock, suspectAfterMs: t.suspectAfterMs, confirmTimeoutMs: t.confirmTimeoutMs, probeIntervalMs: t.probeIntervalMs },
       { emit: (e) => this.onDetectorEvent(e), probe: (id) => this.probe(id) },
     );
+    this.prober = new Prober(
+      {
+        request: (to, topic, payload, o) => this.request(to, topic, payload, o),
+        liveMembers: () => this.members(),
+        isPeer: (id) => this.peers.has(id),
+        alive: (id, inc) => this.detector.alive(id, inc),
+        incarnation: () => this.me.incarnation,
+        refute: () => {
+          this.me = { ...this.me, incarnation: this.me.incarnation + 1 };
+          this.sendHeartbeats();
+          return this.me.incarnation;
+        },
+      },
+      this.random,
+      t,
+    );
+    this.dispatch = {
+      handler: (topic) => this.handlers.get(topic),
+      internal: (topic, payload) => (topic === PING_TOPIC ? Promise.resolve(this.prober.onPing(payload)) : topic === PROBE_TOPIC ? this.prober.onProbeRequest(payload) : undefined),
+      reply: (conn, env) => this.reply(conn, env),
+      error: (code, message, peer) => this.emitError({ code, message, peer }),
+    };
   }
 
   get self(): MemberInfo {
@@ -244,7 +261,7 @@ export class ClusterNode implements ClusterChannel {
     const timeoutMs = options.timeoutMs ?? this.config.timing.sendTimeoutMs;
     const peer = this.peers.get(to);
     if (!peer || this.state !== NodeState.Running) return Promise.reject(this.unknown(to));
-    const id = this.nextId++;
+    const id = this.pending.id();
     if (mode === 'async') {
       return new Promise<void>((resolve, reject) => {
         let timer: TimerHandle | undefined;
@@ -281,7 +298,7 @@ export class ClusterNode implements ClusterChannel {
   request(to: string, topic: string, payload: JsonValue, options: { readonly timeoutMs?: number } = {}): Promise<JsonValue> {
     const peer = this.peers.get(to);
     if (!peer || this.state !== NodeState.Running) return Promise.reject(this.unknown(to));
-    const id = this.nextId++;
+    const id = this.pending.id();
     return this.call(peer, id, { t: 'req', id, topic, p: payload }, options.timeoutMs ?? this.config.timing.sendTimeoutMs, 'COHORT_REQUEST_TIMEOUT');
   }
 
@@ -293,24 +310,9 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private call(peer: Peer, id: number, env: Envelope, timeoutMs: number, timeoutCode: string): Promise<JsonValue> {
-    return new Promise<JsonValue>((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        this.pending.delete(id);
-        reject(new CohortError(timeoutCode, `no answer from ${peer.info.route} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref?.();
-      this.pending.set(id, { peerId: peer.id, resolve, reject, timer, sentAt: this.clock.now() });
-      this.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.settle(id, e));
-    });
-  }
-
-  private settle(id: number, err: Error | undefined, value: JsonValue = null): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    this.clock.clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve(value);
+    const answer = this.pending.wait(id, peer.id, timeoutMs, timeoutCode, `no answer from ${peer.info.route} within ${timeoutMs} ms`);
+    this.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.pending.settle(id, e));
+    return answer;
   }
 
   /**
@@ -474,19 +476,19 @@ export class ClusterNode implements ClusterChannel {
         return;
       case 'msg':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.onMsg(conn, peer, env);
+        if (!env.topic.startsWith(RESERVED_TOPIC_PREFIX)) deliverMessage(this.dispatch, conn, this.detector.get(peer.id)!, env);
         return;
       case 'req':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.onReq(conn, peer, env);
+        answerRequest(this.dispatch, conn, this.detector.get(peer.id)!, env);
         return;
       case 'ack':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`));
+        this.pending.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`));
         return;
       case 'res':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`), env.p ?? null);
+        this.pending.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`), env.p ?? null);
         return;
       case 'meta':
         peer.info = { ...peer.info, meta: { ...env.meta } };
@@ -572,101 +574,12 @@ export class ClusterNode implements ClusterChannel {
     if (peerId) this.detector.left(peerId);
   }
 
-  private onMsg(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'msg' }>): void {
-    const from = this.detector.get(peer.id)!;
-    const payload = (env.p ?? null) as JsonValue;
-    if (env.topic.startsWith(RESERVED_TOPIC_PREFIX)) return;
-    const h = this.handlers.get(env.topic);
-    if (!h) {
-      if (env.ack !== 'none') this.reply(conn, { t: 'ack', id: env.id, ok: false, err: `no handler for topic ${env.topic}` });
-      else this.emitError({ code: 'COHORT_NO_HANDLER', message: `message on topic ${env.topic} from ${peer.info.route} has no handler`, peer: peer.id });
-      return;
-    }
-    if (env.ack === 'received') this.reply(conn, { t: 'ack', id: env.id, ok: true });
-    let result: unknown;
-    try {
-      result = h(from, payload);
-    } catch (err) {
-      this.handlerFailed(conn, peer, env, err);
-      return;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        () => env.ack === 'applied' && this.reply(conn, { t: 'ack', id: env.id, ok: true }),
-        (err) => this.handlerFailed(conn, peer, env, err),
-      );
-    } else if (env.ack === 'applied') this.reply(conn, { t: 'ack', id: env.id, ok: true });
-  }
-
-  private handlerFailed(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'msg' }>, err: unknown): void {
-    const message = `handler of ${env.topic} failed: ${(err as Error)?.message ?? String(err)}`;
-    if (env.ack === 'applied') this.reply(conn, { t: 'ack', id: env.id, ok: false, err: message });
-    else this.emitError({ code: 'COHORT_HANDLER_FAILED', message, peer: peer.id });
-  }
-
-  private onReq(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'req' }>): void {
-    const payload = (env.p ?? null) as JsonValue;
-    const answer = (p: Promise<unknown>): void => {
-      p.then(
-        (v) => this.reply(conn, { t: 'res', id: env.id, ok: true, p: (v ?? null) as JsonValue }),
-        (err) => this.reply(conn, { t: 'res', id: env.id, ok: false, err: (err as Error)?.message ?? String(err) }),
-      );
-    };
-    if (env.topic === PING) return answer(Promise.resolve(this.onPing(payload)));
-    if (env.topic === PROBE) return answer(this.onProbeRequest(payload));
-    const h = this.handlers.get(env.topic);
-    if (!h) return answer(Promise.reject(new Error(`no handler for topic ${env.topic}`)));
-    const from = this.detector.get(peer.id)!;
-    try {
-      answer(Promise.resolve(h(from, payload)));
-    } catch (err) {
-      answer(Promise.reject(err));
-    }
-  }
-
-  // ---- liveness ----
-
-  /** A ping; `suspect: true` means the sender suspects us: refute by raising our incarnation. */
-  private onPing(payload: JsonValue): JsonValue {
-    if (payload && typeof payload === 'object' && !Array.isArray(payload) && payload['suspect'] === true) {
-      this.me = { ...this.me, incarnation: this.me.incarnation + 1 };
-      this.sendHeartbeats();
-    }
-    return { inc: this.me.incarnation };
-  }
-
-  /** Indirect probe on behalf of a member that suspects `target`. */
-  private async onProbeRequest(payload: JsonValue): Promise<JsonValue> {
-    const target = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload['target'] : undefined;
-    if (typeof target !== 'string' || !this.peers.has(target)) return { ok: false };
-    try {
-      const r = await this.request(target, PING, { suspect: true }, { timeoutMs: this.config.timing.probeTimeoutMs });
-      const inc = incOf(r);
-      return inc === undefined ? { ok: false } : { ok: true, inc };
-    } catch {
-      return { ok: false };
-    }
-  }
-
-  /** Direct probe plus `indirectProbes` others asked to probe (Lifeguard). Answers feed the detector; silence lets its deadline expire. */
+  /** The detector asks for a probe of a suspect member. */
   private probe(id: string): void {
     const peer = this.peers.get(id);
     if (!peer || this.state !== NodeState.Running) return;
     if (!peer.ready()) this.dialPeer(peer);
-    const t = this.config.timing;
-    const onAnswer = (r: JsonValue): void => {
-      const inc = incOf(r);
-      if (inc !== undefined) this.detector.alive(id, inc);
-    };
-    // A probe that gets no answer is the evidence we wait for, not an error to report.
-    this.request(id, PING, { suspect: true }, { timeoutMs: t.probeTimeoutMs }).then(onAnswer, () => undefined);
-    const helpers = this.members().filter((m) => m.id !== id && m.state === MemberState.Alive);
-    for (let i = 0; i < t.indirectProbes && helpers.length > 0; i++) {
-      const h = helpers.splice(Math.floor(this.random() * helpers.length), 1)[0]!;
-      this.request(h.id, PROBE, { target: id }, { timeoutMs: t.probeTimeoutMs * 2 }).then((r) => {
-        if (r && typeof r === 'object' && !Array.isArray(r) && r['ok'] === true) onAnswer(r);
-      }, () => undefined);
-    }
+    this.prober.probe(id);
   }
 
   private sendHeartbeats(): void {
@@ -689,7 +602,7 @@ export class ClusterNode implements ClusterChannel {
     for (const p of this.peers.values()) {
       if (!p.ready()) continue;
       const t0 = this.clock.now();
-      this.request(p.id, PING, {}, { timeoutMs: this.config.timing.rttIntervalMs }).then(() => p.recordRtt(this.clock.now() - t0), () => undefined);
+      this.request(p.id, PING_TOPIC, {}, { timeoutMs: this.config.timing.rttIntervalMs }).then(() => p.recordRtt(this.clock.now() - t0), () => undefined);
     }
     this.rttTimer = this.clock.setTimeout(() => this.rttLoop(), this.config.timing.rttIntervalMs);
     this.rttTimer.unref?.();
@@ -715,7 +628,7 @@ export class ClusterNode implements ClusterChannel {
     this.peers.delete(id);
     const err = new CohortError('COHORT_PEER_GONE', `member ${peer.info.route} is gone: ${reason}`);
     peer.dropAll(err);
-    for (const [pid, p] of this.pending) if (p.peerId === id) this.settle(pid, err);
+    this.pending.failPeer(id, err);
     if (peer.out) peer.out.close('local');
     for (const c of peer.ins) c.close('local');
   }
@@ -752,13 +665,8 @@ export class ClusterNode implements ClusterChannel {
 
   private finish(): void {
     const err = new CohortError('COHORT_CLOSED', `cluster node ${this.me.route} closed`);
-    for (const id of [...this.pending.keys()]) this.settle(id, err);
+    this.pending.failAll(err);
     for (const p of this.peers.values()) p.dropAll(err);
     this.state = NodeState.Closed;
   }
-}
-
-function incOf(r: JsonValue): number | undefined {
-  if (r && typeof r === 'object' && !Array.isArray(r) && typeof r['inc'] === 'number') return r['inc'];
-  return undefined;
 }
