@@ -123,7 +123,8 @@ export class ClusterNode implements ClusterChannel {
     this.wall = deps.wallClock ?? Date.now;
     const secret = resolveSecret(config, deps.env ?? process.env);
     this.keys = secret !== undefined ? deriveClusterKeys(secret) : undefined;
-    this.net = deps.net ?? (config.tls && secret === undefined ? tlsNet(config.tls) : plainNet);
+    // mutual TLS replaces the secret handshake on the channel; a secret, if also given, still seals multicast heartbeats
+    this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
     this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, randomBytes: this.rnd };
     this.registry = deps.membershipRegistry ?? defaultMembershipRegistry();
     if (!this.registry.has(config.membership.type)) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${config.membership.type}`);
