@@ -91,7 +91,8 @@ export class ClusterNode implements ClusterChannel {
   private readonly net: NetFactory;
   private readonly keys: ClusterKeys | undefined;
   private readonly security: ConnectionSecurity;
-  private readonly registry: MembershipRegistry;
+  /** Membership services by type, owned by this node (register custom ones before start()). */
+  readonly registry: MembershipRegistry;
   private readonly deps: ClusterNodeDeps;
   private readonly detector: FailureDetector;
   private readonly prober: Prober;
@@ -127,7 +128,6 @@ export class ClusterNode implements ClusterChannel {
     this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
     this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, randomBytes: this.rnd };
     this.registry = deps.membershipRegistry ?? defaultMembershipRegistry();
-    if (!this.registry.has(config.membership.type)) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${config.membership.type}`);
     if (isWildcard(config.listen.host) && !config.advertise) {
       throw new CohortError('COHORT_CONFIG_INVALID', `cluster.advertise.host is required when cluster.listen.host is the wildcard ${JSON.stringify(config.listen.host)}`);
     }
@@ -226,8 +226,13 @@ export class ClusterNode implements ClusterChannel {
     this.state = NodeState.Running;
     this.heartbeatLoop();
     this.rttLoop();
-    this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys, deps: this.deps as Record<string, unknown> });
-    await this.membership.start(this.sink());
+    try {
+      this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys, deps: this.deps as Record<string, unknown> });
+      await this.membership.start(this.sink());
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -217,3 +217,20 @@ test('channel: 20k async messages arrive in order', async () => {
   console.log(`20000 async messages in ${(performance.now() - t0).toFixed(0)} ms`);
   assert.ok(seen.every((v, i) => v === i));
 });
+
+test('channel: config errors name the key path; a custom membership service registers by name on the node', async () => {
+  assert.throws(() => createClusterNode({ route: 'a', secret: SECRET, membership: { type: 'static', memebrs: [] } }), (e: Error) => /cluster\.membership/.test(e.message));
+  assert.throws(() => createClusterNode({ route: 'a b', secret: SECRET }), (e: Error) => /cluster\.route/.test(e.message));
+  const a = await node('a');
+  const b = createClusterNode({ route: 'b', listen: { host: '127.0.0.1', port: 0 }, secret: SECRET, membership: { type: 'fixed', target: addr(a) } });
+  nodes.push(b);
+  b.registry.register('fixed', (cfg: { target: string }) => ({
+    type: 'fixed',
+    start: async (sink) => sink.candidates([{ host: '127.0.0.1', port: Number(cfg.target.split(':')[1]) }], 'fixed'),
+    close: () => {},
+  }));
+  await b.start();
+  await until(() => b.members().length === 1 && a.members().length === 1, 3000, 'custom discovery');
+  const c = createClusterNode({ route: 'c', listen: { host: '127.0.0.1', port: 0 }, secret: SECRET, membership: { type: 'nope' } });
+  await assert.rejects(c.start(), { code: 'COHORT_MEMBERSHIP_UNKNOWN' });
+});
