@@ -55,6 +55,8 @@ export class Connection {
   state = ConnectionState.Handshaking;
   /** Member id of the peer, set by the node once its hello is accepted. */
   peerId: string | undefined;
+  /** For connections we dialed: the address key dialed. */
+  dialKey: string | undefined;
   bytesIn = 0;
   bytesOut = 0;
   private readonly decoder: FrameDecoder;

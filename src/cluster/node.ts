@@ -14,13 +14,13 @@ import { Connection, ConnectionState, type CloseReason, type ConnectionSecurity 
 import { deriveClusterKeys, systemRandomBytes, type ClusterKeys, type RandomBytes } from './crypto.js';
 import { encodeEnvelope, toMemberInfo, type Envelope } from './envelope.js';
 import { FailureDetector } from './failure-detector.js';
-import { addressKey, MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
-import { createStaticMembership } from './membership-static.js';
-import { createDnsMembership, type DnsResolver } from './membership-dns.js';
-import { createMulticastMembership, type UdpSocketFactory } from './membership-multicast.js';
+import { addressKey, type MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
+import { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
 import { plainNet, tlsNet, type ListeningServer, type NetFactory } from './net.js';
+export { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
 import { Peer } from './peer.js';
 import { PendingCalls } from './pending.js';
+import { Dialer } from './dialer.js';
 import { Prober, PING_TOPIC, PROBE_TOPIC } from './prober.js';
 import { answerRequest, deliverMessage, type DispatchPort } from './dispatch.js';
 import { buildSnapshot, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
@@ -29,40 +29,6 @@ import { MemberState, type BroadcastResult, type ClusterChannel, type JsonValue,
 /** Topics under this prefix are the cluster layer's own. */
 export const RESERVED_TOPIC_PREFIX = '__cohort.';
 const EVENT_RING = 200;
-const BLOCK_MS = 10_000;
-
-/** A non-fatal problem reported by the node (it keeps running). */
-export interface ClusterErrorEvent {
-  readonly code: string;
-  readonly message: string;
-  /** Member id concerned, if known. */
-  readonly peer?: string;
-  /** Remote socket address, if relevant. */
-  readonly remote?: string;
-}
-
-/** Everything the node takes from outside; all optional. */
-export interface ClusterNodeDeps {
-  readonly clock?: Clock;
-  readonly random?: Random;
-  readonly randomBytes?: RandomBytes;
-  /** Wall clock for event timestamps and startTime (ms since epoch). */
-  readonly wallClock?: () => number;
-  /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  readonly net?: NetFactory;
-  /** Membership services by type; default: static, multicast, dns. */
-  readonly membershipRegistry?: MembershipRegistry;
-  readonly dnsResolver?: DnsResolver;
-  readonly createUdpSocket?: UdpSocketFactory;
-  /** Source file name for config errors. */
-  readonly configFile?: string;
-}
-
-/** A registry with the built-in membership services. */
-export function defaultMembershipRegistry(): MembershipRegistry {
-  return new MembershipRegistry().register('static', createStaticMembership).register('multicast', createMulticastMembership).register('dns', createDnsMembership);
-}
 
 enum NodeState {
   Created = 'created',
@@ -103,9 +69,7 @@ export class ClusterNode implements ClusterChannel {
   private membership: MembershipService | undefined;
   private readonly peers = new Map<string, Peer>();
   private readonly conns = new Set<Connection>();
-  private readonly dials = new Map<string, () => void>();
-  private readonly selfAddrs = new Set<string>();
-  private readonly blocked = new Map<string, number>();
+  private readonly dialer: Dialer;
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
@@ -141,6 +105,7 @@ export class ClusterNode implements ClusterChannel {
       meta: { ...config.meta },
     };
     this.pending = new PendingCalls(this.clock);
+    this.dialer = new Dialer(this.net, this.clock, config.timing.connectTimeoutMs);
     const t = config.timing;
     this.detector = new FailureDetector(
       { clock: this.clock, suspectAfterMs: t.suspectAfterMs, confirmTimeoutMs: t.confirmTimeoutMs, probeIntervalMs: t.probeIntervalMs },
@@ -221,7 +186,7 @@ export class ClusterNode implements ClusterChannel {
     this.state = NodeState.Starting;
     this.server = await this.net.listen(this.config.listen.host, this.config.listen.port, (s) => this.accept(s), (err, remote) => this.countAuthFailure(err, remote));
     if (!this.config.advertise?.port) this.me = { ...this.me, channelAddress: { host: this.me.channelAddress.host, port: this.server.port } };
-    this.selfAddrs.add(addressKey(this.me.channelAddress));
+    this.dialer.markSelf(addressKey(this.me.channelAddress));
     this.detector.start();
     this.state = NodeState.Running;
     this.heartbeatLoop();
@@ -396,46 +361,35 @@ export class ClusterNode implements ClusterChannel {
     return { ...this.me, meta: { ...this.me.meta }, channelAddress: { ...this.me.channelAddress } };
   }
 
-  /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`). */
+  /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`): a refused connect confirms it gone. */
   private dial(addr: Address, expectId?: string): void {
     if (this.state !== NodeState.Running) return;
-    const key = addressKey(addr);
-    if (this.dials.has(key) || this.selfAddrs.has(key)) return;
-    const until = this.blocked.get(key);
-    if (until !== undefined && this.clock.now() < until && expectId === undefined) return;
-    let timer: TimerHandle | undefined = undefined;
-    const cancel = this.net.connect(addr, (err, socket) => {
-      if (timer) this.clock.clearTimeout(timer);
-      if (err || !socket) {
-        this.dials.delete(key);
-        if (expectId && (err as { code?: string } | undefined)?.code === 'ECONNREFUSED') this.detector.confirmGone(expectId, `connection refused by ${key}`);
-        return;
-      }
-      if (this.state !== NodeState.Running) {
-        this.dials.delete(key);
-        socket.destroy();
-        return;
-      }
-      const conn = new Connection(this.connOpts('client', socket));
-      (conn as { dialKey?: string }).dialKey = key;
-      this.adopt(conn);
-    });
-    this.dials.set(key, cancel);
-    timer = this.clock.setTimeout(() => cancel(), this.config.timing.connectTimeoutMs);
-    timer.unref?.();
+    this.dialer.dial(
+      addr,
+      expectId !== undefined,
+      (socket, key) => {
+        if (this.state !== NodeState.Running) {
+          this.dialer.done(key);
+          socket.destroy();
+          return;
+        }
+        const conn = new Connection(this.connOpts('client', socket));
+        conn.dialKey = key;
+        this.adopt(conn);
+      },
+      (err, key) => {
+        if (expectId && err.code === 'ECONNREFUSED') this.detector.confirmGone(expectId, `connection refused by ${key}`);
+      },
+    );
   }
 
   private dialPeer(peer: Peer): void {
-    const now = this.clock.now();
-    if (now - peer.lastDialAt < this.config.timing.reconnectMs && peer.lastDialAt > -Infinity && this.dials.has(addressKey(peer.info.channelAddress))) return;
-    peer.lastDialAt = now;
     this.dial(peer.info.channelAddress, peer.id);
   }
 
   private onConnClose(conn: Connection, reason: CloseReason, err?: Error): void {
     this.conns.delete(conn);
-    const dialKey = (conn as { dialKey?: string }).dialKey;
-    if (dialKey && this.dials.has(dialKey) && !conn.peerId) this.dials.delete(dialKey);
+    if (conn.dialKey && !conn.peerId) this.dialer.done(conn.dialKey);
     const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
     if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
     else if (reason === 'protocol') {
@@ -443,10 +397,7 @@ export class ClusterNode implements ClusterChannel {
       this.emitError({ code: (err as CohortError | undefined)?.code ?? 'COHORT_PROTOCOL', message: `closed connection ${conn.remote}: ${err?.message ?? 'protocol error'}`, remote: conn.remote, ...(peer ? { peer: peer.id } : {}) });
     } else if (!conn.peerId && reason !== 'local') this.stats_.handshakeAborted++;
     if (!peer) return;
-    if (peer.out === conn) {
-      peer.out = undefined;
-      if (dialKey) this.dials.delete(dialKey);
-    }
+    if (peer.out === conn) peer.out = undefined;
     peer.ins.delete(conn);
     if (this.state !== NodeState.Running || reason === 'local') return;
     // An authentication failure closes the connection and is counted; it is not evidence about the member.
@@ -513,15 +464,15 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private onHello(conn: Connection, m: MemberInfo): void {
-    const dialKey = (conn as { dialKey?: string }).dialKey;
+    const dialKey = conn.dialKey;
     if (m.clusterName !== this.me.clusterName) {
       // another cluster sharing the address list or group: ignored, not an error
-      if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
+      if (dialKey) this.dialer.block(dialKey);
       conn.close('local');
       return;
     }
     if (m.id === this.me.id) {
-      if (dialKey) this.selfAddrs.add(dialKey);
+      if (dialKey) this.dialer.markSelf(dialKey);
       conn.close('local');
       return;
     }
@@ -530,7 +481,7 @@ export class ClusterNode implements ClusterChannel {
       this.stats_.refused++;
       this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${conflict}`, remote: conn.remote });
       conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: conflict });
-      if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
+      if (dialKey) this.dialer.block(dialKey);
       conn.close('local');
       return;
     }
@@ -542,7 +493,7 @@ export class ClusterNode implements ClusterChannel {
     peer.info = m;
     conn.peerId = m.id;
     if (conn.role === 'client') {
-      if (dialKey) this.dials.delete(dialKey);
+      if (dialKey) this.dialer.done(dialKey);
       if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) {
         conn.close('local');
       } else {
@@ -571,8 +522,7 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private onRefuse(conn: Connection, code: string, message: string): void {
-    const dialKey = (conn as { dialKey?: string }).dialKey;
-    if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
+    if (conn.dialKey) this.dialer.block(conn.dialKey);
     this.stats_.refused++;
     this.emitError({ code, message: `refused by ${conn.remote}: ${message}`, remote: conn.remote });
     const peerId = conn.peerId;
@@ -592,7 +542,11 @@ export class ClusterNode implements ClusterChannel {
     const hb = encodeEnvelope({ t: 'hb', inc: this.me.incarnation });
     for (const p of this.peers.values()) {
       if (p.ready()) this.enqueue(p, hb);
-      else if (this.detector.get(p.id)?.state !== MemberState.Gone) this.dialPeer(p);
+      else if (this.detector.get(p.id)?.state !== MemberState.Gone && this.clock.now() - p.lastDialAt >= this.config.timing.reconnectMs) {
+        // reconnect loop for members without an outgoing connection (immediate dials on loss bypass it)
+        p.lastDialAt = this.clock.now();
+        this.dialPeer(p);
+      }
     }
   }
 
@@ -644,7 +598,7 @@ export class ClusterNode implements ClusterChannel {
       candidates: (addrs) => {
         for (const a of addrs) {
           const key = addressKey(a);
-          if (this.selfAddrs.has(key)) continue;
+          if (this.dialer.isSelf(key)) continue;
           let connected = false;
           for (const p of this.peers.values()) if (addressKey(p.info.channelAddress) === key && p.ready()) connected = true;
           if (!connected) this.dial(a);
@@ -665,8 +619,7 @@ export class ClusterNode implements ClusterChannel {
     if (this.rttTimer) this.clock.clearTimeout(this.rttTimer);
     this.membership?.close();
     this.detector.stop();
-    for (const cancel of [...this.dials.values()]) cancel();
-    this.dials.clear();
+    this.dialer.cancelAll();
   }
 
   private finish(): void {
