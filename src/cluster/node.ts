@@ -206,7 +206,8 @@ export class ClusterNode implements ClusterChannel {
     this.stopBackground();
     const leave = encodeEnvelope({ t: 'leave' });
     // on every connection: the peer must read the leave before the end of whichever connection it reads first
-    for (const c of this.conns) if (c.state === ConnectionState.Open && c.peerId) c.sendEncoded(leave);
+    // (identified or not: a peer that identified us before we identified it must hear it too)
+    for (const c of this.conns) if (c.state === ConnectionState.Open) c.sendEncoded(leave);
     await new Promise((r) => setImmediate(r));
     const deadline = this.clock.now() + 1000;
     while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -378,7 +379,11 @@ export class ClusterNode implements ClusterChannel {
         this.adopt(conn);
       },
       (err, key) => {
-        if (expectId && err.code === 'ECONNREFUSED') this.detector.confirmGone(expectId, `connection refused by ${key}`);
+        if (expectId && err.code === 'ECONNREFUSED') {
+          // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
+          // port may sit in the same poll batch as this refusal, and must be read first.
+          this.clock.setTimeout(() => this.detector.confirmGone(expectId, `connection refused by ${key}`), 0).unref?.();
+        }
       },
     );
   }
@@ -417,6 +422,11 @@ export class ClusterNode implements ClusterChannel {
     if (!conn.peerId) {
       if (env.t === 'hello') this.onHello(conn, toMemberInfo(env.member));
       else if (env.t === 'refuse') this.onRefuse(conn, env.code, env.message);
+      else if (env.t === 'leave') {
+        const known = conn.dialKey === undefined ? undefined : [...this.peers.values()].find((p) => addressKey(p.info.channelAddress) === conn.dialKey);
+        if (known) this.detector.left(known.id);
+        conn.close('local');
+      }
       else conn.close('protocol', new CohortError('COHORT_PROTOCOL', `${env.t} before hello`));
       return;
     }
