@@ -11,8 +11,8 @@ import { CohortError } from '../errors.js';
 import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseClusterConfig, resolveSecret, type ClusterConfig } from './config.js';
 import { Connection, ConnectionState, type CloseReason, type ConnectionSecurity } from './connection.js';
-import { deriveClusterKeys, systemRandomBytes, type ClusterKeys, type RandomBytes } from './crypto.js';
-import { encodeEnvelope, toMemberInfo, type Envelope } from './envelope.js';
+import { deriveClusterKeys, systemRandomBytes, SEALED_OVERHEAD, type ClusterKeys, type RandomBytes } from './crypto.js';
+import { encodeEnvelope, toMemberInfo, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 import { FailureDetector } from './failure-detector.js';
 import { addressKey, type MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
 import { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
@@ -293,6 +293,10 @@ export class ClusterNode implements ClusterChannel {
    * dropped (counted, error event) and the peer is suspected.
    */
   private enqueue(peer: Peer, plain: Buffer, written?: () => void, dropped?: (e: Error) => void): void {
+    if (plain.length + BATCH_RECORD_OVERHEAD + SEALED_OVERHEAD > this.config.limits.maxFrameBytes) {
+      dropped?.(new CohortError('COHORT_MESSAGE_TOO_LARGE', `message of ${plain.length} bytes exceeds cluster.limits.maxFrameBytes (${this.config.limits.maxFrameBytes}); split it (e.g. chunked requests)`));
+      return;
+    }
     if (peer.backlogBytes() + plain.length > this.config.limits.maxQueueBytes) {
       peer.dropped++;
       this.stats_.dropped++;

@@ -58,6 +58,8 @@ test('channel: two nodes discover each other (static), exchange all send modes a
   // timeout
   b.handle('slow', () => new Promise((r) => setTimeout(r, 500)));
   await assert.rejects(a.send(bid, 'slow', 1, { mode: 'applied', timeoutMs: 50 }), { code: 'COHORT_SEND_TIMEOUT' });
+  // a message larger than the frame limit is refused at the sender
+  await assert.rejects(a.send(bid, 't', 'x'.repeat(17 * 1024 * 1024)), { code: 'COHORT_MESSAGE_TOO_LARGE' });
   // meta
   b.setMeta({ ready: 'true' });
   await until(() => a.members()[0]!.meta['ready'] === 'true');
