@@ -70,6 +70,8 @@ export class ClusterNode implements ClusterChannel {
   private readonly peers = new Map<string, Peer>();
   private readonly conns = new Set<Connection>();
   private readonly dialer: Dialer;
+  /** Address key → member id whose liveness a refusal there confirms. */
+  private readonly confirmAt = new Map<string, string>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
@@ -369,6 +371,8 @@ export class ClusterNode implements ClusterChannel {
   /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`): a refused connect confirms it gone. */
   private dial(addr: Address, expectId?: string): void {
     if (this.state !== NodeState.Running) return;
+    // an attempt already in flight for this address (e.g. a discovery dial) must confirm too
+    if (expectId !== undefined) this.confirmAt.set(addressKey(addr), expectId);
     this.dialer.dial(
       addr,
       expectId !== undefined,
@@ -378,15 +382,18 @@ export class ClusterNode implements ClusterChannel {
           socket.destroy();
           return;
         }
+        this.confirmAt.delete(key);
         const conn = new Connection(this.connOpts('client', socket));
         conn.dialKey = key;
         this.adopt(conn);
       },
       (err, key) => {
-        if (expectId && err.code === 'ECONNREFUSED') {
+        const confirmId = this.confirmAt.get(key);
+        this.confirmAt.delete(key);
+        if (confirmId && err.code === 'ECONNREFUSED') {
           // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
           // port may sit in the same poll batch as this refusal, and must be read first.
-          this.clock.setTimeout(() => this.detector.confirmGone(expectId, `connection refused by ${key}`), 0).unref?.();
+          this.clock.setTimeout(() => this.detector.confirmGone(confirmId, `connection refused by ${key}`), 0).unref?.();
         }
       },
     );
