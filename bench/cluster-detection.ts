@@ -40,7 +40,11 @@ async function main(): Promise<void> {
     c.kill(stop ? 'SIGSTOP' : 'SIGKILL');
     const ga = await a.wait(since('gone', 'c', t1), 10_000, 'a sees c gone');
     const gb = await b.wait(since('gone', 'c', t1), 10_000, 'b sees c gone');
-    for (const g of [ga, gb]) (stop ? stopT : killT).push((g['at'] as number) - t1);
+    for (const [who, g, p] of [['a', ga, a], ['b', gb, b]] as const) {
+      const ms = (g['at'] as number) - t1;
+      (stop ? stopT : killT).push(ms);
+      if (!stop && ms > 100) console.log(`  slow: ${who} ${ms} ms: ${JSON.stringify(p.lines.filter((l) => l['route'] === 'c' && (l['at'] as number) >= t1))}`);
+    }
     c.kill('SIGKILL');
     await c.exited();
   }

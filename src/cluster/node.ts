@@ -71,7 +71,7 @@ export class ClusterNode implements ClusterChannel {
   private readonly conns = new Set<Connection>();
   private readonly dialer: Dialer;
   /** Address key → member id whose liveness a refusal there confirms. */
-  private readonly confirmAt = new Map<string, string>();
+  private readonly confirmAt = new Map<string, { readonly id: string; readonly addr: Address; tries: number }>();
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
@@ -372,7 +372,10 @@ export class ClusterNode implements ClusterChannel {
   private dial(addr: Address, expectId?: string): void {
     if (this.state !== NodeState.Running) return;
     // an attempt already in flight for this address (e.g. a discovery dial) must confirm too
-    if (expectId !== undefined) this.confirmAt.set(addressKey(addr), expectId);
+    if (expectId !== undefined) {
+      const key = addressKey(addr);
+      this.confirmAt.set(key, { id: expectId, addr, tries: this.confirmAt.get(key)?.tries ?? 0 });
+    }
     this.dialer.dial(
       addr,
       expectId !== undefined,
@@ -382,13 +385,12 @@ export class ClusterNode implements ClusterChannel {
           socket.destroy();
           return;
         }
-        this.confirmAt.delete(key);
         const conn = new Connection(this.connOpts('client', socket));
         conn.dialKey = key;
         this.adopt(conn);
       },
       (err, key) => {
-        const confirmId = this.confirmAt.get(key);
+        const confirmId = this.confirmAt.get(key)?.id;
         this.confirmAt.delete(key);
         if (confirmId && err.code === 'ECONNREFUSED') {
           // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
@@ -405,7 +407,15 @@ export class ClusterNode implements ClusterChannel {
 
   private onConnClose(conn: Connection, reason: CloseReason, err?: Error): void {
     this.conns.delete(conn);
-    if (conn.dialKey && !conn.peerId) this.dialer.done(conn.dialKey);
+    if (conn.dialKey && !conn.peerId) {
+      this.dialer.done(conn.dialKey);
+      // A dying process's listener can still accept and then reset: that is no answer yet, ask again soon.
+      const c = this.confirmAt.get(conn.dialKey);
+      if (c && c.tries < 5 && this.state === NodeState.Running && reason !== 'local') {
+        c.tries++;
+        this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
+      } else this.confirmAt.delete(conn.dialKey);
+    }
     const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
     if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
     else if (reason === 'protocol') {
@@ -514,7 +524,10 @@ export class ClusterNode implements ClusterChannel {
     peer.info = m;
     conn.peerId = m.id;
     if (conn.role === 'client') {
-      if (dialKey) this.dialer.done(dialKey);
+      if (dialKey) {
+        this.dialer.done(dialKey);
+        this.confirmAt.delete(dialKey);
+      }
       if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) {
         conn.close('local');
       } else {
