@@ -411,7 +411,7 @@ export class ClusterNode implements ClusterChannel {
       this.dialer.done(conn.dialKey);
       // A dying process's listener can still accept and then reset: that is no answer yet, ask again soon.
       const c = this.confirmAt.get(conn.dialKey);
-      if (c && c.tries < 5 && this.state === NodeState.Running && reason !== 'local') {
+      if (c && c.tries < 25 && this.state === NodeState.Running && reason !== 'local') {
         c.tries++;
         this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
       } else this.confirmAt.delete(conn.dialKey);
