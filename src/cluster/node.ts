@@ -390,15 +390,28 @@ export class ClusterNode implements ClusterChannel {
         this.adopt(conn);
       },
       (err, key) => {
-        const confirmId = this.confirmAt.get(key)?.id;
-        this.confirmAt.delete(key);
-        if (confirmId && err.code === 'ECONNREFUSED') {
+        const c = this.confirmAt.get(key);
+        if (c && err.code === 'ECONNREFUSED') {
+          this.confirmAt.delete(key);
           // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
           // port may sit in the same poll batch as this refusal, and must be read first.
-          this.clock.setTimeout(() => this.detector.confirmGone(confirmId, `connection refused by ${key}`), 0).unref?.();
-        }
+          this.clock.setTimeout(() => this.detector.confirmGone(c.id, `connection refused by ${key}`), 0).unref?.();
+        } else if (c && err.code === 'ECONNRESET') this.retryConfirm(key);
+        else this.confirmAt.delete(key);
       },
     );
+  }
+
+  /** A dying process's listener can still accept, then reset: that is no answer yet, so ask again soon. */
+  private retryConfirm(key: string): void {
+    const c = this.confirmAt.get(key);
+    if (!c) return;
+    if (c.tries >= 25 || this.state !== NodeState.Running) {
+      this.confirmAt.delete(key);
+      return;
+    }
+    c.tries++;
+    this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
   }
 
   private dialPeer(peer: Peer): void {
@@ -409,12 +422,8 @@ export class ClusterNode implements ClusterChannel {
     this.conns.delete(conn);
     if (conn.dialKey && !conn.peerId) {
       this.dialer.done(conn.dialKey);
-      // A dying process's listener can still accept and then reset: that is no answer yet, ask again soon.
-      const c = this.confirmAt.get(conn.dialKey);
-      if (c && c.tries < 25 && this.state === NodeState.Running && reason !== 'local') {
-        c.tries++;
-        this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
-      } else this.confirmAt.delete(conn.dialKey);
+      if (reason !== 'local') this.retryConfirm(conn.dialKey);
+      else this.confirmAt.delete(conn.dialKey);
     }
     const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
     if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
