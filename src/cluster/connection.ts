@@ -218,7 +218,13 @@ export class Connection {
       }
       for (const env of envs) {
         if ((this.state as ConnectionState) === ConnectionState.Closed) return;
-        this.h.onEnvelope(this, env, Math.round((f.length + FRAME_HEADER_BYTES) / envs.length));
+        try {
+          this.h.onEnvelope(this, env, Math.round((f.length + FRAME_HEADER_BYTES) / envs.length));
+        } catch (err) {
+          // a failure while handling one peer's message costs that connection, not the process
+          this.close('protocol', err as Error);
+          return;
+        }
       }
     }
   }

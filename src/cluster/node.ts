@@ -654,7 +654,14 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private emitError(e: ClusterErrorEvent): void {
-    for (const l of [...this.errorListeners]) l(e);
+    for (const l of [...this.errorListeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        // the error channel itself failed: surface it as a process warning rather than lose both
+        process.emitWarning(`cohort cluster error listener threw: ${(err as Error)?.message ?? String(err)} (while reporting ${e.code}: ${e.message})`);
+      }
+    }
   }
 
   private stopBackground(): void {
