@@ -436,8 +436,10 @@ export class ClusterNode implements ClusterChannel {
     peer.ins.delete(conn);
     if (this.state !== NodeState.Running || reason === 'local') return;
     // An authentication failure closes the connection and is counted; it is not evidence about the member.
-    if (reason === 'remote' || reason === 'timeout') this.detector.suspect(peer.id, 'connection lost');
-    this.dialPeer(peer);
+    // A lost connection is evidence only if it was the last one with that member (a crashed process drops
+    // them all; a duplicate or a single broken one is just re-dialed).
+    if ((reason === 'remote' || reason === 'timeout') && !peer.hasOpenConnection()) this.detector.suspect(peer.id, 'connection lost');
+    if (!peer.ready()) this.dialPeer(peer);
   }
 
   private countAuthFailure(err: Error | undefined, remote: string, peer?: Peer): void {

@@ -236,3 +236,23 @@ test('channel: config errors name the key path; a custom membership service regi
   const c = createClusterNode({ route: 'c', listen: { host: '127.0.0.1', port: 0 }, secret: SECRET, membership: { type: 'nope' } });
   await assert.rejects(c.start(), { code: 'COHORT_MEMBERSHIP_UNKNOWN' });
 });
+
+test('channel: a forged frame on a live connection closes that connection and is counted; membership is untouched', async () => {
+  const a = await node('a');
+  const b = await node('b', { membership: { type: 'static', members: [addr(a)] } });
+  await until(() => a.members().length === 1 && b.members().length === 1);
+  const evA = record(a);
+  const bid = b.self.id;
+  // write a well-formed frame with a bad tag on b's outgoing connection, as an on-path attacker would
+  const out = [...(b as unknown as { conns: Set<{ role: string; peerId?: string; socket: net.Socket }> }).conns].find((c) => c.role === 'client' && c.peerId === a.self.id)!;
+  const forged = Buffer.alloc(4 + 8 + 40 + 16, 0);
+  forged.writeUInt32BE(8 + 40 + 16, 0);
+  forged.writeBigUInt64BE(999n, 4);
+  out.socket.write(forged);
+  await until(() => (a.counters()[bid]?.authFailures ?? 0) === 1, 2000, 'auth failure counted on the peer');
+  assert.equal(a.stats().authFailures, 1);
+  a.handle('ping', () => 'pong');
+  await until(() => b.members().some((m) => m.state === 'alive'), 2000);
+  assert.equal(await b.request(a.self.id, 'ping', null), 'pong');
+  assert.deepEqual(evA.filter((e) => e.member.id === bid).map((e) => `${e.type}:${'reason' in e ? e.reason : ''}`), [], 'a reports nothing about b');
+});
