@@ -21,6 +21,7 @@ export { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps
 import { Peer } from './peer.js';
 import { PendingCalls } from './pending.js';
 import { Dialer } from './dialer.js';
+import { admit } from './admission.js';
 import { Prober, PING_TOPIC, PROBE_TOPIC } from './prober.js';
 import { answerRequest, deliverMessage, type DispatchPort } from './dispatch.js';
 import { buildSnapshot, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
@@ -507,25 +508,26 @@ export class ClusterNode implements ClusterChannel {
 
   private onHello(conn: Connection, m: MemberInfo): void {
     const dialKey = conn.dialKey;
-    if (m.clusterName !== this.me.clusterName) {
-      // another cluster sharing the address list or group: ignored, not an error
-      if (dialKey) this.dialer.block(dialKey);
-      conn.close('local');
-      return;
-    }
-    if (m.id === this.me.id) {
-      if (dialKey) this.dialer.markSelf(dialKey);
-      conn.close('local');
-      return;
-    }
-    const conflict = this.routeConflict(m);
-    if (conflict) {
-      this.stats_.refused++;
-      this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${conflict}`, remote: conn.remote });
-      conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: conflict });
-      if (dialKey) this.dialer.block(dialKey);
-      conn.close('local');
-      return;
+    const holder = this.detector.byRoute(m.route);
+    const decision = admit(this.me, m, holder, holder ? (this.peers.get(holder.id)?.hasOpenConnection() ?? false) : false);
+    switch (decision.kind) {
+      case 'other-cluster':
+        if (dialKey) this.dialer.block(dialKey);
+        conn.close('local');
+        return;
+      case 'self':
+        if (dialKey) this.dialer.markSelf(dialKey);
+        conn.close('local');
+        return;
+      case 'refuse':
+        this.stats_.refused++;
+        this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${decision.message}`, remote: conn.remote });
+        conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: decision.message });
+        if (dialKey) this.dialer.block(dialKey);
+        conn.close('local');
+        return;
+      case 'admit':
+        if (decision.replaces) this.detector.confirmGone(decision.replaces, `replaced by node ${m.id} with the same route`);
     }
     let peer = this.peers.get(m.id);
     if (!peer) {
@@ -539,11 +541,8 @@ export class ClusterNode implements ClusterChannel {
         this.dialer.done(dialKey);
         this.confirmAt.delete(dialKey);
       }
-      if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) {
-        conn.close('local');
-      } else {
-        peer.out = conn;
-      }
+      if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) conn.close('local');
+      else peer.out = conn;
     } else {
       peer.ins.add(conn);
       conn.send({ t: 'hello', member: this.wireSelf() });
@@ -551,19 +550,6 @@ export class ClusterNode implements ClusterChannel {
     this.detector.verified(m);
     peer.drain();
     if (!peer.ready()) this.dialPeer(peer);
-  }
-
-  /** Why `m` may not join, or undefined. A stale holder of the route (no open connection) is replaced. */
-  private routeConflict(m: MemberInfo): string | undefined {
-    if (m.route === this.me.route) return `route "${m.route}" is already used by node ${this.me.id} at ${addressKey(this.me.channelAddress)}; every node needs a unique route`;
-    const holder = this.detector.byRoute(m.route);
-    if (!holder || holder.id === m.id) return undefined;
-    const hp = this.peers.get(holder.id);
-    if (hp && hp.hasOpenConnection() && holder.state === MemberState.Alive) {
-      return `route "${m.route}" is already used by live node ${holder.id} at ${addressKey(holder.channelAddress)}; every node needs a unique route`;
-    }
-    this.detector.confirmGone(holder.id, `replaced by node ${m.id} with the same route`);
-    return undefined;
   }
 
   private onRefuse(conn: Connection, code: string, message: string): void {
