@@ -72,6 +72,13 @@ const dnsSchema = z
   })
   .strict();
 
+const BUILT_IN_MEMBERSHIP = ['static', 'multicast', 'dns'];
+
+/** A membership service registered by the application: its own keys, checked by its factory. */
+const customMembershipSchema = z
+  .object({ type: z.string().min(1).refine((t) => !BUILT_IN_MEMBERSHIP.includes(t), 'built-in membership config with invalid keys') })
+  .passthrough();
+
 export const clusterConfigSchema = z
   .object({
     route: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'),
@@ -85,7 +92,7 @@ export const clusterConfigSchema = z
     secret: z.string().optional(),
     secretFile: z.string().optional(),
     tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }).strict().optional(),
-    membership: z.discriminatedUnion('type', [staticSchema, multicastSchema, dnsSchema]).default({ type: 'static', members: [], refreshMs: DEFAULT_STATIC_REFRESH_MS }),
+    membership: z.union([z.discriminatedUnion('type', [staticSchema, multicastSchema, dnsSchema]), customMembershipSchema]).default({ type: 'static', members: [], refreshMs: DEFAULT_STATIC_REFRESH_MS }),
     timing: z
       .object({
         heartbeatIntervalMs: ms.default(DEFAULT_TIMING.heartbeatIntervalMs),

@@ -73,3 +73,33 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
 export function toMemberInfo(m: z.infer<typeof memberInfoSchema>): MemberInfo {
   return { ...m, channelAddress: { ...m.channelAddress }, meta: { ...m.meta } };
 }
+
+/** Bytes added per envelope inside a batch (its length prefix). */
+export const BATCH_RECORD_OVERHEAD = 4;
+
+/** Packs encoded envelopes as `[u32 BE length][bytes]…` (`total` = sum of lengths + overheads). */
+export function packBatch(parts: readonly Buffer[], total: number): Buffer {
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const p of parts) {
+    out.writeUInt32BE(p.length, off);
+    p.copy(out, off + 4);
+    off += p.length + 4;
+  }
+  return out;
+}
+
+/** Splits a batch into its envelopes' bytes. Throws COHORT_PAYLOAD_MALFORMED if the lengths do not tile it exactly. */
+export function unpackBatch(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let off = 0;
+  if (buf.length === 0) throw new EnvelopeError('COHORT_PAYLOAD_MALFORMED', 'empty batch');
+  while (off < buf.length) {
+    if (buf.length - off < 4) throw new EnvelopeError('COHORT_PAYLOAD_MALFORMED', 'truncated batch record header');
+    const len = buf.readUInt32BE(off);
+    if (len > buf.length - off - 4) throw new EnvelopeError('COHORT_PAYLOAD_MALFORMED', `batch record of ${len} bytes overruns the frame`);
+    out.push(buf.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}

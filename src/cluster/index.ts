@@ -25,7 +25,7 @@ export { FailureDetector, type FailureDetectorOptions, type DetectorPort } from 
 export { FrameDecoder, encodeFrame, FrameError, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, type FrameDecoderOptions } from './codec.js';
 export { deriveClusterKeys, AuthError, FrameSealer, FrameOpener, sealDatagram, openDatagram, systemRandomBytes, MIN_SECRET_BYTES, type ClusterKeys, type RandomBytes } from './crypto.js';
 export { ClientHandshake, ServerHandshake, HandshakeError, type SecureSession, type HandshakeStep } from './handshake.js';
-export { envelopeSchema, decodeEnvelope, encodeEnvelope, EnvelopeError, type Envelope } from './envelope.js';
+export { envelopeSchema, decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, EnvelopeError, type Envelope } from './envelope.js';
 export { MembershipRegistry, addressKey, parseHostPort, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type MembershipFactory } from './membership.js';
 export { StaticMembership, createStaticMembership, type StaticMembershipConfig } from './membership-static.js';
 export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver, type DnsRecordType, type DnsMembershipConfig } from './membership-dns.js';

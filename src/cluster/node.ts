@@ -11,57 +11,25 @@ import { CohortError } from '../errors.js';
 import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseClusterConfig, resolveSecret, type ClusterConfig } from './config.js';
 import { Connection, ConnectionState, type CloseReason, type ConnectionSecurity } from './connection.js';
-import { deriveClusterKeys, systemRandomBytes, type ClusterKeys, type RandomBytes } from './crypto.js';
-import { encodeEnvelope, toMemberInfo, type Envelope } from './envelope.js';
+import { deriveClusterKeys, systemRandomBytes, SEALED_OVERHEAD, type ClusterKeys, type RandomBytes } from './crypto.js';
+import { encodeEnvelope, toMemberInfo, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 import { FailureDetector } from './failure-detector.js';
-import { addressKey, MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
-import { createStaticMembership } from './membership-static.js';
-import { createDnsMembership, type DnsResolver } from './membership-dns.js';
-import { createMulticastMembership, type UdpSocketFactory } from './membership-multicast.js';
+import { addressKey, type MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
+import { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
 import { plainNet, tlsNet, type ListeningServer, type NetFactory } from './net.js';
+export { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
 import { Peer } from './peer.js';
+import { PendingCalls } from './pending.js';
+import { Dialer } from './dialer.js';
+import { admit } from './admission.js';
+import { Prober, PING_TOPIC, PROBE_TOPIC } from './prober.js';
+import { answerRequest, deliverMessage, type DispatchPort } from './dispatch.js';
 import { buildSnapshot, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
 import { MemberState, type BroadcastResult, type ClusterChannel, type JsonValue, type MemberInfo, type MemberView, type MembershipEvent, type MessageHandler, type PeerCounters, type SendOptions } from './types.js';
 
 /** Topics under this prefix are the cluster layer's own. */
 export const RESERVED_TOPIC_PREFIX = '__cohort.';
-const PING = '__cohort.ping';
-const PROBE = '__cohort.probe';
 const EVENT_RING = 200;
-const BLOCK_MS = 10_000;
-
-/** A non-fatal problem reported by the node (it keeps running). */
-export interface ClusterErrorEvent {
-  readonly code: string;
-  readonly message: string;
-  /** Member id concerned, if known. */
-  readonly peer?: string;
-  /** Remote socket address, if relevant. */
-  readonly remote?: string;
-}
-
-/** Everything the node takes from outside; all optional. */
-export interface ClusterNodeDeps {
-  readonly clock?: Clock;
-  readonly random?: Random;
-  readonly randomBytes?: RandomBytes;
-  /** Wall clock for event timestamps and startTime (ms since epoch). */
-  readonly wallClock?: () => number;
-  /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  readonly net?: NetFactory;
-  /** Membership services by type; default: static, multicast, dns. */
-  readonly membershipRegistry?: MembershipRegistry;
-  readonly dnsResolver?: DnsResolver;
-  readonly createUdpSocket?: UdpSocketFactory;
-  /** Source file name for config errors. */
-  readonly configFile?: string;
-}
-
-/** A registry with the built-in membership services. */
-export function defaultMembershipRegistry(): MembershipRegistry {
-  return new MembershipRegistry().register('static', createStaticMembership).register('multicast', createMulticastMembership).register('dns', createDnsMembership);
-}
 
 enum NodeState {
   Created = 'created',
@@ -69,14 +37,6 @@ enum NodeState {
   Running = 'running',
   Closing = 'closing',
   Closed = 'closed',
-}
-
-interface Pending {
-  readonly peerId: string;
-  readonly resolve: (v: JsonValue) => void;
-  readonly reject: (e: Error) => void;
-  readonly timer: TimerHandle;
-  readonly sentAt: number;
 }
 
 function isWildcard(host: string): boolean {
@@ -98,21 +58,23 @@ export class ClusterNode implements ClusterChannel {
   private readonly net: NetFactory;
   private readonly keys: ClusterKeys | undefined;
   private readonly security: ConnectionSecurity;
-  private readonly registry: MembershipRegistry;
+  /** Membership services by type, owned by this node (register custom ones before start()). */
+  readonly registry: MembershipRegistry;
   private readonly deps: ClusterNodeDeps;
   private readonly detector: FailureDetector;
+  private readonly prober: Prober;
+  private readonly dispatch: DispatchPort;
   private me: MemberInfo;
   private state = NodeState.Created;
   private server: ListeningServer | undefined;
   private membership: MembershipService | undefined;
   private readonly peers = new Map<string, Peer>();
   private readonly conns = new Set<Connection>();
-  private readonly dials = new Map<string, () => void>();
-  private readonly selfAddrs = new Set<string>();
-  private readonly blocked = new Map<string, number>();
+  private readonly dialer: Dialer;
+  /** Address key → member id whose liveness a refusal there confirms. */
+  private readonly confirmAt = new Map<string, { readonly id: string; readonly addr: Address; tries: number }>();
   private readonly handlers = new Map<string, MessageHandler>();
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
   private readonly errorListeners = new Set<(e: ClusterErrorEvent) => void>();
   private readonly ring: TimedEvent[] = [];
@@ -129,10 +91,10 @@ export class ClusterNode implements ClusterChannel {
     this.wall = deps.wallClock ?? Date.now;
     const secret = resolveSecret(config, deps.env ?? process.env);
     this.keys = secret !== undefined ? deriveClusterKeys(secret) : undefined;
-    this.net = deps.net ?? (config.tls && secret === undefined ? tlsNet(config.tls) : plainNet);
+    // mutual TLS replaces the secret handshake on the channel; a secret, if also given, still seals multicast heartbeats
+    this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
     this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, randomBytes: this.rnd };
     this.registry = deps.membershipRegistry ?? defaultMembershipRegistry();
-    if (!this.registry.has(config.membership.type)) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${config.membership.type}`);
     if (isWildcard(config.listen.host) && !config.advertise) {
       throw new CohortError('COHORT_CONFIG_INVALID', `cluster.advertise.host is required when cluster.listen.host is the wildcard ${JSON.stringify(config.listen.host)}`);
     }
@@ -145,11 +107,35 @@ export class ClusterNode implements ClusterChannel {
       startTime: this.wall(),
       meta: { ...config.meta },
     };
+    this.pending = new PendingCalls(this.clock);
+    this.dialer = new Dialer(this.net, this.clock, config.timing.connectTimeoutMs);
     const t = config.timing;
     this.detector = new FailureDetector(
       { clock: this.clock, suspectAfterMs: t.suspectAfterMs, confirmTimeoutMs: t.confirmTimeoutMs, probeIntervalMs: t.probeIntervalMs },
       { emit: (e) => this.onDetectorEvent(e), probe: (id) => this.probe(id) },
     );
+    this.prober = new Prober(
+      {
+        request: (to, topic, payload, o) => this.request(to, topic, payload, o),
+        liveMembers: () => this.members(),
+        isPeer: (id) => this.peers.has(id),
+        alive: (id, inc) => this.detector.alive(id, inc),
+        incarnation: () => this.me.incarnation,
+        refute: () => {
+          this.me = { ...this.me, incarnation: this.me.incarnation + 1 };
+          this.sendHeartbeats();
+          return this.me.incarnation;
+        },
+      },
+      this.random,
+      t,
+    );
+    this.dispatch = {
+      handler: (topic) => this.handlers.get(topic),
+      internal: (topic, payload) => (topic === PING_TOPIC ? Promise.resolve(this.prober.onPing(payload)) : topic === PROBE_TOPIC ? this.prober.onProbeRequest(payload) : undefined),
+      reply: (conn, env) => this.reply(conn, env),
+      error: (code, message, peer) => this.emitError({ code, message, peer }),
+    };
   }
 
   get self(): MemberInfo {
@@ -203,13 +189,18 @@ export class ClusterNode implements ClusterChannel {
     this.state = NodeState.Starting;
     this.server = await this.net.listen(this.config.listen.host, this.config.listen.port, (s) => this.accept(s), (err, remote) => this.countAuthFailure(err, remote));
     if (!this.config.advertise?.port) this.me = { ...this.me, channelAddress: { host: this.me.channelAddress.host, port: this.server.port } };
-    this.selfAddrs.add(addressKey(this.me.channelAddress));
+    this.dialer.markSelf(addressKey(this.me.channelAddress));
     this.detector.start();
     this.state = NodeState.Running;
     this.heartbeatLoop();
     this.rttLoop();
-    this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys, deps: this.deps as Record<string, unknown> });
-    await this.membership.start(this.sink());
+    try {
+      this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys, deps: this.deps as Record<string, unknown> });
+      await this.membership.start(this.sink());
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
@@ -218,7 +209,8 @@ export class ClusterNode implements ClusterChannel {
     this.stopBackground();
     const leave = encodeEnvelope({ t: 'leave' });
     // on every connection: the peer must read the leave before the end of whichever connection it reads first
-    for (const c of this.conns) if (c.state === ConnectionState.Open && c.peerId) c.sendEncoded(leave);
+    // (identified or not: a peer that identified us before we identified it must hear it too)
+    for (const c of this.conns) if (c.state === ConnectionState.Open) c.sendEncoded(leave);
     await new Promise((r) => setImmediate(r));
     const deadline = this.clock.now() + 1000;
     while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -244,7 +236,7 @@ export class ClusterNode implements ClusterChannel {
     const timeoutMs = options.timeoutMs ?? this.config.timing.sendTimeoutMs;
     const peer = this.peers.get(to);
     if (!peer || this.state !== NodeState.Running) return Promise.reject(this.unknown(to));
-    const id = this.nextId++;
+    const id = this.pending.id();
     if (mode === 'async') {
       return new Promise<void>((resolve, reject) => {
         let timer: TimerHandle | undefined;
@@ -281,7 +273,7 @@ export class ClusterNode implements ClusterChannel {
   request(to: string, topic: string, payload: JsonValue, options: { readonly timeoutMs?: number } = {}): Promise<JsonValue> {
     const peer = this.peers.get(to);
     if (!peer || this.state !== NodeState.Running) return Promise.reject(this.unknown(to));
-    const id = this.nextId++;
+    const id = this.pending.id();
     return this.call(peer, id, { t: 'req', id, topic, p: payload }, options.timeoutMs ?? this.config.timing.sendTimeoutMs, 'COHORT_REQUEST_TIMEOUT');
   }
 
@@ -293,24 +285,9 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private call(peer: Peer, id: number, env: Envelope, timeoutMs: number, timeoutCode: string): Promise<JsonValue> {
-    return new Promise<JsonValue>((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        this.pending.delete(id);
-        reject(new CohortError(timeoutCode, `no answer from ${peer.info.route} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref?.();
-      this.pending.set(id, { peerId: peer.id, resolve, reject, timer, sentAt: this.clock.now() });
-      this.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.settle(id, e));
-    });
-  }
-
-  private settle(id: number, err: Error | undefined, value: JsonValue = null): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    this.clock.clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve(value);
+    const answer = this.pending.wait(id, peer.id, timeoutMs, timeoutCode, `no answer from ${peer.info.route} within ${timeoutMs} ms`);
+    this.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.pending.settle(id, e));
+    return answer;
   }
 
   /**
@@ -319,6 +296,10 @@ export class ClusterNode implements ClusterChannel {
    * dropped (counted, error event) and the peer is suspected.
    */
   private enqueue(peer: Peer, plain: Buffer, written?: () => void, dropped?: (e: Error) => void): void {
+    if (plain.length + BATCH_RECORD_OVERHEAD + SEALED_OVERHEAD > this.config.limits.maxFrameBytes) {
+      dropped?.(new CohortError('COHORT_MESSAGE_TOO_LARGE', `message of ${plain.length} bytes exceeds cluster.limits.maxFrameBytes (${this.config.limits.maxFrameBytes}); split it (e.g. chunked requests)`));
+      return;
+    }
     if (peer.backlogBytes() + plain.length > this.config.limits.maxQueueBytes) {
       peer.dropped++;
       this.stats_.dropped++;
@@ -388,46 +369,63 @@ export class ClusterNode implements ClusterChannel {
     return { ...this.me, meta: { ...this.me.meta }, channelAddress: { ...this.me.channelAddress } };
   }
 
-  /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`). */
+  /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`): a refused connect confirms it gone. */
   private dial(addr: Address, expectId?: string): void {
     if (this.state !== NodeState.Running) return;
-    const key = addressKey(addr);
-    if (this.dials.has(key) || this.selfAddrs.has(key)) return;
-    const until = this.blocked.get(key);
-    if (until !== undefined && this.clock.now() < until && expectId === undefined) return;
-    let timer: TimerHandle | undefined = undefined;
-    const cancel = this.net.connect(addr, (err, socket) => {
-      if (timer) this.clock.clearTimeout(timer);
-      if (err || !socket) {
-        this.dials.delete(key);
-        if (expectId && (err as { code?: string } | undefined)?.code === 'ECONNREFUSED') this.detector.confirmGone(expectId, `connection refused by ${key}`);
-        return;
-      }
-      if (this.state !== NodeState.Running) {
-        this.dials.delete(key);
-        socket.destroy();
-        return;
-      }
-      const conn = new Connection(this.connOpts('client', socket));
-      (conn as { dialKey?: string }).dialKey = key;
-      this.adopt(conn);
-    });
-    this.dials.set(key, cancel);
-    timer = this.clock.setTimeout(() => cancel(), this.config.timing.connectTimeoutMs);
-    timer.unref?.();
+    // an attempt already in flight for this address (e.g. a discovery dial) must confirm too
+    if (expectId !== undefined) {
+      const key = addressKey(addr);
+      this.confirmAt.set(key, { id: expectId, addr, tries: this.confirmAt.get(key)?.tries ?? 0 });
+    }
+    this.dialer.dial(
+      addr,
+      expectId !== undefined,
+      (socket, key) => {
+        if (this.state !== NodeState.Running) {
+          this.dialer.done(key);
+          socket.destroy();
+          return;
+        }
+        const conn = new Connection(this.connOpts('client', socket));
+        conn.dialKey = key;
+        this.adopt(conn);
+      },
+      (err, key) => {
+        const c = this.confirmAt.get(key);
+        if (c && err.code === 'ECONNREFUSED') {
+          this.confirmAt.delete(key);
+          // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
+          // port may sit in the same poll batch as this refusal, and must be read first.
+          this.clock.setTimeout(() => this.detector.confirmGone(c.id, `connection refused by ${key}`), 0).unref?.();
+        } else if (c && err.code === 'ECONNRESET') this.retryConfirm(key);
+        else this.confirmAt.delete(key);
+      },
+    );
+  }
+
+  /** A dying process's listener can still accept, then reset: that is no answer yet, so ask again soon. */
+  private retryConfirm(key: string): void {
+    const c = this.confirmAt.get(key);
+    if (!c) return;
+    if (c.tries >= 25 || this.state !== NodeState.Running) {
+      this.confirmAt.delete(key);
+      return;
+    }
+    c.tries++;
+    this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
   }
 
   private dialPeer(peer: Peer): void {
-    const now = this.clock.now();
-    if (now - peer.lastDialAt < this.config.timing.reconnectMs && peer.lastDialAt > -Infinity && this.dials.has(addressKey(peer.info.channelAddress))) return;
-    peer.lastDialAt = now;
     this.dial(peer.info.channelAddress, peer.id);
   }
 
   private onConnClose(conn: Connection, reason: CloseReason, err?: Error): void {
     this.conns.delete(conn);
-    const dialKey = (conn as { dialKey?: string }).dialKey;
-    if (dialKey && this.dials.has(dialKey) && !conn.peerId) this.dials.delete(dialKey);
+    if (conn.dialKey && !conn.peerId) {
+      this.dialer.done(conn.dialKey);
+      if (reason !== 'local') this.retryConfirm(conn.dialKey);
+      else this.confirmAt.delete(conn.dialKey);
+    }
     const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
     if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
     else if (reason === 'protocol') {
@@ -435,15 +433,14 @@ export class ClusterNode implements ClusterChannel {
       this.emitError({ code: (err as CohortError | undefined)?.code ?? 'COHORT_PROTOCOL', message: `closed connection ${conn.remote}: ${err?.message ?? 'protocol error'}`, remote: conn.remote, ...(peer ? { peer: peer.id } : {}) });
     } else if (!conn.peerId && reason !== 'local') this.stats_.handshakeAborted++;
     if (!peer) return;
-    if (peer.out === conn) {
-      peer.out = undefined;
-      if (dialKey) this.dials.delete(dialKey);
-    }
+    if (peer.out === conn) peer.out = undefined;
     peer.ins.delete(conn);
     if (this.state !== NodeState.Running || reason === 'local') return;
     // An authentication failure closes the connection and is counted; it is not evidence about the member.
-    if (reason === 'remote' || reason === 'timeout') this.detector.suspect(peer.id, 'connection lost');
-    this.dialPeer(peer);
+    // A lost connection is evidence only if it was the last one with that member (a crashed process drops
+    // them all; a duplicate or a single broken one is just re-dialed).
+    if ((reason === 'remote' || reason === 'timeout') && !peer.hasOpenConnection()) this.detector.suspect(peer.id, 'connection lost');
+    if (!peer.ready()) this.dialPeer(peer);
   }
 
   private countAuthFailure(err: Error | undefined, remote: string, peer?: Peer): void {
@@ -458,6 +455,11 @@ export class ClusterNode implements ClusterChannel {
     if (!conn.peerId) {
       if (env.t === 'hello') this.onHello(conn, toMemberInfo(env.member));
       else if (env.t === 'refuse') this.onRefuse(conn, env.code, env.message);
+      else if (env.t === 'leave') {
+        const known = conn.dialKey === undefined ? undefined : [...this.peers.values()].find((p) => addressKey(p.info.channelAddress) === conn.dialKey);
+        if (known) this.detector.left(known.id);
+        conn.close('local');
+      }
       else conn.close('protocol', new CohortError('COHORT_PROTOCOL', `${env.t} before hello`));
       return;
     }
@@ -474,19 +476,19 @@ export class ClusterNode implements ClusterChannel {
         return;
       case 'msg':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.onMsg(conn, peer, env);
+        if (!env.topic.startsWith(RESERVED_TOPIC_PREFIX)) deliverMessage(this.dispatch, conn, this.detector.get(peer.id)!, env);
         return;
       case 'req':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.onReq(conn, peer, env);
+        answerRequest(this.dispatch, conn, this.detector.get(peer.id)!, env);
         return;
       case 'ack':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`));
+        this.pending.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`));
         return;
       case 'res':
         this.detector.alive(peer.id, peer.info.incarnation);
-        this.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`), env.p ?? null);
+        this.pending.settle(env.id, env.ok ? undefined : new CohortError('COHORT_REMOTE_FAILED', `${peer.info.route}: ${env.err ?? 'failed'}`), env.p ?? null);
         return;
       case 'meta':
         peer.info = { ...peer.info, meta: { ...env.meta } };
@@ -505,26 +507,27 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private onHello(conn: Connection, m: MemberInfo): void {
-    const dialKey = (conn as { dialKey?: string }).dialKey;
-    if (m.clusterName !== this.me.clusterName) {
-      // another cluster sharing the address list or group: ignored, not an error
-      if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
-      conn.close('local');
-      return;
-    }
-    if (m.id === this.me.id) {
-      if (dialKey) this.selfAddrs.add(dialKey);
-      conn.close('local');
-      return;
-    }
-    const conflict = this.routeConflict(m);
-    if (conflict) {
-      this.stats_.refused++;
-      this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${conflict}`, remote: conn.remote });
-      conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: conflict });
-      if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
-      conn.close('local');
-      return;
+    const dialKey = conn.dialKey;
+    const holder = this.detector.byRoute(m.route);
+    const decision = admit(this.me, m, holder, holder ? (this.peers.get(holder.id)?.hasOpenConnection() ?? false) : false);
+    switch (decision.kind) {
+      case 'other-cluster':
+        if (dialKey) this.dialer.block(dialKey);
+        conn.close('local');
+        return;
+      case 'self':
+        if (dialKey) this.dialer.markSelf(dialKey);
+        conn.close('local');
+        return;
+      case 'refuse':
+        this.stats_.refused++;
+        this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${decision.message}`, remote: conn.remote });
+        conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: decision.message });
+        if (dialKey) this.dialer.block(dialKey);
+        conn.close('local');
+        return;
+      case 'admit':
+        if (decision.replaces) this.detector.confirmGone(decision.replaces, `replaced by node ${m.id} with the same route`);
     }
     let peer = this.peers.get(m.id);
     if (!peer) {
@@ -534,12 +537,12 @@ export class ClusterNode implements ClusterChannel {
     peer.info = m;
     conn.peerId = m.id;
     if (conn.role === 'client') {
-      if (dialKey) this.dials.delete(dialKey);
-      if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) {
-        conn.close('local');
-      } else {
-        peer.out = conn;
+      if (dialKey) {
+        this.dialer.done(dialKey);
+        this.confirmAt.delete(dialKey);
       }
+      if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) conn.close('local');
+      else peer.out = conn;
     } else {
       peer.ins.add(conn);
       conn.send({ t: 'hello', member: this.wireSelf() });
@@ -549,22 +552,8 @@ export class ClusterNode implements ClusterChannel {
     if (!peer.ready()) this.dialPeer(peer);
   }
 
-  /** Why `m` may not join, or undefined. A stale holder of the route (no open connection) is replaced. */
-  private routeConflict(m: MemberInfo): string | undefined {
-    if (m.route === this.me.route) return `route "${m.route}" is already used by node ${this.me.id} at ${addressKey(this.me.channelAddress)}; every node needs a unique route`;
-    const holder = this.detector.byRoute(m.route);
-    if (!holder || holder.id === m.id) return undefined;
-    const hp = this.peers.get(holder.id);
-    if (hp && hp.hasOpenConnection() && holder.state === MemberState.Alive) {
-      return `route "${m.route}" is already used by live node ${holder.id} at ${addressKey(holder.channelAddress)}; every node needs a unique route`;
-    }
-    this.detector.confirmGone(holder.id, `replaced by node ${m.id} with the same route`);
-    return undefined;
-  }
-
   private onRefuse(conn: Connection, code: string, message: string): void {
-    const dialKey = (conn as { dialKey?: string }).dialKey;
-    if (dialKey) this.blocked.set(dialKey, this.clock.now() + BLOCK_MS);
+    if (conn.dialKey) this.dialer.block(conn.dialKey);
     this.stats_.refused++;
     this.emitError({ code, message: `refused by ${conn.remote}: ${message}`, remote: conn.remote });
     const peerId = conn.peerId;
@@ -572,108 +561,23 @@ export class ClusterNode implements ClusterChannel {
     if (peerId) this.detector.left(peerId);
   }
 
-  private onMsg(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'msg' }>): void {
-    const from = this.detector.get(peer.id)!;
-    const payload = (env.p ?? null) as JsonValue;
-    if (env.topic.startsWith(RESERVED_TOPIC_PREFIX)) return;
-    const h = this.handlers.get(env.topic);
-    if (!h) {
-      if (env.ack !== 'none') this.reply(conn, { t: 'ack', id: env.id, ok: false, err: `no handler for topic ${env.topic}` });
-      else this.emitError({ code: 'COHORT_NO_HANDLER', message: `message on topic ${env.topic} from ${peer.info.route} has no handler`, peer: peer.id });
-      return;
-    }
-    if (env.ack === 'received') this.reply(conn, { t: 'ack', id: env.id, ok: true });
-    let result: unknown;
-    try {
-      result = h(from, payload);
-    } catch (err) {
-      this.handlerFailed(conn, peer, env, err);
-      return;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        () => env.ack === 'applied' && this.reply(conn, { t: 'ack', id: env.id, ok: true }),
-        (err) => this.handlerFailed(conn, peer, env, err),
-      );
-    } else if (env.ack === 'applied') this.reply(conn, { t: 'ack', id: env.id, ok: true });
-  }
-
-  private handlerFailed(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'msg' }>, err: unknown): void {
-    const message = `handler of ${env.topic} failed: ${(err as Error)?.message ?? String(err)}`;
-    if (env.ack === 'applied') this.reply(conn, { t: 'ack', id: env.id, ok: false, err: message });
-    else this.emitError({ code: 'COHORT_HANDLER_FAILED', message, peer: peer.id });
-  }
-
-  private onReq(conn: Connection, peer: Peer, env: Extract<Envelope, { t: 'req' }>): void {
-    const payload = (env.p ?? null) as JsonValue;
-    const answer = (p: Promise<unknown>): void => {
-      p.then(
-        (v) => this.reply(conn, { t: 'res', id: env.id, ok: true, p: (v ?? null) as JsonValue }),
-        (err) => this.reply(conn, { t: 'res', id: env.id, ok: false, err: (err as Error)?.message ?? String(err) }),
-      );
-    };
-    if (env.topic === PING) return answer(Promise.resolve(this.onPing(payload)));
-    if (env.topic === PROBE) return answer(this.onProbeRequest(payload));
-    const h = this.handlers.get(env.topic);
-    if (!h) return answer(Promise.reject(new Error(`no handler for topic ${env.topic}`)));
-    const from = this.detector.get(peer.id)!;
-    try {
-      answer(Promise.resolve(h(from, payload)));
-    } catch (err) {
-      answer(Promise.reject(err));
-    }
-  }
-
-  // ---- liveness ----
-
-  /** A ping; `suspect: true` means the sender suspects us: refute by raising our incarnation. */
-  private onPing(payload: JsonValue): JsonValue {
-    if (payload && typeof payload === 'object' && !Array.isArray(payload) && payload['suspect'] === true) {
-      this.me = { ...this.me, incarnation: this.me.incarnation + 1 };
-      this.sendHeartbeats();
-    }
-    return { inc: this.me.incarnation };
-  }
-
-  /** Indirect probe on behalf of a member that suspects `target`. */
-  private async onProbeRequest(payload: JsonValue): Promise<JsonValue> {
-    const target = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload['target'] : undefined;
-    if (typeof target !== 'string' || !this.peers.has(target)) return { ok: false };
-    try {
-      const r = await this.request(target, PING, { suspect: true }, { timeoutMs: this.config.timing.probeTimeoutMs });
-      const inc = incOf(r);
-      return inc === undefined ? { ok: false } : { ok: true, inc };
-    } catch {
-      return { ok: false };
-    }
-  }
-
-  /** Direct probe plus `indirectProbes` others asked to probe (Lifeguard). Answers feed the detector; silence lets its deadline expire. */
+  /** The detector asks for a probe of a suspect member. */
   private probe(id: string): void {
     const peer = this.peers.get(id);
     if (!peer || this.state !== NodeState.Running) return;
     if (!peer.ready()) this.dialPeer(peer);
-    const t = this.config.timing;
-    const onAnswer = (r: JsonValue): void => {
-      const inc = incOf(r);
-      if (inc !== undefined) this.detector.alive(id, inc);
-    };
-    // A probe that gets no answer is the evidence we wait for, not an error to report.
-    this.request(id, PING, { suspect: true }, { timeoutMs: t.probeTimeoutMs }).then(onAnswer, () => undefined);
-    const helpers = this.members().filter((m) => m.id !== id && m.state === MemberState.Alive);
-    for (let i = 0; i < t.indirectProbes && helpers.length > 0; i++) {
-      const h = helpers.splice(Math.floor(this.random() * helpers.length), 1)[0]!;
-      this.request(h.id, PROBE, { target: id }, { timeoutMs: t.probeTimeoutMs * 2 }).then((r) => {
-        if (r && typeof r === 'object' && !Array.isArray(r) && r['ok'] === true) onAnswer(r);
-      }, () => undefined);
-    }
+    this.prober.probe(id);
   }
 
   private sendHeartbeats(): void {
     const hb = encodeEnvelope({ t: 'hb', inc: this.me.incarnation });
     for (const p of this.peers.values()) {
       if (p.ready()) this.enqueue(p, hb);
-      else if (this.detector.get(p.id)?.state !== MemberState.Gone) this.dialPeer(p);
+      else if (this.detector.get(p.id)?.state !== MemberState.Gone && this.clock.now() - p.lastDialAt >= this.config.timing.reconnectMs) {
+        // reconnect loop for members without an outgoing connection (immediate dials on loss bypass it)
+        p.lastDialAt = this.clock.now();
+        this.dialPeer(p);
+      }
     }
   }
 
@@ -689,7 +593,7 @@ export class ClusterNode implements ClusterChannel {
     for (const p of this.peers.values()) {
       if (!p.ready()) continue;
       const t0 = this.clock.now();
-      this.request(p.id, PING, {}, { timeoutMs: this.config.timing.rttIntervalMs }).then(() => p.recordRtt(this.clock.now() - t0), () => undefined);
+      this.request(p.id, PING_TOPIC, {}, { timeoutMs: this.config.timing.rttIntervalMs }).then(() => p.recordRtt(this.clock.now() - t0), () => undefined);
     }
     this.rttTimer = this.clock.setTimeout(() => this.rttLoop(), this.config.timing.rttIntervalMs);
     this.rttTimer.unref?.();
@@ -715,7 +619,7 @@ export class ClusterNode implements ClusterChannel {
     this.peers.delete(id);
     const err = new CohortError('COHORT_PEER_GONE', `member ${peer.info.route} is gone: ${reason}`);
     peer.dropAll(err);
-    for (const [pid, p] of this.pending) if (p.peerId === id) this.settle(pid, err);
+    this.pending.failPeer(id, err);
     if (peer.out) peer.out.close('local');
     for (const c of peer.ins) c.close('local');
   }
@@ -725,7 +629,7 @@ export class ClusterNode implements ClusterChannel {
       candidates: (addrs) => {
         for (const a of addrs) {
           const key = addressKey(a);
-          if (this.selfAddrs.has(key)) continue;
+          if (this.dialer.isSelf(key)) continue;
           let connected = false;
           for (const p of this.peers.values()) if (addressKey(p.info.channelAddress) === key && p.ready()) connected = true;
           if (!connected) this.dial(a);
@@ -738,7 +642,14 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private emitError(e: ClusterErrorEvent): void {
-    for (const l of [...this.errorListeners]) l(e);
+    for (const l of [...this.errorListeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        // the error channel itself failed: surface it as a process warning rather than lose both
+        process.emitWarning(`cohort cluster error listener threw: ${(err as Error)?.message ?? String(err)} (while reporting ${e.code}: ${e.message})`);
+      }
+    }
   }
 
   private stopBackground(): void {
@@ -746,19 +657,13 @@ export class ClusterNode implements ClusterChannel {
     if (this.rttTimer) this.clock.clearTimeout(this.rttTimer);
     this.membership?.close();
     this.detector.stop();
-    for (const cancel of [...this.dials.values()]) cancel();
-    this.dials.clear();
+    this.dialer.cancelAll();
   }
 
   private finish(): void {
     const err = new CohortError('COHORT_CLOSED', `cluster node ${this.me.route} closed`);
-    for (const id of [...this.pending.keys()]) this.settle(id, err);
+    this.pending.failAll(err);
     for (const p of this.peers.values()) p.dropAll(err);
     this.state = NodeState.Closed;
   }
-}
-
-function incOf(r: JsonValue): number | undefined {
-  if (r && typeof r === 'object' && !Array.isArray(r) && typeof r['inc'] === 'number') return r['inc'];
-  return undefined;
 }

@@ -58,6 +58,8 @@ test('channel: two nodes discover each other (static), exchange all send modes a
   // timeout
   b.handle('slow', () => new Promise((r) => setTimeout(r, 500)));
   await assert.rejects(a.send(bid, 'slow', 1, { mode: 'applied', timeoutMs: 50 }), { code: 'COHORT_SEND_TIMEOUT' });
+  // a message larger than the frame limit is refused at the sender
+  await assert.rejects(a.send(bid, 't', 'x'.repeat(17 * 1024 * 1024)), { code: 'COHORT_MESSAGE_TOO_LARGE' });
   // meta
   b.setMeta({ ready: 'true' });
   await until(() => a.members()[0]!.meta['ready'] === 'true');
@@ -216,4 +218,41 @@ test('channel: 20k async messages arrive in order', async () => {
   await until(() => seen.length === 20_000, 10_000);
   console.log(`20000 async messages in ${(performance.now() - t0).toFixed(0)} ms`);
   assert.ok(seen.every((v, i) => v === i));
+});
+
+test('channel: config errors name the key path; a custom membership service registers by name on the node', async () => {
+  assert.throws(() => createClusterNode({ route: 'a', secret: SECRET, membership: { type: 'static', memebrs: [] } }), (e: Error) => /cluster\.membership/.test(e.message));
+  assert.throws(() => createClusterNode({ route: 'a b', secret: SECRET }), (e: Error) => /cluster\.route/.test(e.message));
+  const a = await node('a');
+  const b = createClusterNode({ route: 'b', listen: { host: '127.0.0.1', port: 0 }, secret: SECRET, membership: { type: 'fixed', target: addr(a) } });
+  nodes.push(b);
+  b.registry.register('fixed', (cfg: { target: string }) => ({
+    type: 'fixed',
+    start: async (sink) => sink.candidates([{ host: '127.0.0.1', port: Number(cfg.target.split(':')[1]) }], 'fixed'),
+    close: () => {},
+  }));
+  await b.start();
+  await until(() => b.members().length === 1 && a.members().length === 1, 3000, 'custom discovery');
+  const c = createClusterNode({ route: 'c', listen: { host: '127.0.0.1', port: 0 }, secret: SECRET, membership: { type: 'nope' } });
+  await assert.rejects(c.start(), { code: 'COHORT_MEMBERSHIP_UNKNOWN' });
+});
+
+test('channel: a forged frame on a live connection closes that connection and is counted; membership is untouched', async () => {
+  const a = await node('a');
+  const b = await node('b', { membership: { type: 'static', members: [addr(a)] } });
+  await until(() => a.members().length === 1 && b.members().length === 1);
+  const evA = record(a);
+  const bid = b.self.id;
+  // write a well-formed frame with a bad tag on b's outgoing connection, as an on-path attacker would
+  const out = [...(b as unknown as { conns: Set<{ role: string; peerId?: string; socket: net.Socket }> }).conns].find((c) => c.role === 'client' && c.peerId === a.self.id)!;
+  const forged = Buffer.alloc(4 + 8 + 40 + 16, 0);
+  forged.writeUInt32BE(8 + 40 + 16, 0);
+  forged.writeBigUInt64BE(999n, 4);
+  out.socket.write(forged);
+  await until(() => (a.counters()[bid]?.authFailures ?? 0) === 1, 2000, 'auth failure counted on the peer');
+  assert.equal(a.stats().authFailures, 1);
+  a.handle('ping', () => 'pong');
+  await until(() => b.members().some((m) => m.state === 'alive'), 2000);
+  assert.equal(await b.request(a.self.id, 'ping', null), 'pong');
+  assert.deepEqual(evA.filter((e) => e.member.id === bid).map((e) => `${e.type}:${'reason' in e ? e.reason : ''}`), [], 'a reports nothing about b');
 });

@@ -5,7 +5,7 @@ import { seededRandom } from '../../src/util/clock.js';
 import { FrameDecoder, encodeFrame } from '../../src/cluster/codec.js';
 import { deriveClusterKeys, deriveSessionKeys, FrameOpener, FrameSealer } from '../../src/cluster/crypto.js';
 import { ClientHandshake, ServerHandshake } from '../../src/cluster/handshake.js';
-import { decodeEnvelope, encodeEnvelope } from '../../src/cluster/envelope.js';
+import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch } from '../../src/cluster/envelope.js';
 
 const N = 100_000;
 const fixedNonce = (n: number) => Buffer.alloc(n, 9);
@@ -40,7 +40,7 @@ function randomBytesOf(rnd: () => number, n: number): Buffer {
   return b;
 }
 
-test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener and envelope`, () => {
+test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener and batch/envelope parser`, () => {
   const rnd = seededRandom(42);
   const counts = new Map<string, number>();
   const t0 = performance.now();
@@ -54,7 +54,8 @@ test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener
   const session = r3.session!;
   const validEnv = encodeEnvelope({ t: 'msg', id: 7, topic: 'sessions', ack: 'received', p: { a: [1, 'x', null] } });
   const k = deriveSessionKeys(keys, Buffer.alloc(32, 1), Buffer.alloc(32, 2));
-  const sealed = new FrameSealer(k.clientToServer).seal(validEnv);
+  const batch = packBatch([validEnv, validEnv], 2 * (validEnv.length + 4));
+  const sealed = new FrameSealer(k.clientToServer).seal(batch);
   const samples = [encodeFrame(hello), encodeFrame(r1), encodeFrame(r2), encodeFrame(r3.reply!), encodeFrame(sealed), encodeFrame(validEnv)];
   const decoder = new FrameDecoder({ maxFrameBytes: 64 * 1024 });
   let maxBuffered = 0;
@@ -99,7 +100,7 @@ test(`fuzz: ${N} random and mutated inputs into decoder, handshake, frame opener
     only(() => new FrameOpener(k.clientToServer).open(body), counts);
     if (i % 10 === 0) only(() => session.opener.open(body), counts);
     // 4. envelope schema
-    only(() => decodeEnvelope(rnd() < 0.5 ? body : mutate(rnd, validEnv)), counts);
+    only(() => (rnd() < 0.5 ? unpackBatch(rnd() < 0.5 ? body : mutate(rnd, batch)).map(decodeEnvelope) : decodeEnvelope(mutate(rnd, validEnv))), counts);
   }
   const ms = performance.now() - t0;
   console.log(`fuzz: ${N} inputs × 4 targets in ${ms.toFixed(0)} ms; max decoder buffer ${maxBuffered} bytes; decoder resets ${decoderResets}; outcomes ${JSON.stringify(Object.fromEntries(counts))}`);

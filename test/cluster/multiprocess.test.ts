@@ -51,6 +51,20 @@ test('multi-process static: discover, SIGKILL → gone, restart → back, SIGSTO
   await b.wait(isEv('added', 'c', restartAt), 10_000, 'b sees c again');
   console.log(`restart: c back in a's view ${(a.lines.find(isEv('added', 'c', restartAt))!['at'] as number) - restartAt} ms after spawn`);
 
+  // short pauses are not deaths: 600 ms (two missed heartbeats) and 1100 ms (suspected, then refuted)
+  for (const pauseMs of [600, 1100]) {
+    await new Promise((r) => setTimeout(r, 300));
+    const pausedAt = Date.now();
+    b.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, pauseMs));
+    b.kill('SIGCONT');
+    await new Promise((r) => setTimeout(r, 1200));
+    const seen = [a, c].flatMap((p) => p.lines.filter((l) => l['route'] === 'b' && (l['at'] as number) >= pausedAt).map((l) => `${p.name}:${l.ev}`));
+    console.log(`pause of ${pauseMs} ms: events about b: ${JSON.stringify(seen)}`);
+    assert.ok(!seen.some((e) => e.endsWith(':gone')), `paused ${pauseMs} ms → not gone`);
+    assert.ok(!b.lines.some((l) => l.ev === 'gone' && (l['at'] as number) >= pausedAt), 'the paused node does not drop others either');
+  }
+
   // SIGSTOP b (hung): gone after suspicion + unanswered probes; SIGCONT: back
   await new Promise((r) => setTimeout(r, 300));
   const stoppedAt = Date.now();

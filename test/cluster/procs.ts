@@ -16,8 +16,10 @@ export class Proc {
   readonly lines: Line[] = [];
   readonly child: ChildProcess;
   private waiters: Array<() => void> = [];
-  constructor(readonly name: string, config: Record<string, unknown>, secret: string) {
-    this.child = spawn(process.execPath, [FIXTURE, JSON.stringify(config)], { env: { ...process.env, COHORT_CLUSTER_SECRET: secret }, stdio: ['pipe', 'pipe', 'inherit'] });
+  /** `wrap`: a command prefix that execs the node (e.g. ['ip', 'netns', 'exec', ns]), so the PID stays the node's. */
+  constructor(readonly name: string, config: Record<string, unknown>, secret: string, wrap: readonly string[] = []) {
+    const argv = [...wrap, process.execPath, FIXTURE, JSON.stringify(config)];
+    this.child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, COHORT_CLUSTER_SECRET: secret }, stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.child.stdout! }).on('line', (l) => {
       try {
         this.lines.push(JSON.parse(l) as Line);

@@ -1,0 +1,44 @@
+/**
+ * What a cluster node takes from outside (all injectable, all optional) and
+ * the non-fatal error events it reports.
+ */
+import type { Clock, Random } from '../util/clock.js';
+import type { RandomBytes } from './crypto.js';
+import { MembershipRegistry } from './membership.js';
+import { createStaticMembership } from './membership-static.js';
+import { createDnsMembership, type DnsResolver } from './membership-dns.js';
+import { createMulticastMembership, type UdpSocketFactory } from './membership-multicast.js';
+import type { NetFactory } from './net.js';
+
+/** A non-fatal problem reported by the node (it keeps running). */
+export interface ClusterErrorEvent {
+  readonly code: string;
+  readonly message: string;
+  /** Member id concerned, if known. */
+  readonly peer?: string;
+  /** Remote socket address, if relevant. */
+  readonly remote?: string;
+}
+
+/** Everything the node takes from outside; all optional. */
+export interface ClusterNodeDeps {
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly randomBytes?: RandomBytes;
+  /** Wall clock for event timestamps and startTime (ms since epoch). */
+  readonly wallClock?: () => number;
+  /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly net?: NetFactory;
+  /** Membership services by type; default: static, multicast, dns. */
+  readonly membershipRegistry?: MembershipRegistry;
+  readonly dnsResolver?: DnsResolver;
+  readonly createUdpSocket?: UdpSocketFactory;
+  /** Source file name for config errors. */
+  readonly configFile?: string;
+}
+
+/** A registry with the built-in membership services. */
+export function defaultMembershipRegistry(): MembershipRegistry {
+  return new MembershipRegistry().register('static', createStaticMembership).register('multicast', createMulticastMembership).register('dns', createDnsMembership);
+}
