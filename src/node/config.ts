@@ -31,6 +31,8 @@ export const nodeSectionSchema = z.strictObject({
     replication: replicationConfigSchema.optional(),
     cookie: cookieConfigSchema.optional(),
   }).prefault({}),
+  /** Besides loopback, clients (IPs or CIDRs) allowed to scrape /.cohort/metrics. */
+  metricsFrom: z.array(z.string()).default([]),
   /** Seconds to finish in-flight requests on SIGTERM. */
   shutdownTimeout: z.number().min(0).default(10),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -3,14 +3,16 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, type ClusterNode } from '../cluster/index.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager } from '../sessions/index.js';
-import { parseHostPort, formatHostPort } from '../util/address.js';
+import { parseHostPort, formatHostPort, ipMatcher, isLoopback } from '../util/address.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
 import { sessionMembersView } from './session-members.js';
+import { NodeMetrics } from './metrics.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
 export const MEMBERS_PATH = '/.cohort/members';
+export const METRICS_PATH = '/.cohort/metrics';
 
 /** ms to wait for the first peer before starting alone; ms without a new peer before state transfer. */
 const JOIN_WAIT_MS = 1_500;
@@ -26,7 +28,6 @@ export enum NodeState {
   Stopped = 'stopped',
 }
 
-const isLoopback = (ip: string | undefined) => !!ip && (ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.'));
 
 /**
  * A cluster node running a user's app: its HTTP listener, its cluster
@@ -44,13 +45,23 @@ export class NodeRuntime {
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
+  readonly metrics: NodeMetrics;
+  private readonly metricsFrom: (ip: string) => boolean;
   httpUrl = '';
 
   constructor(
     readonly config: NodeConfig,
     private readonly log: Logger,
     private readonly configFile?: string,
-  ) {}
+  ) {
+    this.metricsFrom = ipMatcher(config.metricsFrom);
+    this.metrics = new NodeMetrics(
+      config.route,
+      () => this.cluster,
+      () => (this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined),
+      () => this.state === NodeState.Ready,
+    );
+  }
 
   async start(): Promise<void> {
     const cfg = this.config;
@@ -183,6 +194,21 @@ export class NodeRuntime {
       });
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
       res.end(body);
+      return;
+    }
+    if (url === METRICS_PATH) {
+      if (!isLoopback(req.socket.remoteAddress) && !this.metricsFrom(req.socket.remoteAddress ?? '')) {
+        res.writeHead(403, { 'content-type': 'text/plain' });
+        res.end('node metrics are served to loopback clients and node.metricsFrom only\n');
+        return;
+      }
+      void this.metrics.render().then(({ contentType, body }) => {
+        res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+        res.end(body);
+      }, (err) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`metrics failed: ${(err as Error).message}\n`);
+      });
       return;
     }
     if (url === MEMBERS_PATH) {

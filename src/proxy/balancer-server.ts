@@ -7,7 +7,7 @@ import type { BalancerConfig, ListenerSpec } from '../config/balancer-schema.js'
 import { Balancer } from '../balancer/balancer.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
-import { formatHostPort, parseHostPort } from '../util/address.js';
+import { formatHostPort, parseHostPort, ipMatcher } from '../util/address.js';
 import { silentLogger } from '../util/logger.js';
 import { ConnectionBook, RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
 import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
@@ -60,20 +60,6 @@ function upstreamTls(cfg: BalancerConfig): { rejectUnauthorized: boolean; ca: st
   };
 }
 
-function trustMatcher(list: readonly string[]): (ip: string) => boolean {
-  if (list.length === 0) return () => false;
-  const block = new net.BlockList();
-  for (const entry of list) {
-    const [addr, bits] = entry.split('/');
-    const type = net.isIPv6(addr!) ? 'ipv6' : 'ipv4';
-    if (bits !== undefined) block.addSubnet(addr!, Number(bits), type);
-    else block.addAddress(addr!, type);
-  }
-  return (ip) => {
-    if (ip.startsWith('::ffff:')) ip = ip.slice(7);
-    return block.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
-  };
-}
 
 /**
  * The balancer process: its listeners, balancers, mounts, health checks and
@@ -124,7 +110,7 @@ export class BalancerServer {
       pools: this.pools,
       log: this.log,
       accessLog: this.options.accessLog,
-      isTrusted: trustMatcher(cfg.trustedproxies),
+      isTrusted: ipMatcher(cfg.trustedproxies),
       explain: cfg.explain,
       maxUrlLength: cfg.limits.maxurllength,
       bufferBodyLimit: 64 * 1024,
@@ -212,7 +198,7 @@ export class BalancerServer {
       proxyUpgrade(req, socket, head, proto, {
         clock: this.clock,
         log: this.log,
-        isTrusted: trustMatcher(this.config.trustedproxies),
+        isTrusted: ipMatcher(this.config.trustedproxies),
         maxUrlLength: this.config.limits.maxurllength,
         connectTimeoutMs: this.config.timeouts.connect * 1000,
         firstByteTimeoutMs: this.config.timeouts.firstbyte * 1000,

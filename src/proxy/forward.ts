@@ -1,3 +1,4 @@
+import { isLoopback } from '../util/address.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -315,7 +316,7 @@ export class RequestProxy {
   private mayExplain(ip: string): boolean {
     const e = this.deps.explain;
     if (e !== 'local') return e;
-    return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.') || this.deps.isTrusted(ip);
+    return isLoopback(ip) || this.deps.isTrusted(ip);
   }
 
   /** Entry point for a request; `proto` is the client connection's scheme. */

@@ -1,3 +1,5 @@
+import net from "node:net";
+
 /** Parses "host:port" / "[v6]:port". Port 0 means an ephemeral port. */
 export function parseHostPort(s: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/.exec(s.trim());
@@ -9,4 +11,28 @@ export function parseHostPort(s: string): { host: string; port: number } {
 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * A matcher for a list of IPs and CIDRs (IPv4 and IPv6; IPv4-mapped IPv6
+ * client addresses match their IPv4 form). An empty list matches nothing.
+ */
+export function ipMatcher(list: readonly string[]): (ip: string) => boolean {
+  if (list.length === 0) return () => false;
+  const block = new net.BlockList();
+  for (const entry of list) {
+    const [addr, bits] = entry.split('/');
+    const type = net.isIPv6(addr!) ? 'ipv6' : 'ipv4';
+    if (bits !== undefined) block.addSubnet(addr!, Number(bits), type);
+    else block.addAddress(addr!, type);
+  }
+  return (ip) => {
+    if (ip.startsWith('::ffff:')) ip = ip.slice(7);
+    return block.check(ip, net.isIPv6(ip) ? 'ipv6' : 'ipv4');
+  };
+}
+
+/** Loopback client addresses (127/8, ::1, IPv4-mapped 127/8). */
+export function isLoopback(ip: string | undefined): boolean {
+  return !!ip && (ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.'));
 }

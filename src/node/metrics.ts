@@ -1,0 +1,89 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { ClusterNode } from '../cluster/index.js';
+import type { ReplicatedSessionManager } from '../sessions/index.js';
+
+/**
+ * Prometheus metrics of a cluster node, in a Registry owned by this object.
+ * Everything is read at scrape time from the cluster node and the session
+ * manager — the same state `/.cohort/health` and `cohort members` show —
+ * so the request path pays nothing. Names are documented in docs/metrics.md.
+ */
+export class NodeMetrics {
+  readonly registry = new Registry();
+
+  constructor(
+    route: string,
+    cluster: () => ClusterNode | undefined,
+    sessions: () => ReplicatedSessionManager | undefined,
+    ready: () => boolean,
+  ) {
+    const reg = this.registry;
+    reg.setDefaultLabels({ node: route });
+    new Gauge({
+      name: 'cohort_node_ready', help: '1 when the node is ready (state transfer done, taking traffic), else 0.', registers: [reg],
+      collect() { this.set(ready() ? 1 : 0); },
+    });
+    new Gauge({
+      name: 'cohort_node_members', help: 'Members this node sees, by state (alive, suspect).', labelNames: ['state'] as const, registers: [reg],
+      collect() {
+        this.reset();
+        const counts: Record<string, number> = { alive: 0, suspect: 0 };
+        for (const m of cluster()?.members() ?? []) counts[m.state] = (counts[m.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    type PeerCounters = ReturnType<ClusterNode['counters']>[string];
+    /** Calls `emit(peerRoute, value)` for every peer with a value. */
+    const eachPeer = (read: (c: PeerCounters) => number | undefined, emit: (peer: string, v: number) => void) => {
+      const c = cluster();
+      if (!c) return;
+      const routes = new Map(c.members().map((m) => [m.id, m.route]));
+      for (const [id, counters] of Object.entries(c.counters())) {
+        const v = read(counters);
+        if (v !== undefined) emit(routes.get(id) ?? id, v);
+      }
+    };
+    const peer = (name: string, help: string, read: (c: PeerCounters) => number | undefined, type: 'counter' | 'gauge') => {
+      if (type === 'counter') {
+        new Counter({ name, help, labelNames: ['peer'] as const, registers: [reg], collect() { this.reset(); eachPeer(read, (p, v) => this.inc({ peer: p }, v)); } });
+      } else {
+        new Gauge({ name, help, labelNames: ['peer'] as const, registers: [reg], collect() { this.reset(); eachPeer(read, (p, v) => this.set({ peer: p }, v)); } });
+      }
+    };
+    peer('cohort_node_peer_messages_received_total', 'Cluster messages received from the peer.', (c) => c.messagesIn, 'counter');
+    peer('cohort_node_peer_messages_sent_total', 'Cluster messages sent to the peer.', (c) => c.messagesOut, 'counter');
+    peer('cohort_node_peer_received_bytes_total', 'Cluster bytes received from the peer.', (c) => c.bytesIn, 'counter');
+    peer('cohort_node_peer_sent_bytes_total', 'Cluster bytes sent to the peer.', (c) => c.bytesOut, 'counter');
+    peer('cohort_node_peer_auth_failures_total', 'Frames or handshakes from the peer\'s address that failed authentication.', (c) => c.authFailures, 'counter');
+    peer('cohort_node_peer_dropped_total', 'Messages to the peer dropped because its send queue was full.', (c) => c.dropped, 'counter');
+    peer('cohort_node_peer_queue_depth', 'Messages waiting in the send queue to the peer.', (c) => c.queueDepth, 'gauge');
+    peer('cohort_node_peer_rtt_seconds', 'Smoothed round-trip time to the peer.', (c) => (c.rttMs === undefined ? undefined : c.rttMs / 1000), 'gauge');
+    new Counter({
+      name: 'cohort_node_auth_failures_total', help: 'Connections closed because a handshake or frame failed authentication (outsiders included).', registers: [reg],
+      collect() {
+        this.reset();
+        const c = cluster();
+        if (c) this.inc(c.stats().authFailures);
+      },
+    });
+    const sessionGauge = (name: string, help: string, read: (s: ReturnType<ReplicatedSessionManager['getStats']>) => number) =>
+      new Gauge({ name, help, registers: [reg], collect() { const s = sessions(); if (s) this.set(read(s.getStats())); } });
+    const sessionCounter = (name: string, help: string, read: (s: ReturnType<ReplicatedSessionManager['getStats']>) => number) =>
+      new Counter({ name, help, registers: [reg], collect() { this.reset(); const s = sessions(); if (s) this.inc(read(s.getStats())); } });
+    sessionGauge('cohort_node_sessions', 'Sessions this node holds (owned and copies).', (s) => s.sessions);
+    sessionGauge('cohort_node_sessions_owned', 'Sessions this node owns.', (s) => s.owned);
+    sessionCounter('cohort_node_deltas_sent_total', 'Session deltas sent to peers.', (s) => s.deltasSent);
+    sessionCounter('cohort_node_deltas_applied_total', 'Session deltas received and applied.', (s) => s.deltasApplied);
+    sessionCounter('cohort_node_deltas_stale_total', 'Deltas rejected because this node held a newer version.', (s) => s.staleRejected);
+    sessionCounter('cohort_node_gap_repairs_total', 'Full copies requested because deltas arrived with a version gap.', (s) => s.gapRepairs);
+    sessionCounter('cohort_node_takeovers_total', 'Sessions this node took over from another route (JvmRouteBinderValve).', (s) => s.takeOvers);
+    sessionCounter('cohort_node_sessions_expired_total', 'Sessions expired on this node.', (s) => s.expired);
+    sessionCounter('cohort_node_replication_send_failures_total', 'Replication messages that could not be delivered.', (s) => s.sendFailures);
+    sessionGauge('cohort_node_state_transfer_sessions', 'Sessions received by the last state transfer.', (s) => s.lastTransfer?.sessions ?? 0);
+    sessionGauge('cohort_node_state_transfer_seconds', 'Duration of the last state transfer.', (s) => (s.lastTransfer?.ms ?? 0) / 1000);
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
