@@ -30,17 +30,17 @@ export interface BalancerEvents {
 export class Balancer extends EventEmitter<BalancerEvents> {
   readonly name: string;
   members: Member[] = [];
-  method: LbMethod;
-  sticky: StickyNames;
-  nofailover: boolean;
-  maxattempts: number;
-  timeoutMs: number;
-  maxqueue: number;
-  failonstatus: Set<number>;
-  forcerecovery: boolean;
-  slowstartMs: number;
-  outlier: BalancerSpec['outlier'];
-  hcheck: HcheckSpec | false;
+  method!: LbMethod;
+  sticky!: StickyNames;
+  nofailover!: boolean;
+  maxattempts!: number;
+  timeoutMs!: number;
+  maxqueue!: number;
+  failonstatus!: Set<number>;
+  forcerecovery!: boolean;
+  slowstartMs!: number;
+  outlier!: BalancerSpec['outlier'];
+  hcheck!: HcheckSpec | false;
   readonly retryBudget: RetryBudget;
   private readonly queue: Waiter[] = [];
   /** Counts requests answered 503 because nothing could serve them. */
@@ -55,23 +55,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   ) {
     super();
     this.name = spec.name;
-    this.method = methods.get(spec.method);
-    this.sticky = parseStickyNames(spec.stickysession, spec.stickysessionsep);
-    this.nofailover = spec.nofailover;
-    this.maxattempts = spec.maxattempts;
-    this.timeoutMs = spec.timeout * 1000;
-    this.maxqueue = spec.maxqueue;
-    this.failonstatus = new Set(spec.failonstatus);
-    this.forcerecovery = spec.forcerecovery;
-    this.slowstartMs = spec.slowstart * 1000;
-    this.outlier = spec.outlier;
-    this.hcheck = spec.hcheck;
+    this.applySettings(spec);
     this.retryBudget = new RetryBudget(spec.retrybudget.percent, spec.retrybudget.min);
     for (const m of spec.members) this.addMember(m);
   }
 
-  /** Applies a reloaded spec, keeping the runtime state of members whose URL and route are unchanged. */
-  reconfigure(spec: BalancerSpec): void {
+  /** The balancer-wide settings of a spec (not its members). */
+  private applySettings(spec: BalancerSpec): void {
     this.method = this.methods.get(spec.method);
     this.sticky = parseStickyNames(spec.stickysession, spec.stickysessionsep);
     this.nofailover = spec.nofailover;
@@ -83,6 +73,24 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.slowstartMs = spec.slowstart * 1000;
     this.outlier = spec.outlier;
     this.hcheck = spec.hcheck;
+  }
+
+  /** The balancer-wide settings as httpd's manager shows them. */
+  settings() {
+    return {
+      method: this.method.name,
+      stickysession: `${this.sticky.cookie}|${this.sticky.param}`,
+      stickysessionsep: this.sticky.sep,
+      nofailover: this.nofailover,
+      maxattempts: this.maxattempts,
+      timeout: this.timeoutMs / 1000,
+      forcerecovery: this.forcerecovery,
+    };
+  }
+
+  /** Applies a reloaded spec, keeping the runtime state of members whose URL and route are unchanged. */
+  reconfigure(spec: BalancerSpec): void {
+    this.applySettings(spec);
     const old = new Map(this.members.map((m) => [`${m.key} ${m.route}`, m]));
     const next: Member[] = [];
     for (const ms of spec.members) {
@@ -237,13 +245,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     const now = this.clock.now();
     return {
       name: this.name,
-      method: this.method.name,
-      stickysession: `${this.sticky.cookie}|${this.sticky.param}`,
-      stickysessionsep: this.sticky.sep,
-      nofailover: this.nofailover,
-      maxattempts: this.maxattempts,
-      timeout: this.timeoutMs / 1000,
-      forcerecovery: this.forcerecovery,
+      ...this.settings(),
       queued: this.queue.length,
       unavailable: this.unavailable,
       members: this.members.map((m) => m.snapshot(now)),

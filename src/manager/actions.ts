@@ -136,15 +136,8 @@ export type BalancerChange = z.infer<typeof balancerChangeSchema>;
 export type BalancerSettings = Required<BalancerChange>;
 
 export function balancerSettings(b: Balancer): BalancerSettings {
-  return {
-    method: b.method.name as BalancerSettings['method'],
-    stickysession: `${b.sticky.cookie}|${b.sticky.param}`,
-    stickysessionsep: b.sticky.sep,
-    nofailover: b.nofailover,
-    maxattempts: b.maxattempts,
-    timeout: b.timeoutMs / 1000,
-    forcerecovery: b.forcerecovery,
-  };
+  const s = b.settings();
+  return { ...s, method: s.method as BalancerSettings['method'] };
 }
 
 /** Applies a balancer change; the method must exist in `methods` (checked before anything changes). */
