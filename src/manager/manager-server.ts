@@ -1,3 +1,4 @@
+import { listenOn, trackConnections } from '../util/listen.js';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/balancer.js';
 import type { BalancerConfig, BalancerSpec, ManagerSpec } from '../config/balancer-schema.js';
 import type { FinishedExchange } from '../proxy/forward.js';
-import { formatHostPort, parseHostPort } from '../util/address.js';
+import { formatHostPort } from '../util/address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger } from '../util/logger.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -193,18 +194,8 @@ export class ManagerServer {
     const server = tls
       ? https.createServer({ ...options, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
       : http.createServer(options, handler);
-    server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    const { host, port } = parseHostPort(this.opts.spec.listen);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    trackConnections(server, this.sockets);
+    await listenOn(server, this.opts.spec.listen);
     this.server = server;
     this.tickTimer = setInterval(() => {
       for (const s of this.sources) s.tick?.();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createClusterNode, type ClusterNode } from '../cluster/index.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager } from '../sessions/index.js';
 import { parseHostPort, formatHostPort, ipMatcher, isLoopback } from '../util/address.js';
+import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
 import { sessionMembersView } from './session-members.js';
@@ -69,18 +70,8 @@ export class NodeRuntime {
     // 1. The HTTP listener first: its address is what the balancer learns.
     const server = http.createServer({ maxHeaderSize: 16384, requireHostHeader: true }, (req, res) => this.onRequest(req, res));
     server.keepAliveTimeout = 5_000;
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    const { host, port } = parseHostPort(cfg.listen);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    trackConnections(server, this.sockets);
+    await listenOn(server, cfg.listen);
     this.server = server;
     const a = server.address() as AddressInfo;
     this.httpUrl = `http://${formatHostPort(a.address, a.port)}`;

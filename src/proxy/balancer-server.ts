@@ -8,6 +8,7 @@ import { Balancer } from '../balancer/balancer.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { formatHostPort, parseHostPort, ipMatcher } from '../util/address.js';
+import { listenOn, trackConnections } from '../util/listen.js';
 import { silentLogger } from '../util/logger.js';
 import { ConnectionBook, RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
 import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
@@ -218,10 +219,7 @@ export class BalancerServer {
       socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${status.length + 1}\r\n\r\n${status}\n`);
       setTimeout(() => socket.destroy(), 1000).unref();
     });
-    server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
+    trackConnections(server, this.sockets);
     return { spec: address + (tlsSpec ? ' tls' : ''), server, tls: !!tlsSpec };
   }
 
@@ -234,14 +232,7 @@ export class BalancerServer {
   async start(): Promise<ListeningAddress[]> {
     for (const spec of this.listenerSpecs()) {
       const listener = this.createListener(spec);
-      const { host, port } = parseHostPort(typeof spec === 'string' ? spec : spec.address);
-      await new Promise<void>((resolve, reject) => {
-        listener.server.once('error', reject);
-        listener.server.listen({ host, port }, () => {
-          listener.server.off('error', reject);
-          resolve();
-        });
-      });
+      await listenOn(listener.server, typeof spec === 'string' ? spec : spec.address);
       this.listeners.push(listener);
     }
     this.startCheckers();
@@ -303,11 +294,7 @@ export class BalancerServer {
     for (const w of wanted) {
       if (keep.some((l) => l.spec === w.key)) continue;
       const listener = this.createListener(w.s);
-      const { host, port } = parseHostPort(typeof w.s === 'string' ? w.s : w.s.address);
-      await new Promise<void>((resolve, reject) => {
-        listener.server.once('error', reject);
-        listener.server.listen({ host, port }, () => resolve());
-      });
+      await listenOn(listener.server, typeof w.s === 'string' ? w.s : w.s.address);
       this.listeners.push(listener);
     }
     // Existing listeners pick up the new proxy through the closure below.
