@@ -18,6 +18,8 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
 export function connectionTokens(values: readonly string[]): Set<string> | undefined {
   let out: Set<string> | undefined;
   for (const v of values) {
+    // The common values name no header: skip the split.
+    if (v.length <= 10 && /^\s*(keep-alive|close|upgrade)\s*$/i.test(v)) continue;
     for (const t of v.split(',')) {
       const name = t.trim().toLowerCase();
       if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
