@@ -10,6 +10,10 @@ import type { Mount } from './forward.js';
 import { rewritePrefix } from './forward.js';
 import { requestHeadersForMember } from './headers.js';
 import { validateRequest } from './validate.js';
+import { parseUpgradeResponse } from './upgrade-response.js';
+
+/** A refused upgrade's response without Content-Length ends when the member stops sending for this long, ms. */
+const REFUSED_IDLE_MS = 5_000;
 
 export interface UpgradeDeps {
   readonly clock: Clock;
@@ -79,8 +83,8 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
       }
       upstream.write(`${headText}\r\n`);
       if (head.length > 0) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
+      // Nothing from the client reaches the member until the member has switched protocols.
+      awaitSwitch(upstream, socket, deps.log, member.route);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -103,4 +107,53 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     });
   };
   tryOnce();
+}
+
+/**
+ * Reads the member's answer to the upgrade. A 101 to websocket splices the
+ * two sockets. Any other answer is passed to the client and both connections
+ * close after it: a raw tunnel after a refused upgrade would let the client
+ * send the member requests the balancer never parsed (WebSocket smuggling).
+ */
+function awaitSwitch(upstream: net.Socket, socket: Duplex, log: Logger, route: string): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const onData = (d: Buffer): void => {
+    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+    const r = parseUpgradeResponse(buf);
+    if (r.kind === 'incomplete') return;
+    upstream.off('data', onData);
+    if (r.kind === 'invalid') {
+      log.info({ member: route, detail: r.detail }, 'websocket upgrade: malformed answer from the member');
+      upstream.destroy();
+      return refuse(socket, 502, 'Bad Gateway');
+    }
+    if (r.kind === 'switch') {
+      socket.write(buf);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      return;
+    }
+    // Refused: forward the answer only, then close both sides.
+    log.info({ member: route, status: r.status }, 'websocket upgrade refused by the member');
+    let remaining = r.contentLength === undefined ? Infinity : r.headBytes + r.contentLength;
+    const forward = (chunk: Buffer): void => {
+      const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
+      remaining -= part.length;
+      if (socket.writable) socket.write(part);
+      if (remaining <= 0) finish();
+    };
+    const finish = (): void => {
+      upstream.off('data', forward);
+      upstream.destroy();
+      if (socket.writable) socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    if (r.contentLength === undefined) {
+      upstream.setTimeout(REFUSED_IDLE_MS, finish);
+      upstream.once('end', finish);
+    }
+    upstream.on('data', forward);
+    forward(buf);
+  };
+  upstream.on('data', onData);
 }
