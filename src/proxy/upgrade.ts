@@ -14,6 +14,12 @@ import { parseUpgradeResponse } from './upgrade-response.js';
 
 /** A refused upgrade's response without Content-Length ends when the member stops sending for this long, ms. */
 const REFUSED_IDLE_MS = 5_000;
+/**
+ * After one side of a tunnel has ended, how long the other may take to end
+ * too before both are destroyed, ms. The sockets are half-open capable, so a
+ * member that ignores the client's FIN would otherwise hold both forever.
+ */
+const HALF_CLOSE_GRACE_MS = 2_000;
 
 export interface UpgradeDeps {
   readonly clock: Clock;
@@ -131,6 +137,16 @@ function awaitSwitch(upstream: net.Socket, socket: Duplex, log: Logger, route: s
       socket.write(buf);
       upstream.pipe(socket);
       socket.pipe(upstream);
+      let grace: NodeJS.Timeout | undefined;
+      const ended = (): void => {
+        grace ??= setTimeout(() => {
+          upstream.destroy();
+          socket.destroy();
+        }, HALF_CLOSE_GRACE_MS).unref();
+      };
+      upstream.once('end', ended);
+      socket.once('end', ended);
+      socket.once('close', () => clearTimeout(grace));
       return;
     }
     // Refused: forward the answer only, then close both sides.
