@@ -51,3 +51,15 @@ export function faultPlan(profile: Profile, nodes: readonly string[], durationMs
   }
   return out;
 }
+
+/**
+ * Sessions stick to the nodes that took them over, so after a few faults some
+ * node may have no users at all; a fault aimed at it would prove nothing.
+ * Such a fault moves to the node with the most users (`usersOn` per node).
+ */
+export function aimAt(fault: Fault, usersOn: Readonly<Record<string, number>>): Fault {
+  if ((usersOn[fault.node] ?? 0) > 0) return fault;
+  let best = fault.node;
+  for (const [node, n] of Object.entries(usersOn)) if (n > (usersOn[best] ?? 0)) best = node;
+  return best === fault.node ? fault : { ...fault, node: best };
+}

@@ -10,7 +10,7 @@ import { failoverGap, latenciesIn, percentile, type Window } from './latency.js'
 import { NetnsLab, checkNetns } from './netns.js';
 import { NodeSet, freePort, sleep, type NodeSpec } from './nodes.js';
 import type { ChaosOptions } from './options.js';
-import { FaultKind, WARMUP_MS, faultPlan, type Fault } from './plan.js';
+import { FaultKind, WARMUP_MS, aimAt, faultPlan, type Fault } from './plan.js';
 import type { BalancerFigures, ChaosResult, FaultRecord } from './report.js';
 import { Resources } from './resources.js';
 import { VirtualUsers } from './users.js';
@@ -78,9 +78,10 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
   const windows: Window[] = [];
   const killGaps: number[] = [];
   const pending: { fault: Fault; at: number; backAt: number; affected: number[] }[] = [];
-  for (const fault of faultPlan(o.profile, ROUTES, o.durationMs, random)) {
+  for (const planned of faultPlan(o.profile, ROUTES, o.durationMs, random)) {
     // Room for the fault, a restart and the settle time, or stop.
-    if (performance.now() + fault.holdMs + fault.settleMs + 3_000 > end) break;
+    if (performance.now() + planned.holdMs + planned.settleMs + 3_000 > end) break;
+    const fault = aimAt(planned, Object.fromEntries(ROUTES.map((r) => [r, users.usersOf(r).length])));
     const affected = users.usersOf(fault.node);
     const at = performance.now();
     log(`${((at - t0) / 1000).toFixed(1)} s: ${fault.kind} ${fault.node} for ${fault.holdMs} ms (${affected.length} users on it)`);

@@ -3,7 +3,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { SessionLedger, sessionKey } from '../../chaos/ledger.js';
 import { failoverGap, latenciesIn, percentile } from '../../chaos/latency.js';
-import { FaultKind, faultPlan } from '../../chaos/plan.js';
+import { FaultKind, aimAt, faultPlan } from '../../chaos/plan.js';
 import { parseChaosArgs, UsageError } from '../../chaos/options.js';
 import { missedTargets, type ChaosResult } from '../../chaos/report.js';
 import { seededRandom } from '../../src/util/clock.js';
@@ -42,6 +42,13 @@ test('fault plan: short is one kill and one pause; default alternates kill/pause
   const n = faultPlan('netns', nodes, 120_000, seededRandom(1));
   for (const node of nodes) assert.ok(n.some((f) => f.node === node && f.kind === FaultKind.Partition), `partition ${node}`);
   assert.ok(d.every((f) => f.holdMs >= 1000 && f.holdMs <= 4000 && f.settleMs >= 2000));
+});
+
+test('a fault aimed at a node without users moves to the busiest node', () => {
+  const f = { kind: FaultKind.Kill, node: 'n2', holdMs: 1000, settleMs: 2000 };
+  assert.equal(aimAt(f, { n1: 3, n2: 1, n3: 9 }), f);
+  assert.deepEqual(aimAt(f, { n1: 3, n2: 0, n3: 9 }), { ...f, node: 'n3' });
+  assert.equal(aimAt(f, { n1: 0, n2: 0, n3: 0 }), f);
 });
 
 test('options: profiles, bounds, usage errors', () => {
