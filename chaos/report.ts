@@ -46,6 +46,9 @@ export interface ChaosResult {
   readonly faults: readonly FaultRecord[];
   /** Worst gapAllMs over the kills (the target), ms; 0 without kills. */
   readonly failoverGapMs: number;
+  /** Worst gapAllMs over the pauses and over the partitions (reported, not a target), ms; 0 without any. */
+  readonly pauseGapMs: number;
+  readonly partitionGapMs: number;
   readonly verification: { readonly checked: number; readonly sessionsLost: number; readonly updatesLost: number; readonly errors: number };
   readonly balancer: { readonly idle: BalancerFigures; readonly before: BalancerFigures; readonly after: BalancerFigures; readonly idleAfter: BalancerFigures };
 }
@@ -96,6 +99,8 @@ export function formatReport(r: ChaosResult): string {
   lines.push(`p99 during failover      ${Number.isNaN(r.latency.p99Failover) ? 'n/a' : `${r.latency.p99Failover.toFixed(1)} ms`} (${r.latency.failoverSamples} requests started within a fault or 2 s after it)`);
   lines.push(`failover gap (kills)     ${fmtMs(r.failoverGapMs)} worst, from SIGKILL until every user of the killed node was served again`);
   const b = r.balancer;
+  lines.push(`gap after a pause        ${fmtMs(r.pauseGapMs)} worst (reported; a stopped process holds its requests until timeouts.firstbyte)`);
+  if (o.profile === 'netns') lines.push(`gap after a partition    ${fmtMs(r.partitionGapMs)} worst (reported)`);
   lines.push(`balancer heap            ${mb(b.before.heapUsed)} before → ${mb(b.after.heapUsed)} after (${b.after.gc ? 'after forced GC' : 'no --expose-gc'}; ${mb(b.idle.heapUsed)} idle at start)`);
   lines.push(`balancer RSS             ${mb(b.before.rss)} before → ${mb(b.after.rss)} after (${mb(b.idle.rss)} idle at start)`);
   lines.push(`balancer fds             ${b.idle.fds} idle at start, ${b.before.fds} under load, ${b.after.fds} at the end, ${b.idleAfter.fds} idle after the clients closed`);

@@ -28,7 +28,7 @@ export function chaosBalancerConfig(members: readonly { route: string; url: stri
     listen: '127.0.0.1:0',
     accesslog: false,
     loglevel: 'warn',
-    timeouts: { connect: 1, firstbyte: 3 },
+    timeouts: { connect: 1, firstbyte: 1.5 },
     balancers: [{
       name: 'chaos',
       maxattempts: 2,
@@ -76,7 +76,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
 
   const faults: FaultRecord[] = [];
   const windows: Window[] = [];
-  const killGaps: number[] = [];
+  const gaps: Record<FaultKind, number[]> = { [FaultKind.Kill]: [], [FaultKind.Pause]: [], [FaultKind.Partition]: [] };
   const pending: { fault: Fault; at: number; backAt: number; affected: number[] }[] = [];
   for (const planned of faultPlan(o.profile, ROUTES, o.durationMs, random)) {
     // Room for the fault, a restart and the settle time, or stop.
@@ -99,7 +99,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
 
   for (const p of pending) {
     const g = failoverGap(p.at, p.affected, (u, t) => users.firstSuccessAfter(u, t));
-    if (p.fault.kind === FaultKind.Kill) killGaps.push(g.all);
+    if (g.users > 0) gaps[p.fault.kind].push(g.all);
     faults.push({ kind: p.fault.kind, node: p.fault.node, atS: (p.at - t0) / 1000, holdMs: p.fault.holdMs, backAfterMs: p.backAt - p.at, affectedUsers: g.users, gapFirstMs: g.first, gapAllMs: g.all });
   }
   const succeededBeforeCheck = users.samples.filter((s) => s.ok).length;
@@ -128,7 +128,9 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
     updatesLost: lostBefore.updates + verification.updatesLost,
     latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(0, ...latencies), p99Failover: percentile(failoverLatencies, 99), failoverSamples: failoverLatencies.length },
     faults,
-    failoverGapMs: Math.max(0, ...killGaps),
+    failoverGapMs: Math.max(0, ...gaps[FaultKind.Kill]),
+    pauseGapMs: Math.max(0, ...gaps[FaultKind.Pause]),
+    partitionGapMs: Math.max(0, ...gaps[FaultKind.Partition]),
     verification,
     balancer: { idle, before, after, idleAfter },
   };

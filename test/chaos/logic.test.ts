@@ -66,7 +66,7 @@ test('options: profiles, bounds, usage errors', () => {
 test('targets: sync losses, any error, a slow kill failover and heap growth are misses; async losses are not', () => {
   const base = {
     options: parseChaosArgs(['--profile', 'short']), trafficMs: 20_000, requests: 100, succeeded: 100, errors: {}, acknowledgedUpdates: 80, sessions: 10,
-    sessionsLost: 0, updatesLost: 0, latency: { p50: 1, p99: 2, p99Failover: 3, failoverSamples: 4, max: 5 }, faults: [], failoverGapMs: 500,
+    sessionsLost: 0, updatesLost: 0, latency: { p50: 1, p99: 2, p99Failover: 3, failoverSamples: 4, max: 5 }, faults: [], failoverGapMs: 500, pauseGapMs: 3000, partitionGapMs: 0,
     verification: { checked: 10, sessionsLost: 0, updatesLost: 0, errors: 0 },
     balancer: { idle: { heapUsed: 1, rss: 1, fds: 1, gc: true }, before: { heapUsed: 10e6, rss: 1, fds: 1, gc: true }, after: { heapUsed: 11e6, rss: 1, fds: 1, gc: true }, idleAfter: { heapUsed: 1, rss: 1, fds: 1, gc: true } },
   } satisfies ChaosResult;
