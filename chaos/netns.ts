@@ -30,6 +30,16 @@ export function checkNetns(): void {
   }
 }
 
+/** A 10.213.x /24 that no interface of the root namespace uses yet (two runs at once must not share one). */
+export function freeSubnet(addrShow: string): string {
+  const start = process.pid % 250;
+  for (let i = 0; i < 250; i++) {
+    const candidate = `10.213.${((start + i) % 250) + 1}`;
+    if (!addrShow.includes(` ${candidate}.`)) return candidate;
+  }
+  throw new NetnsUnavailable('no free 10.213.x.0/24 subnet for the chaos bridge');
+}
+
 export interface NetnsNode {
   readonly ns: string;
   readonly address: string;
@@ -38,9 +48,9 @@ export interface NetnsNode {
 export class NetnsLab {
   /** Short id, so that names fit the 15-byte interface name limit and runs do not collide. */
   private readonly id = (process.pid % 100_000).toString(36);
-  private readonly subnet = `10.213.${(process.pid % 250) + 1}`;
+  private subnet = '';
   readonly bridge = `cchb${this.id}`;
-  readonly bridgeAddress = `${this.subnet}.254`;
+  bridgeAddress = '';
   readonly nodes: NetnsNode[] = [];
   private created = false;
   private readonly cut = new Set<string>();
@@ -48,6 +58,8 @@ export class NetnsLab {
   /** Creates the bridge and `count` namespaces with addresses .1 … .count. */
   create(count: number): NetnsNode[] {
     this.created = true;
+    this.subnet = freeSubnet(ip(['-o', '-4', 'addr', 'show']));
+    this.bridgeAddress = `${this.subnet}.254`;
     ip(['link', 'add', this.bridge, 'type', 'bridge']);
     ip(['addr', 'add', `${this.bridgeAddress}/24`, 'dev', this.bridge]);
     ip(['link', 'set', this.bridge, 'up']);
