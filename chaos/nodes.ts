@@ -55,6 +55,8 @@ export class NodeSet {
   private readonly procs = new Map<string, ChildProcess>();
   private readonly all = new Set<ChildProcess>();
   private readonly paused = new Set<ChildProcess>();
+  /** Set by destroy(): a run interrupted mid-restart must not start a process nobody will kill. */
+  private destroyed = false;
   /** Last stderr lines per node, for failure messages. */
   readonly stderr = new Map<string, string>();
 
@@ -83,6 +85,7 @@ export class NodeSet {
 
   /** Starts (or restarts) a node; resolves when its health says ready. */
   async start(route: string, readyTimeoutMs = 20_000): Promise<void> {
+    if (this.destroyed) throw new Error(`node set destroyed; not starting ${route}`);
     const s = this.spec(route);
     const args = [BIN, 'node', '--route', s.route, '--listen', `${s.host}:${s.httpPort}`, '--app', DEMO_APP,
       '--cluster-listen', `${s.host}:${s.clusterPort}`, '--secret-file', this.secretFile, '--log-level', 'warn', ...this.extraArgs];
@@ -134,6 +137,7 @@ export class NodeSet {
 
   /** SIGKILL (after SIGCONT, for a paused one) every process started here, by PID; removes the temp dir. */
   async destroy(): Promise<void> {
+    this.destroyed = true;
     const waits: Promise<unknown>[] = [];
     for (const c of this.all) {
       if (c.exitCode !== null || c.signalCode !== null || !c.pid) continue;
@@ -146,18 +150,6 @@ export class NodeSet {
       }
     }
     await Promise.all(waits);
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  /** Synchronous last resort (process exit path): SIGKILL by PID, remove the temp dir. */
-  destroySync(): void {
-    for (const c of this.all) {
-      try {
-        if (c.pid && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
