@@ -93,10 +93,17 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         kept.max = fresh.max;
         kept.retryMs = fresh.retryMs;
         kept.lbset = fresh.lbset;
+        const wasOut = kept.administrativelyOut;
         kept.flags.clear();
         for (const f of fresh.flags) kept.flags.add(f);
+        // Re-enabled by the reload: ramp up, as setFlag does for the manager.
+        if (wasOut && !kept.administrativelyOut) kept.recoveredAt = this.clock.now();
         next.push(kept);
-      } else next.push(fresh);
+      } else {
+        // A member added by a reload ramps up like one added at run time (slow start).
+        fresh.recoveredAt = this.clock.now();
+        next.push(fresh);
+      }
     }
     this.members = next;
     this.emit('change', { balancer: this.name, what: 'reconfigured' });

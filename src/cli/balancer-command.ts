@@ -3,6 +3,9 @@ import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger } from '../util/logger.js';
+import { createManager } from '../manager/start.js';
+import type { ManagerServer } from '../manager/manager-server.js';
+import { MethodRegistry } from '../balancer/methods/index.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -12,6 +15,8 @@ export interface BalancerCliOptions {
   stickysession?: string;
   logLevel?: string;
   accessLog?: boolean;
+  /** Quick mode: serve the balancer manager on this host:port. */
+  manager?: string;
 }
 
 /** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
@@ -28,6 +33,7 @@ export function quickConfig(opts: BalancerCliOptions): BalancerConfig {
     mounts: [{ path: '/', balancer: 'default' }],
     ...(opts.logLevel ? { loglevel: opts.logLevel } : {}),
     ...(opts.accessLog === false ? { accesslog: false } : {}),
+    ...(opts.manager ? { manager: { listen: opts.manager } } : {}),
   });
 }
 
@@ -49,8 +55,19 @@ function accessLogger(cfg: BalancerConfig) {
 export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerServer> {
   const cfg = resolveBalancerConfig(opts);
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
-  const server = new BalancerServer(cfg, { log, accessLog: accessLogger(cfg) });
-  const addrs = await server.start();
+  let manager: ManagerServer | undefined;
+  const methods = new MethodRegistry();
+  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
+  // The manager starts first so that saved changes are in place before traffic flows.
+  manager = await createManager(server, cfg, opts.config, log, methods);
+  if (manager) {
+    const m = await manager.start();
+    process.stderr.write(`cohort balancer manager on ${m.url}\n`);
+  }
+  const addrs = await server.start().catch(async (err) => {
+    await manager?.destroy();
+    throw err;
+  });
   for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   let stopping = false;
   const stop = (sig: string) => {
@@ -60,7 +77,7 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     }
     stopping = true;
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
-    void server.close().then(() => {
+    void Promise.all([server.close(), manager?.close()]).then(() => {
       log.flush();
       setImmediate(() => process.exit(0));
     });
@@ -74,7 +91,7 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     }
     try {
       const next = loadBalancerConfig(opts.config);
-      void server.reload(next).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
+      void server.reload(next).then(() => manager?.applyPersistedState()).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reload refused: invalid configuration; keeping the previous one');
     }

@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseBalancerConfig } from '../config/load.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger } from '../util/logger.js';
+import { MethodRegistry } from '../balancer/methods/index.js';
+import { createManager } from '../manager/start.js';
+import type { ManagerServer } from '../manager/manager-server.js';
 
 /** Package root (bin/, examples/), from dist/src/cli/. */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -101,14 +104,22 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     }],
     mounts: [{ path: '/examples', balancer: 'tccluster', upstream: '/examples' }],
     accesslog: false,
+    // The manager and dashboard on their own loopback listener, with a generated password.
+    manager: { listen: `127.0.0.1:${opts.port + 10}`, passwordfile: join(dir, 'manager-password') },
+    // The balancer joins the cluster's membership too, so the dashboard shows the nodes' view.
+    cluster: { listen: `127.0.0.1:${clusterBase}`, secretFile, members: nodes.map((n) => `127.0.0.1:${n.clusterPort}`) },
   });
   const log = createLogger('cohort-demo', 'warn', 2);
-  const server = new BalancerServer(cfg, { log });
+  const methods = new MethodRegistry();
+  let manager: ManagerServer | undefined;
+  const server = new BalancerServer(cfg, { log, methods, onFinish: (e) => manager?.onFinish(e) });
+  const managerLines: string[] = [];
+  manager = await createManager(server, cfg, undefined, log, methods, (l) => managerLines.push(l));
+  // The nodes first (state transfer, ready), then the balancer: its health checks find them ready.
+  const ready = await Promise.all(nodes.map((n) => waitReady(`http://127.0.0.1:${n.httpPort}/.cohort/health`, 20_000)));
+  const managerAddr = await manager!.start();
   const [addr] = await server.start();
   const base = addr!.url;
-  const ready = await Promise.all(nodes.map((n) => waitReady(`http://127.0.0.1:${n.httpPort}/.cohort/health`, 20_000)));
-  // Let the health checks see the nodes ready before announcing.
-  await new Promise((r) => setTimeout(r, 300));
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   process.stdout.write([
     '',
@@ -117,6 +128,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     `  a session counter:    curl -c /tmp/cj -b /tmp/cj ${base}/examples/counter`,
     `  why that node:        curl -H 'X-Cohort-Explain: 1' -i -b /tmp/cj ${base}/examples/counter`,
     `  in a browser:         ${base}/examples/`,
+    `  balancer manager:     ${managerAddr.url.replace(/\/$/, '')}/     dashboard: ${managerAddr.url.replace(/\/$/, '')}/dashboard`,
+    ...managerLines.map((l) => `  ${l.trim()}`),
     '',
     'Kill the node that owns your session and keep counting — the count continues on another node:',
     ...nodes.map((n) => `  ${n.route}: pid ${n.child?.pid}   kill -9 ${n.child?.pid}     (http://127.0.0.1:${n.httpPort}, cluster 127.0.0.1:${n.clusterPort})`),
@@ -135,6 +148,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     }, 5000);
     void Promise.all([
       server.close(2000),
+      manager?.close(),
       ...nodes.map((n) => (n.child && n.child.exitCode === null ? new Promise((r) => n.child!.once('exit', r)) : Promise.resolve())),
     ]).then(() => {
       clearTimeout(killTimer);

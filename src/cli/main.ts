@@ -8,6 +8,7 @@ import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { importHttpd } from '../import/httpd.js';
+import { hashPassword } from '../manager/password.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .option('--stickysession <names>', 'cookie|parameter name (quick mode)', undefined)
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
+    .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
     .action(async (opts) => {
       await runBalancer(opts);
     });
@@ -38,6 +40,17 @@ export function buildProgram(): Command {
     .action((file: string) => {
       loadBalancerConfig(file);
       process.stdout.write(`${file}: ok\n`);
+    });
+
+  program
+    .command('hash-password')
+    .description('read a password on stdin and print its scrypt hash for manager.users[].password')
+    .action(async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (password === '') throw new CohortError('COHORT_MANAGER_INVALID', 'expected a password on stdin');
+      process.stdout.write(`${await hashPassword(password)}\n`);
     });
 
   program

@@ -42,6 +42,10 @@ export const DEFAULTS = {
   requestTimeoutS: 300,
   shutdownTimeoutS: 30,
   connections: 256,
+  managerListen: '127.0.0.1:8090',
+  managerPath: '/balancer-manager',
+  managerSessionTtlS: 1800,
+  managerHistory: 200,
 } as const;
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
@@ -83,7 +87,8 @@ export const hcheckSchema = z.strictObject({
 export const outlierSchema = z.strictObject({
   consecutive5xx: z.number().int().min(1).default(DEFAULTS.outlierConsecutive5xx),
   ejecttime: seconds.default(DEFAULTS.outlierEjectTimeS),
-  maxejectpercent: z.number().min(0).max(100).default(DEFAULTS.outlierMaxEjectPercent),
+  /** Capped at 50: outlier detection never ejects more than half of the members at once (issue 2). */
+  maxejectpercent: z.number().min(0, 'expected a percentage 0..50').max(50, 'expected a percentage 0..50 (outlier detection never ejects more than half of the members)').default(DEFAULTS.outlierMaxEjectPercent),
 });
 
 export const balancerSchema = z.strictObject({
@@ -115,6 +120,40 @@ export const mountSchema = z.strictObject({
   reverse: z.boolean().default(true),
 });
 
+/** A manager user: name and an scrypt hash (`cohort hash-password`), never a plain password. */
+export const managerUserSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'expected a user name of letters, digits, "_", ".", "@" or "-"'),
+  password: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=_-]+\$[A-Za-z0-9+/=_-]+$/, 'expected an scrypt hash "scrypt$N$r$p$salt$hash" (make one with `cohort hash-password`)'),
+});
+
+/**
+ * The balancer manager, dashboard and /metrics (docs/manager.md). Present
+ * (even as `manager: {}`) = on; absent or `false` = off.
+ */
+export const managerSchema = z.strictObject({
+  /** Its own listener; loopback by default. */
+  listen: hostPort.default(DEFAULTS.managerListen),
+  /** Serve the manager over HTTPS (PEM files); login cookies are then `Secure`. */
+  tls: tlsFiles.optional(),
+  /** URL path prefix of the page, dashboard and API. */
+  path: z.string().regex(/^\/[A-Za-z0-9_.~\/-]*[A-Za-z0-9_.~-]$/, 'expected a path like "/balancer-manager" (no trailing "/")').default(DEFAULTS.managerPath),
+  users: z.array(managerUserSchema).default([]),
+  /** Bearer token for scripts (at least 16 characters). */
+  token: z.string().min(16, 'expected a token of at least 16 characters').optional(),
+  /** File holding the bearer token (first line); read at start. */
+  tokenfile: z.string().min(1).optional(),
+  /** Where the generated password is written (0600) when no users or token are configured; default `<config>.manager-password`, quick mode `.cohort-state/manager-password`. */
+  passwordfile: z.string().min(1).optional(),
+  /** More origins whose changes are accepted (a manager behind a reverse proxy), e.g. https://admin.example.com. */
+  origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected an origin like https://admin.example.com (scheme://host[:port], no path)')).default([]),
+  /** Idle lifetime of a login session, seconds. */
+  sessionttl: z.number().positive('expected seconds > 0').default(DEFAULTS.managerSessionTtlS),
+  /** Whether GET /metrics needs credentials (Basic or Bearer). */
+  metricsauth: z.boolean().default(true),
+  /** State changes kept for the dashboard's history. */
+  history: z.number().int().min(1).max(10000).default(DEFAULTS.managerHistory),
+});
+
 export const balancerConfigSchema = z.strictObject({
   listen: z.union([listenerSchema, z.array(listenerSchema).min(1)]).default(DEFAULTS.listen),
   balancers: z.array(balancerSchema).min(1, 'expected at least one balancer'),
@@ -141,8 +180,12 @@ export const balancerConfigSchema = z.strictObject({
   }).prefault({}),
   accesslog: z.union([z.boolean(), z.strictObject({ path: z.string() })]).default(true),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** Answer `X-Cohort-Explain: 1` requests with an X-Cohort-Explain response header. */
-  explain: z.boolean().default(true),
+  /**
+   * Answer requests carrying `X-Cohort-Explain: 1` with an X-Cohort-Explain
+   * response header: `local` (default) for loopback clients and
+   * `trustedproxies` only, `true` for everyone, `false` never.
+   */
+  explain: z.union([z.boolean(), z.literal('local')]).default('local'),
   persist: z.boolean().default(true),
   /**
    * Join the session cluster's membership to learn the nodes (mod_cluster's
@@ -160,6 +203,7 @@ export const balancerConfigSchema = z.strictObject({
     multicast: z.boolean().default(false),
     dns: z.string().optional(),
   }).optional(),
+  manager: z.union([z.literal(false), managerSchema]).optional(),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.balancers.forEach((b, i) => {
@@ -187,3 +231,4 @@ export type MemberSpec = z.output<typeof memberSchema>;
 export type MountSpec = z.output<typeof mountSchema>;
 export type HcheckSpec = z.output<typeof hcheckSchema>;
 export type ListenerSpec = z.output<typeof listenerSchema>;
+export type ManagerSpec = z.output<typeof managerSchema>;

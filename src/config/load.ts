@@ -26,11 +26,41 @@ export function formatIssues(error: z.ZodError): string[] {
   });
 }
 
-/** Validates an already-parsed object. `file` only labels errors. */
+/** Validates an already-parsed object, and that the PEM files it names can be read. `file` only labels errors. */
 export function parseBalancerConfig(raw: unknown, file?: string): BalancerConfig {
   const result = balancerConfigSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(file, formatIssues(result.error));
+  const issues = pemFileIssues(result.data);
+  if (issues.length > 0) throw new ConfigError(file, issues);
   return result.data;
+}
+
+/**
+ * The certificate, key and CA files a config names must exist and hold PEM
+ * data; otherwise the balancer would die at start (or at reload) with a bare
+ * ENOENT instead of a message naming the key.
+ */
+function pemFileIssues(cfg: BalancerConfig): string[] {
+  const refs: [string, string][] = [];
+  const listen = Array.isArray(cfg.listen) ? cfg.listen : [cfg.listen];
+  listen.forEach((l, i) => {
+    if (typeof l === 'string' || l.tls === undefined) return;
+    const at = Array.isArray(cfg.listen) ? `listen[${i}]` : 'listen';
+    refs.push([`${at}.tls.cert`, l.tls.cert], [`${at}.tls.key`, l.tls.key]);
+  });
+  if (cfg.upstreamtls.ca !== undefined) refs.push(['upstreamtls.ca', cfg.upstreamtls.ca]);
+  const issues: string[] = [];
+  for (const [key, path] of refs) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      issues.push(`${key}: expected a readable PEM file, cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      continue;
+    }
+    if (!text.includes('-----BEGIN ')) issues.push(`${key}: expected a PEM file, "${path}" has no "-----BEGIN" line`);
+  }
+  return issues;
 }
 
 /** Reads YAML (or JSON) text and validates it. */

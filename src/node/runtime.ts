@@ -15,6 +15,8 @@ export const MEMBERS_PATH = '/.cohort/members';
 /** ms to wait for the first peer before starting alone; ms without a new peer before state transfer. */
 const JOIN_WAIT_MS = 1_500;
 const JOIN_QUIET_MS = 250;
+/** ms between checks whether the published session count changed. */
+const META_PUBLISH_MS = 2_000;
 
 export enum NodeState {
   New = 'new',
@@ -41,6 +43,7 @@ export class NodeRuntime {
   private app: LoadedApp | undefined;
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
+  private publishTimer: NodeJS.Timeout | undefined;
   httpUrl = '';
 
   constructor(
@@ -119,9 +122,14 @@ export class NodeRuntime {
       this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
     }
     const started = performance.now();
+    this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running' });
     await this.sessions.start();
     this.state = NodeState.Ready;
-    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true' });
+    const report = this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastTransfer : undefined;
+    const transfer = report ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${report.complete ? '' : ' (incomplete)'}` : 'none';
+    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, sessions: String(this.sessionCount() ?? 0) });
+    this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
+    this.publishTimer.unref();
     this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
   }
 
@@ -150,6 +158,18 @@ export class NodeRuntime {
     this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
   }
 
+  private sessionCount(): number | undefined {
+    return this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().sessions : undefined;
+  }
+
+  /** Publishes the session count in the cluster meta (the dashboard shows it) when it changed. */
+  private publishLoad(): void {
+    const cluster = this.cluster;
+    if (!cluster || this.state !== NodeState.Ready) return;
+    const n = String(this.sessionCount() ?? 0);
+    if (cluster.self.meta.sessions !== n) cluster.setMeta({ ...cluster.self.meta, sessions: n });
+  }
+
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '/';
     if (url === HEALTH_PATH || url.startsWith(`${HEALTH_PATH}?`)) {
@@ -159,7 +179,7 @@ export class NodeRuntime {
         state: this.state,
         ready,
         members: this.cluster?.members().map((m) => ({ route: m.route, state: m.state })) ?? [],
-        sessions: this.sessions && 'getStats' in this.sessions ? (this.sessions as ReplicatedSessionManager).getStats().sessions : undefined,
+        sessions: this.sessionCount(),
       });
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
       res.end(body);
@@ -191,6 +211,7 @@ export class NodeRuntime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = NodeState.Stopping;
+      clearInterval(this.publishTimer);
       this.cluster?.setMeta({ ...this.cluster.self.meta, ready: 'false' });
       const server = this.server;
       if (server) {
@@ -211,6 +232,7 @@ export class NodeRuntime {
   }
 
   destroy(): void {
+    clearInterval(this.publishTimer);
     this.server?.close();
     for (const s of this.sockets) s.destroy();
     (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();

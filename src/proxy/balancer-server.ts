@@ -9,7 +9,7 @@ import { MethodRegistry } from '../balancer/methods/index.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { formatHostPort, parseHostPort } from '../util/address.js';
 import { silentLogger } from '../util/logger.js';
-import { RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
+import { ConnectionBook, RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
 import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
 import { HealthChecker } from './health-check.js';
 import { proxyUpgrade } from './upgrade.js';
@@ -94,6 +94,8 @@ export class BalancerServer {
   private checkers = new Map<string, HealthChecker>();
   private closing: Promise<void> | undefined;
   private readonly sockets = new Set<net.Socket>();
+  /** Client-connection state that outlives a reload's new RequestProxy. */
+  private readonly connections = new ConnectionBook();
   /** Upstream TLS settings of the current config, read once (not per upgrade). */
   private tls: { rejectUnauthorized: boolean; ca: string | undefined };
   /** Set when the balancer joined the cluster's membership (config `cluster`). */
@@ -120,6 +122,7 @@ export class BalancerServer {
 
   private makeProxy(cfg: BalancerConfig): RequestProxy {
     return new RequestProxy({
+      connections: this.connections,
       clock: this.clock,
       pools: this.pools,
       log: this.log,
@@ -218,6 +221,7 @@ export class BalancerServer {
         isTrusted: trustMatcher(this.config.trustedproxies),
         maxUrlLength: this.config.limits.maxurllength,
         connectTimeoutMs: this.config.timeouts.connect * 1000,
+        firstByteTimeoutMs: this.config.timeouts.firstbyte * 1000,
         ...this.tls,
         matchMount: (p) => this.proxy.matchMount(p),
       }),

@@ -19,14 +19,38 @@ export interface Mount {
   readonly preserveHost: boolean;
 }
 
+/**
+ * Per-client-connection state of the request path. Owned by the server and
+ * handed to each RequestProxy, so that a reload (which builds a new proxy)
+ * keeps it for connections that stay open.
+ */
+export class ConnectionBook {
+  /**
+   * Client connections with an exchange in progress, and the pipelined
+   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
+   * not all safe must not be processed in parallel, so one connection's
+   * requests reach members one after another, in order.
+   */
+  readonly inFlight = new WeakMap<object, (() => void)[]>();
+  /**
+   * Client connections answered with `Connection: close` because their framing
+   * could not be trusted: bytes that follow on them (maybe a request smuggled
+   * in the refused one's body) are never acted on.
+   */
+  readonly condemned = new WeakSet<object>();
+}
+
 export interface ProxyDeps {
+  /** Shared across reloads; a fresh book when omitted. */
+  readonly connections?: ConnectionBook;
   readonly clock: Clock;
   readonly pools: PoolSet;
   readonly log: Logger;
   /** undefined when the access log is off. */
   readonly accessLog: Logger | undefined;
   readonly isTrusted: (ip: string) => boolean;
-  readonly explain: boolean;
+  /** Who may ask for the explain header: everyone, nobody, or loopback and trusted proxies. */
+  readonly explain: boolean | 'local';
   readonly maxUrlLength: number;
   /** Bodies up to this size are buffered so that the request can be retried. */
   readonly bufferBodyLimit: number;
@@ -104,6 +128,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.done) return false;
+    if (statusCode < 200) {
+      // An interim response (103 Early Hints; 101 never comes here): the final one follows on the
+      // same exchange. Pass on Early Hints' Link headers; nothing else about it is final.
+      if (statusCode === 103) this.forwardEarlyHints(rawHeaders);
+      return true;
+    }
     const now = this.proxy.deps.clock.now();
     this.upstreamMs = now - this.attemptStartedAt;
     const member = this.member!;
@@ -111,7 +141,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const balancer = this.mount.balancer;
     const failed = balancer.observeStatus(member, statusCode, now, Date.now());
     if (failed && this.canRetry(true)) {
-      // failonstatus: drop this answer and try another member.
+      // failonstatus: drop this answer and try another member. The retry is already
+      // reserved in the budget; attemptFailed must not charge it a second time.
+      this.retryReserved = true;
       this.abort?.(new RetryableStatus(statusCode));
       return false;
     }
@@ -127,6 +159,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.resume = resume;
     return true;
+  }
+
+  private forwardEarlyHints(rawHeaders: Buffer[]): void {
+    const links: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toString('latin1').toLowerCase() === 'link') links.push(rawHeaders[i + 1]!.toString('latin1'));
+    }
+    if (links.length === 0 || this.res.headersSent || this.req.httpVersionMinor === 0) return;
+    try {
+      this.res.writeEarlyHints({ link: links });
+    } catch (err) {
+      this.proxy.deps.log.debug({ err }, 'early hints not forwarded');
+    }
   }
 
   onData(chunk: Buffer): boolean {
@@ -180,7 +225,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   finish(): void {
     if (this.done) return;
     this.done = true;
-    this.proxy.next(this.req.socket);
     const member = this.member;
     const deps = this.proxy.deps;
     if (member !== undefined) {
@@ -207,9 +251,15 @@ class Exchange implements Dispatcher.DispatchHandler {
       bytes: this.bytesIn,
       client: this.req.socket.remoteAddress,
     });
+    // Last: the member slot is free before the next pipelined request on this connection is picked.
+    this.proxy.next(this.req.socket);
   }
 
   lastMember: Member | undefined;
+  /** 100 Continue still owed to the client (sent when a member is picked). */
+  expectContinue = false;
+  /** A retry was already granted (budget charged) when the failure was detected in onHeaders. */
+  retryReserved = false;
   /** The answer for the previous failed attempt, used when no other member can be tried. */
   lastFailure: { readonly status: number; readonly detail: string; readonly retryAfter: boolean } | undefined;
 }
@@ -227,15 +277,14 @@ class RetryableStatus extends Error {
  */
 export class RequestProxy {
   private mounts: Mount[] = [];
-  /**
-   * Client connections with an exchange in progress, and the pipelined
-   * requests waiting behind it. RFC 9112 §9.3.2: pipelined requests that are
-   * not all safe must not be processed in parallel, so one connection's
-   * requests reach members one after another, in order.
-   */
-  private readonly inFlight = new WeakMap<object, (() => void)[]>();
+  private readonly inFlight: WeakMap<object, (() => void)[]>;
+  private readonly condemned: WeakSet<object>;
 
-  constructor(readonly deps: ProxyDeps) {}
+  constructor(readonly deps: ProxyDeps) {
+    const book = deps.connections ?? new ConnectionBook();
+    this.inFlight = book.inFlight;
+    this.condemned = book.condemned;
+  }
 
   /** ProxyPassReverse rules per mount, rebuilt when members change (setMounts is called then). */
   private reverseRules = new Map<Mount, ReverseRule>();
@@ -263,8 +312,19 @@ export class RequestProxy {
     return undefined;
   }
 
+  private mayExplain(ip: string): boolean {
+    const e = this.deps.explain;
+    if (e !== 'local') return e;
+    return ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.') || this.deps.isTrusted(ip);
+  }
+
   /** Entry point for a request; `proto` is the client connection's scheme. */
   handle(req: IncomingMessage, res: ServerResponse, proto: string, expectContinue = false): void {
+    if (this.condemned.has(req.socket)) {
+      // The socket ends once the refusal is written; this request is not served.
+      req.socket.destroySoon();
+      return;
+    }
     const queue = this.inFlight.get(req.socket);
     if (queue !== undefined) {
       queue.push(() => {
@@ -290,6 +350,7 @@ export class RequestProxy {
     const rejection = validateRequest(req, this.deps.maxUrlLength);
     if (rejection !== undefined) {
       this.deps.log.info({ client: req.socket.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
+      this.condemned.add(req.socket);
       respondPlain(res, rejection.status, `${rejection.reason}\n`, true);
       this.next(req.socket);
       return;
@@ -303,6 +364,7 @@ export class RequestProxy {
           const u = new URL(target);
           target = `${u.pathname}${u.search}`;
         } catch {
+          this.condemned.add(req.socket);
           respondPlain(res, 400, 'invalid request target\n', true);
           this.next(req.socket);
           return;
@@ -320,7 +382,7 @@ export class RequestProxy {
     ex.path = mount.upstream === mount.path ? target : rewritePrefix(target, mount.path, mount.upstream);
     const balancer = mount.balancer;
     ex.sticky = extractRoute(req.headers.cookie, target, balancer.sticky);
-    if (this.deps.explain && req.headers['x-cohort-explain'] !== undefined) ex.explainParts = [];
+    if (req.headers['x-cohort-explain'] !== undefined && this.mayExplain(req.socket.remoteAddress ?? '')) ex.explainParts = [];
     const clientIp = req.socket.remoteAddress ?? '';
     ex.headers = requestHeadersForMember(req.rawHeaders, {
       clientIp,
@@ -334,14 +396,19 @@ export class RequestProxy {
     ex.hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
     res.on('close', () => {
       if (!ex.done) {
-        // The client went away: stop the member's work and free the slot.
-        ex.abort?.(new Error('client closed the connection'));
+        // The client went away: free the slot, then stop the member's work. Finish first, so that
+        // the abort's onError finds the exchange done and does not count it as a member error.
+        const abort = ex.abort;
         ex.finish();
+        abort?.(new Error('client closed the connection'));
       }
     });
     balancer.retryBudget.recordRequest(this.deps.clock.now());
-    if (expectContinue) res.writeContinue();
-    if (ex.hasBody && cl !== undefined && Number(cl) <= this.deps.bufferBodyLimit) {
+    // Expect: 100-continue is answered once a member was picked, so that a client whose request
+    // nobody can take gets its final status without sending the body (RFC 9110 §10.1.1).
+    // Its body is streamed, not buffered: buffering would wait for a body the client holds back.
+    ex.expectContinue = expectContinue;
+    if (ex.hasBody && !expectContinue && cl !== undefined && Number(cl) <= this.deps.bufferBodyLimit) {
       // Small bodies are buffered so that a failed attempt can be retried elsewhere.
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -381,6 +448,10 @@ export class RequestProxy {
     const member = d.member;
     ex.member = member;
     ex.attempts++;
+    if (ex.expectContinue) {
+      ex.expectContinue = false;
+      ex.res.writeContinue();
+    }
     const seq = ++ex.attemptSeq;
     member.counters.requests++;
     if (ex.bodyBuffered) {
@@ -440,7 +511,9 @@ export class RequestProxy {
     }
     const answer = failureAnswer(code, member?.route ?? '?', err);
     const retryable = code === 'COHORT_FAILONSTATUS' || CONNECT_ERRORS.has(code) || RESET_ERRORS.has(code) || TIMEOUT_ERRORS.has(code);
-    if (retryable && member !== undefined && ex.canRetry(!CONNECT_ERRORS.has(code))) {
+    const reserved = ex.retryReserved;
+    ex.retryReserved = false;
+    if (retryable && member !== undefined && (reserved || ex.canRetry(!CONNECT_ERRORS.has(code)))) {
       (ex.exclude ??= new Set()).add(member);
       member.counters.retries++;
       // If no other member can take it, the client gets this failure's answer, not a bare "no member".
@@ -459,7 +532,10 @@ export class RequestProxy {
     const headers: Record<string, string> = {};
     if (retryAfter) headers['retry-after'] = '1';
     if (ex.explainParts !== undefined) headers['x-cohort-explain'] = ex.explainText();
-    respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded, headers);
+    const close = ex.hasBody && !ex.bodyBuffered && !ex.req.readableEnded;
+    // The unread rest of this body must not be parsed as further requests.
+    if (close) this.condemned.add(ex.req.socket);
+    respondPlain(ex.res, status, `${statusText(status)}: ${detail}\n`, close, headers);
     ex.finish();
   }
 }

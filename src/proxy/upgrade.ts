@@ -10,16 +10,6 @@ import type { Mount } from './forward.js';
 import { rewritePrefix } from './forward.js';
 import { requestHeadersForMember } from './headers.js';
 import { validateRequest } from './validate.js';
-import { parseUpgradeResponse } from './upgrade-response.js';
-
-/** A refused upgrade's response without Content-Length ends when the member stops sending for this long, ms. */
-const REFUSED_IDLE_MS = 5_000;
-/**
- * After one side of a tunnel has ended, how long the other may take to end
- * too before both are destroyed, ms. The sockets are half-open capable, so a
- * member that ignores the client's FIN would otherwise hold both forever.
- */
-const HALF_CLOSE_GRACE_MS = 2_000;
 
 export interface UpgradeDeps {
   readonly clock: Clock;
@@ -27,6 +17,8 @@ export interface UpgradeDeps {
   readonly isTrusted: (ip: string) => boolean;
   readonly maxUrlLength: number;
   readonly connectTimeoutMs: number;
+  /** How long the member may take to answer the upgrade, in ms (timeouts.firstbyte). */
+  readonly firstByteTimeoutMs: number;
   readonly rejectUnauthorized: boolean;
   readonly ca: string | undefined;
   readonly matchMount: (path: string) => Mount | undefined;
@@ -88,9 +80,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
         if (!mount.preserveHost || headers[i]!.toLowerCase() !== 'host') headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
       }
       upstream.write(`${headText}\r\n`);
-      if (head.length > 0) upstream.write(head);
-      // Nothing from the client reaches the member until the member has switched protocols.
-      awaitSwitch(upstream, socket, deps.log, member.route);
+      awaitSwitch(upstream, socket, head, deps.log, member.route, deps.firstByteTimeoutMs);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -105,7 +95,9 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     });
     upstream.on('close', () => {
       release();
-      socket.destroy();
+      // Before the connection was made, 'error' decides (another member is tried); closing the
+      // client here would cut the failover short.
+      if (connected) socket.destroy();
     });
     socket.on('close', () => {
       release();
@@ -116,60 +108,104 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
 }
 
 /**
- * Reads the member's answer to the upgrade. A 101 to websocket splices the
- * two sockets. Any other answer is passed to the client and both connections
- * close after it: a raw tunnel after a refused upgrade would let the client
- * send the member requests the balancer never parsed (WebSocket smuggling).
+ * After one side of a tunnel has ended, how long the other may take to end
+ * too before both are destroyed, ms. The sockets are half-open capable, so a
+ * member that ignores the client's FIN would otherwise hold both forever.
  */
-function awaitSwitch(upstream: net.Socket, socket: Duplex, log: Logger, route: string): void {
-  let buf: Buffer = Buffer.alloc(0);
-  const onData = (d: Buffer): void => {
-    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-    const r = parseUpgradeResponse(buf);
-    if (r.kind === 'incomplete') return;
-    upstream.off('data', onData);
-    if (r.kind === 'invalid') {
-      log.info({ member: route, detail: r.detail }, 'websocket upgrade: malformed answer from the member');
+const HALF_CLOSE_GRACE_MS = 2_000;
+
+function closeBothAfterHalfClose(upstream: net.Socket, socket: Duplex): void {
+  let grace: NodeJS.Timeout | undefined;
+  const ended = (): void => {
+    grace ??= setTimeout(() => {
       upstream.destroy();
-      return refuse(socket, 502, 'Bad Gateway');
-    }
-    if (r.kind === 'switch') {
-      socket.write(buf);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-      let grace: NodeJS.Timeout | undefined;
-      const ended = (): void => {
-        grace ??= setTimeout(() => {
-          upstream.destroy();
-          socket.destroy();
-        }, HALF_CLOSE_GRACE_MS).unref();
-      };
-      upstream.once('end', ended);
-      socket.once('end', ended);
-      socket.once('close', () => clearTimeout(grace));
+      socket.destroy();
+    }, HALF_CLOSE_GRACE_MS).unref();
+  };
+  upstream.once('end', ended);
+  socket.once('end', ended);
+  socket.once('close', () => clearTimeout(grace));
+}
+
+/** Longest member response head accepted for an upgrade, in bytes. */
+const MAX_UPGRADE_RESPONSE_HEAD = 16 * 1024;
+/** How long a refused upgrade's response body may take to arrive, in ms. */
+const REFUSED_UPGRADE_BODY_MS = 5000;
+
+/**
+ * Reads the member's answer to the upgrade before joining the sockets. Only a
+ * 101 joins them; any other answer is passed on with `connection: close` and
+ * both connections end, so that bytes the client sends next never reach the
+ * member unparsed (WebSocket smuggling: a proxy that tunnels after a non-101
+ * lets a client talk raw HTTP to the member past every check). Client bytes
+ * that came with the upgrade request (`head`) are sent only after the 101.
+ */
+function awaitSwitch(upstream: net.Socket, socket: Duplex, head: Buffer, log: Logger, route: string, firstByteTimeoutMs: number): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const answerTimer = setTimeout(() => {
+    log.warn({ member: route }, 'websocket upgrade: member did not answer in time');
+    upstream.off('data', onHead);
+    upstream.destroy();
+    refuse(socket, 504, 'Gateway Timeout');
+  }, firstByteTimeoutMs);
+  answerTimer.unref();
+  upstream.once('close', () => clearTimeout(answerTimer));
+  const onHead = (chunk: Buffer): void => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (buf.length > MAX_UPGRADE_RESPONSE_HEAD) {
+        clearTimeout(answerTimer);
+        upstream.off('data', onHead);
+        upstream.destroy();
+        refuse(socket, 502, 'Bad Gateway');
+      }
       return;
     }
-    // Refused: forward the answer only, then close both sides.
-    log.info({ member: route, status: r.status }, 'websocket upgrade refused by the member');
-    let remaining = r.contentLength === undefined ? Infinity : r.headBytes + r.contentLength;
-    const forward = (chunk: Buffer): void => {
-      const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
-      remaining -= part.length;
-      if (socket.writable) socket.write(part);
-      if (remaining <= 0) finish();
-    };
-    const finish = (): void => {
-      upstream.off('data', forward);
-      upstream.destroy();
-      if (socket.writable) socket.end();
-      setTimeout(() => socket.destroy(), 1000).unref();
-    };
-    if (r.contentLength === undefined) {
-      upstream.setTimeout(REFUSED_IDLE_MS, finish);
-      upstream.once('end', finish);
+    upstream.off('data', onHead);
+    clearTimeout(answerTimer);
+    const headText = buf.subarray(0, end).toString('latin1');
+    const lines = headText.split('\r\n');
+    if (/^HTTP\/1\.1 101 /.test(lines[0]!)) {
+      socket.write(buf);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      closeBothAfterHalfClose(upstream, socket);
+      return;
     }
+    log.info({ member: route, status: lines[0] }, 'websocket upgrade refused by the member');
+    let length: number | undefined;
+    const kept = [lines[0]!];
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).trim().toLowerCase();
+      if (name === 'connection' || name === 'keep-alive') continue;
+      if (name === 'content-length') length = Number(line.slice(colon + 1).trim());
+      kept.push(line);
+    }
+    kept.push('connection: close');
+    socket.write(`${kept.join('\r\n')}\r\n\r\n`);
+    let left = length ?? Number.POSITIVE_INFINITY;
+    const done = (): void => {
+      clearTimeout(timer);
+      upstream.destroy();
+      socket.end();
+    };
+    const timer = setTimeout(done, REFUSED_UPGRADE_BODY_MS);
+    timer.unref();
+    const forward = (chunk: Buffer): void => {
+      if (left <= 0) return;
+      const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+      left -= part.length;
+      if (part.length > 0) socket.write(part);
+      if (left <= 0) done();
+    };
     upstream.on('data', forward);
-    forward(buf);
+    upstream.once('end', done);
+    forward(buf.subarray(end + 4));
+    // Whatever the client sends now is dropped.
+    socket.on('data', () => {});
   };
-  upstream.on('data', onData);
+  upstream.on('data', onHead);
 }

@@ -20,6 +20,7 @@ export const DEFAULT_TRANSFER_TIMEOUT_MS = 30_000;
 export const DEFAULT_TRANSFER_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_TOMBSTONE_TTL_MS = 10 * 60_000;
 export const DEFAULT_REPLICATION_BATCH = 500;
+export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 5 * 60_000;
 
 const ms = z.number().int().positive();
 
@@ -28,6 +29,8 @@ export const replicationConfigSchema = z.strictObject({
   /** backup mode: copies besides the owner's */
   backups: z.number().int().min(1).max(16).default(DEFAULT_BACKUPS),
   consistency: z.enum(['async', 'sync']).default('async'),
+  /** sync commits: wait for every holder ('all') or the first one that applied ('one') */
+  syncAcks: z.enum(['all', 'one']).default('all'),
   maxInactiveMs: ms.default(DEFAULT_MAX_INACTIVE_MS),
   graceMs: ms.default(DEFAULT_GRACE_MS),
   accessNotifyMs: ms.default(DEFAULT_ACCESS_NOTIFY_MS),
@@ -42,6 +45,10 @@ export const replicationConfigSchema = z.strictObject({
   transferRequestTimeoutMs: ms.default(DEFAULT_TRANSFER_REQUEST_TIMEOUT_MS),
   tombstoneTtlMs: ms.default(DEFAULT_TOMBSTONE_TTL_MS),
   replicationBatch: z.number().int().min(1).max(100_000).default(DEFAULT_REPLICATION_BATCH),
+  /** periodic digest comparison with one random peer; 0 disables */
+  antiEntropyIntervalMs: z.number().int().min(0).default(DEFAULT_ANTI_ENTROPY_INTERVAL_MS),
+  /** async commits wait until the channel wrote the delta (no ack), so a kill -9 after the response keeps it */
+  asyncAwaitsWrite: z.boolean().default(true),
   /** fire created/destroyed/attributeChanged on replicas too */
   replicaEvents: z.boolean().default(false),
 }).superRefine((c, ctx) => {

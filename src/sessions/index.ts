@@ -43,7 +43,7 @@ export {
   type SessionEventMap,
   type SessionLogger,
 } from './manager.js';
-export { ReplicatedSessionManager, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
+export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
 export type { TransferReport } from './state-transfer.js';
 export { RedisSessionManager, type RedisManagerOptions } from './redis-manager.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http-cookie.js';
@@ -51,3 +51,12 @@ export { RequestSession, type SessionFacade, type SessionApi, type SessionCookie
 export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './middleware.js';
 export { cohortStore, CohortSessionStore, type CohortStoreMethods } from './express-store.js';
 export { cohortFastifySessions, type FastifySessionOptions } from './fastify.js';
+export {
+  SessionBackendRegistry,
+  defaultSessionBackends,
+  sessionsConfigSchema,
+  redisConfigSchema,
+  type SessionBackendFactory,
+  type SessionDeps,
+  type SessionsConfigInput,
+} from './factory.js';

@@ -79,7 +79,7 @@ export interface SessionManager {
   regenerateId(session: Session): void;
   /** Destroys the session everywhere. */
   invalidate(session: Session, options?: CommitOptions): Promise<void>;
-  /** Sessions held here as owner (replicated) or all sessions (Redis), for the Store's all()/length(). */
+  /** Ids of the sessions held here (owner or copy; in backup mode a subset of the cluster's), or all sessions (Redis). For the Store's all()/length(). */
   ids(): Promise<string[]>;
   /** Destroys every session (Store.clear()). */
   clear(): Promise<void>;

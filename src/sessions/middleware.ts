@@ -10,6 +10,7 @@ import { cookieConfigSchema, parseConfig, type CookieConfigInput } from './confi
 import { SessionError, SessionErrorCode } from './errors.js';
 import { silentLogger, type SessionLogger, type SessionManager } from './manager.js';
 import { RequestSession, type SessionFacade } from './request-session.js';
+import { stripPathParameter } from './http-cookie.js';
 
 export interface SessionMiddlewareOptions {
   readonly cookie?: CookieConfigInput;
@@ -33,6 +34,8 @@ export async function bindSession(
   options: { cookie: ReturnType<typeof cookieConfigSchema.parse>; sync?: SessionMiddlewareOptions['sync']; logger: SessionLogger },
 ): Promise<RequestSession> {
   const rs = new RequestSession(manager, req, { cookie: options.cookie, sync: options.sync });
+  // Like Tomcat, route on the path without `;jsessionid=…` (the id was read above).
+  if (req.url && req.url.includes(';')) req.url = stripPathParameter(req.url, options.cookie.pathParameter);
   await rs.begin();
   (req as SessionRequest).session = rs.facade;
 

@@ -28,6 +28,8 @@ interface Pending {
   readonly deltas: Map<number, SessionDelta>; // keyed by base version
   readonly from: string;
   readonly deadline: number;
+  /** repair requests sent so far */
+  readonly attempts: number;
 }
 
 /**
@@ -52,7 +54,7 @@ export class ReorderBuffer {
   add(d: SessionDelta, from: string, now: number): string[] {
     let p = this.pending.get(d.i);
     if (!p) {
-      p = { deltas: new Map(), from, deadline: now + this.gapTimeoutMs };
+      p = { deltas: new Map(), from, deadline: now + this.gapTimeoutMs, attempts: 0 };
       this.pending.set(d.i, p);
     }
     p.deltas.set(d.b, d);
@@ -95,9 +97,16 @@ export class ReorderBuffer {
     return out;
   }
 
-  /** Pushes the deadline back after a repair request was sent. */
-  postpone(base: string, now: number): void {
+  /**
+   * Pushes the deadline back after a repair request was sent. Returns the
+   * number of attempts so far; the caller gives up (drops) past its limit,
+   * e.g. when the sender died.
+   */
+  postpone(base: string, now: number): number {
     const p = this.pending.get(base);
-    if (p) this.pending.set(base, { ...p, deadline: now + this.gapTimeoutMs });
+    if (!p) return 0;
+    const attempts = p.attempts + 1;
+    this.pending.set(base, { ...p, deadline: now + this.gapTimeoutMs * attempts, attempts });
+    return attempts;
   }
 }

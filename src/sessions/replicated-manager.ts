@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../cluster/types.js';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from './config.js';
 import { SessionError, SessionErrorCode } from './errors.js';
 import { isExpired, shouldNotifyAccess } from './expiry.js';
@@ -26,11 +26,15 @@ import {
   type SessionManager,
 } from './manager.js';
 import { classifyDelta, isNewerCopy, ReorderBuffer } from './ordering.js';
-import { backupRoutes, orphanHolders } from './placement.js';
+import { Holders } from './holders.js';
 import { Session, type SessionLimits } from './session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
-import { CursorRegistry, pullFrom, type TransferReport } from './state-transfer.js';
+import { transferState, type TransferReport } from './state-transfer.js';
+import { SessionServer } from './serving.js';
+import { rereplicate } from './rereplication.js';
+import { fallbackSources, fetchCopies } from './take-over.js';
+import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface ReplicatedManagerOptions {
@@ -40,6 +44,8 @@ export interface ReplicatedManagerOptions {
   /** Wall clock for the informative creation time only. */
   readonly wallNow?: () => number;
   readonly randomBytes?: RandomBytes;
+  /** Picks the peer of periodic anti-entropy. */
+  readonly random?: Random;
   readonly logger?: SessionLogger;
   /** Publish meta `ready=true` on the channel once state transfer is done (default true). */
   readonly publishReady?: boolean;
@@ -62,6 +68,17 @@ export interface ReplicationStats {
   readonly lastTransfer: TransferReport | undefined;
 }
 
+/** Repair requests per gap before the buffered deltas are dropped. */
+const MAX_REPAIR_ATTEMPTS = 5;
+
+/** Lifecycle of a manager: new → starting (state transfer) → running → closed. */
+export enum ManagerState {
+  New = 'new',
+  Starting = 'starting',
+  Running = 'running',
+  Closed = 'closed',
+}
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class ReplicatedSessionManager extends EventEmitter implements SessionManager {
@@ -74,21 +91,18 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private readonly limits: SessionLimits;
   private readonly table = new SessionTable();
   private readonly reorder: ReorderBuffer;
-  private readonly cursors: CursorRegistry<string>;
-  private readonly digestCursors: CursorRegistry<[string, number, number, string]>;
-  /** base → routes that were sent the session at its last commit (backup mode). */
-  private readonly lastTargets = new Map<string, readonly string[]>();
+  private readonly server: SessionServer;
+  private readonly holders: Holders;
   /** base → version, accesses to announce at the next flush. */
   private readonly pendingAccess = new Map<string, number>();
   private readonly takeOvers = new Map<string, Promise<Session | undefined>>();
-  private byRoute = new Map<string, MemberView>();
   private unsubscribe: (() => void) | undefined;
   private sweepTimer: TimerHandle | undefined;
   private flushTimer: TimerHandle | undefined;
   private gapTimer: TimerHandle | undefined;
   private rereplicating: Promise<void> | undefined;
   private rereplicateAgain = false;
-  private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
+  private state = ManagerState.New;
   private transferSeq = 0;
   private readonly stats: Mutable<ReplicationStats> = {
     sessions: 0, owned: 0, tombstones: 0, deltasSent: 0, deltasApplied: 0, staleRejected: 0, gapsBuffered: 0, gapRepairs: 0,
@@ -105,15 +119,15 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.log = opts.logger ?? silentLogger;
     this.limits = { maxAttributeBytes: this.config.maxAttributeBytes, maxSessionBytes: this.config.maxSessionBytes };
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
-    this.cursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
-    this.digestCursors = new CursorRegistry(this.config.transferRequestTimeoutMs * 3);
+    this.holders = new Holders(() => this.channel.self.route, this.config);
+    this.server = new SessionServer(this.table, this.holders, this.config.transferRequestTimeoutMs * 3);
   }
 
   get route(): string {
     return this.channel.self.route;
   }
   get ready(): boolean {
-    return this.state === 'running';
+    return this.state === ManagerState.Running;
   }
   get defaultMaxInactiveMs(): number {
     return this.config.maxInactiveMs;
@@ -150,46 +164,68 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * timed out (logged with COHORT_SESSION_TRANSFER_TIMEOUT).
    */
   async start(): Promise<void> {
-    if (this.state !== 'new') return;
-    this.state = 'starting';
+    if (this.state !== ManagerState.New) return;
+    this.transition([ManagerState.New], ManagerState.Starting);
     const ch = this.channel;
     ch.handle(Topic.Delta, (from, p) => this.onDelta(from, p));
     ch.handle(Topic.Copy, (from, p) => this.onCopy(from, p));
     ch.handle(Topic.Access, (_from, p) => this.onAccess(p));
     ch.handle(Topic.Destroy, (_from, p) => this.onDestroy(p));
     ch.handle(Topic.Drop, (_from, p) => this.onDrop(p));
-    ch.handle(Topic.Get, (_from, p) => this.onGet(p));
-    ch.handle(Topic.Transfer, (from, p) => this.onTransfer(from, p));
-    ch.handle(Topic.Digest, (from, p) => this.onDigest(from, p));
-    this.refreshRoutes();
+    ch.handle(Topic.Get, (_from, p) => this.server.get(p));
+    ch.handle(Topic.Transfer, (from, p) => this.server.transfer(from, p, this.clock.now()));
+    ch.handle(Topic.Digest, (from, p) => this.server.digest(from, p, this.clock.now()));
+    this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.scheduleSweep();
+    this.scheduleAntiEntropy();
     try {
-      this.stats.lastTransfer = await this.transferState();
+      const c = this.config;
+      this.stats.lastTransfer = await transferState(
+        ch,
+        { mode: c.mode, chunk: c.transferChunk, timeoutMs: c.transferTimeoutMs, requestTimeoutMs: c.transferRequestTimeoutMs, node: this.route, nextId: () => `st-${++this.transferSeq}` },
+        this.clock,
+        (list) => {
+          for (const snap of list) this.installCopy(snap);
+        },
+        this.log,
+      );
     } finally {
-      if ((this.state as string) === 'starting') this.state = 'running';
+      if (this.lifecycle === ManagerState.Starting) this.transition([ManagerState.Starting], ManagerState.Running);
     }
-    if (this.opts.publishReady !== false && this.state === 'running') ch.setMeta({ ...ch.self.meta, ready: 'true' });
+    if (this.opts.publishReady !== false && this.lifecycle === ManagerState.Running) ch.setMeta({ ...ch.self.meta, ready: 'true' });
   }
 
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.state === ManagerState.Closed) return;
     this.flushAccess();
     await this.rereplicating;
     this.destroy();
   }
 
   destroy(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+    if (this.state === ManagerState.Closed) return;
+    this.transition([ManagerState.New, ManagerState.Starting, ManagerState.Running], ManagerState.Closed);
     this.unsubscribe?.();
-    for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer]) if (t) this.clock.clearTimeout(t);
+    for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer, this.aeTimer]) if (t) this.clock.clearTimeout(t);
     this.sweepTimer = this.flushTimer = this.gapTimer = undefined;
   }
 
+  /** Guarded state change with one structured log line. */
+  private transition(allowedFrom: readonly ManagerState[], to: ManagerState): void {
+    if (!allowedFrom.includes(this.state)) throw new Error(`session manager: illegal transition ${this.state} -> ${to}`);
+    this.log.info({ node: this.route, from: this.state, to }, `session manager ${this.state} -> ${to}`);
+    this.state = to;
+  }
+
+  /** Current lifecycle state. */
+  get lifecycle(): ManagerState {
+    return this.state;
+  }
+
   private assertRunning(): void {
-    if (this.state === 'new' || this.state === 'closed') {
-      throw new SessionError(SessionErrorCode.NotRunning, `session manager on ${this.route} is ${this.state === 'new' ? 'not started' : 'closed'}`);
+    if (this.state === ManagerState.New || this.state === ManagerState.Closed) {
+      throw new SessionError(SessionErrorCode.NotRunning, `session manager on ${this.route} is ${this.state === ManagerState.New ? 'not started' : 'closed'}`);
     }
   }
 
@@ -218,10 +254,13 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       return local;
     }
     if (options.takeOver === false && local) return local;
-    let inflight = this.takeOvers.get(p.base);
+    // Concurrent requests for the same session share one fetch (and one take-over).
+    const claim = options.takeOver !== false;
+    const key = `${p.base}|${claim}`;
+    let inflight = this.takeOvers.get(key);
     if (!inflight) {
-      inflight = this.takeOver(p.base, local?.route ?? p.route, options.takeOver !== false).finally(() => this.takeOvers.delete(p.base));
-      this.takeOvers.set(p.base, inflight);
+      inflight = this.takeOver(p.base, local?.route ?? p.route, claim).finally(() => this.takeOvers.delete(key));
+      this.takeOvers.set(key, inflight);
     }
     return inflight;
   }
@@ -232,19 +271,17 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * replicated by the next commit, which also tells the old owner.
    */
   private async takeOver(base: string, ownerRoute: string, claim: boolean): Promise<Session | undefined> {
-    const owner = this.byRoute.get(ownerRoute);
-    const ask = owner ? [owner] : this.channel.members();
-    const replies = await Promise.allSettled(
-      ask.map((m) => this.channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs: this.config.syncTimeoutMs })),
-    );
-    for (const r of replies) {
-      if (r.status === 'rejected') {
-        this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(r.reason) }, 'take-over: a peer did not answer');
-        continue;
-      }
-      const tombs = field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[];
-      for (const [b, v] of tombs) if (b === base) this.buryLocal(base, v, 'invalidated', true);
-      for (const raw of field<JsonValue[]>(r.value, 's', Topic.Get, isArray)) this.installCopy(asSnapshot(raw, Topic.Get));
+    const owner = this.holders.member(ownerRoute);
+    let found = owner ? await this.fetchFrom([owner], base) : false;
+    if (!found) {
+      const sources = fallbackSources({
+        mode: this.config.mode,
+        owner,
+        heldLocally: this.table.has(base),
+        placement: this.holders.members(this.holders.placementOf(base, ownerRoute)),
+        members: this.channel.members(),
+      });
+      if (sources.length > 0) found = await this.fetchFrom(sources, base);
     }
     const s = this.table.get(base);
     if (!s) return undefined;
@@ -256,10 +293,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     if (s.route !== this.route) {
       const previousId = s.id;
-      const prevOwner = this.byRoute.get(s.route);
+      const prevOwner = this.holders.member(s.route);
       s.setRoute(this.route);
       this.stats.takeOvers++;
-      if (prevOwner) this.extraTargets.set(base, prevOwner.route);
+      if (prevOwner) this.holders.notePreviousOwner(base, prevOwner.route);
       this.log.info({ node: this.route, session: base.slice(0, 6), from: previousId.slice(previousId.indexOf('.') + 1), ownerAlive: !!prevOwner }, 'session taken over');
       this.emit('takenOver', { id: s.id, previousId, replica: false });
     }
@@ -267,8 +304,14 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     return s;
   }
 
-  /** base → route of a previous owner to tell at the next commit (take-over). */
-  private readonly extraTargets = new Map<string, string>();
+  /** Asks `peers` for their copy of `base`; installs the newest. True if any had a copy or a tombstone. */
+  private async fetchFrom(peers: readonly MemberView[], base: string): Promise<boolean> {
+    const f = await fetchCopies(this.channel, peers, base, this.config.syncTimeoutMs);
+    for (const [m, err] of f.errors) this.log.warn({ node: this.route, peer: m.route, session: base.slice(0, 6), err: String(err) }, 'take-over: a peer did not answer');
+    for (const [b, v] of f.tombstones) this.buryLocal(b, v, 'invalidated', true);
+    for (const snap of f.snapshots) this.installCopy(snap);
+    return f.snapshots.length > 0 || f.tombstones.length > 0;
+  }
 
   regenerateId(session: Session): void {
     session.changeBase(newSessionBase(this.randomBytes));
@@ -298,9 +341,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     if (prevBase !== undefined) {
       this.table.bury(prevBase, d.v, now);
-      const lt = this.lastTargets.get(prevBase);
-      this.lastTargets.delete(prevBase);
-      if (lt) this.lastTargets.set(d.i, lt);
+      this.holders.rename(prevBase, d.i);
     }
     session.lastAccess = now;
     session.accessNotifiedAt = now;
@@ -309,7 +350,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (wasNew) this.emit('created', { id: session.id, replica: false });
     this.emitChanges(session, d, false);
 
-    const { deltaTo, copyTo, dropTo } = this.targetsForCommit(session);
+    const { deltaTo, copyTo, dropTo } = this.holders.targetsForCommit(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
     const sends: Array<Promise<void>> = [];
     const ids: string[] = [];
@@ -329,22 +370,37 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const m of dropTo) this.fireAndForget(this.channel.send(m.id, Topic.Drop, { x: [session.base] }), m.id);
     if (!sync) {
       sends.forEach((p, i) => this.fireAndForget(p, ids[i]!));
+      // Async: no acknowledgement awaited, but the delta is handed to the sockets before the
+      // response goes out, so a kill -9 of this process right after the response still delivers it.
+      if (this.config.asyncAwaitsWrite) await Promise.allSettled(sends);
       return { version: session.version, changed: true, replicatedTo: ids, failed: {} };
     }
-    const results = await Promise.allSettled(sends);
     const ok: string[] = [];
     const failed: Record<string, string> = {};
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') ok.push(ids[i]!);
-      else {
-        failed[ids[i]!] = String((r.reason as Error)?.message ?? r.reason);
-        this.stats.sendFailures++;
-      }
+    await new Promise<void>((resolve) => {
+      let settled = 0;
+      if (sends.length === 0) return resolve();
+      sends.forEach((p, i) =>
+        p.then(
+          () => {
+            ok.push(ids[i]!);
+            // syncAcks 'one': one holder applied it, enough to survive the owner's death; the rest continue.
+            if (this.config.syncAcks === 'one') resolve();
+          },
+          (err: unknown) => {
+            failed[ids[i]!] = String((err as Error)?.message ?? err);
+            this.stats.sendFailures++;
+            this.log.warn({ node: this.route, to: ids[i], err: String(err) }, 'sync replication failed');
+          },
+        ).finally(() => {
+          if (++settled === sends.length) resolve();
+        }),
+      );
     });
     if (ids.length > 0 && ok.length === 0) {
       throw new SessionError(SessionErrorCode.ReplicationFailed, `sync commit of session ${session.base.slice(0, 6)}… v${session.version}: no peer acknowledged (${Object.values(failed).join('; ')})`);
     }
-    return { version: session.version, changed: true, replicatedTo: ok, failed };
+    return { version: session.version, changed: true, replicatedTo: [...ok], failed: { ...failed } };
   }
 
   private async commitDestroy(session: Session, sync: boolean, now: number): Promise<CommitResult> {
@@ -355,7 +411,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.buryLocal(session.base, v, 'invalidated', false);
     if (prev !== undefined) this.table.bury(prev, v, now);
     const pairs: JsonValue = prev !== undefined ? [[session.base, v], [prev, v]] : [[session.base, v]];
-    const targets = this.holdersOf(session);
+    const targets = this.holders.holdersOf(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
     const sends = targets.map((m) => this.channel.send(m.id, Topic.Destroy, { x: pairs }, { mode, timeoutMs: this.config.syncTimeoutMs }));
     if (!sync) {
@@ -380,65 +436,6 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const s of [...this.table.values()]) {
       if (s.route === this.route) await this.invalidate(s);
     }
-  }
-
-  // ---------------------------------------------------------------- placement
-
-  private refreshRoutes(): void {
-    const m = new Map<string, MemberView>();
-    for (const v of this.channel.members()) m.set(v.route, v);
-    this.byRoute = m;
-  }
-
-  private liveRoutes(): string[] {
-    return [this.route, ...this.byRoute.keys()];
-  }
-
-  /** Routes that should hold a copy of `base` besides its owner `owner`. */
-  private placementOf(base: string, owner: string): string[] {
-    if (this.config.mode === 'all-to-all') return this.liveRoutes().filter((r) => r !== owner);
-    if (owner === this.route || this.byRoute.has(owner)) return backupRoutes(base, owner, this.liveRoutes(), this.config.backups);
-    return orphanHolders(base, this.liveRoutes(), this.config.backups);
-  }
-
-  /** Whether this node should keep a copy of a session owned by `owner`. */
-  private shouldHold(base: string, owner: string): boolean {
-    if (this.config.mode === 'all-to-all' || owner === this.route) return true;
-    return this.placementOf(base, owner).includes(this.route);
-  }
-
-  private members(routes: Iterable<string>): MemberView[] {
-    const out: MemberView[] = [];
-    for (const r of routes) {
-      const m = this.byRoute.get(r);
-      if (m) out.push(m);
-    }
-    return out;
-  }
-
-  /** Members holding copies of a session this node owns. */
-  private holdersOf(s: Session): MemberView[] {
-    if (this.config.mode === 'all-to-all') return this.channel.members().slice();
-    const routes = new Set(this.placementOf(s.base, s.route));
-    for (const r of this.lastTargets.get(s.base) ?? []) routes.add(r);
-    routes.delete(this.route);
-    return this.members(routes);
-  }
-
-  private targetsForCommit(s: Session): { deltaTo: MemberView[]; copyTo: MemberView[]; dropTo: MemberView[] } {
-    const extra = this.extraTargets.get(s.base);
-    this.extraTargets.delete(s.base);
-    if (this.config.mode === 'all-to-all') return { deltaTo: this.channel.members().slice(), copyTo: [], dropTo: [] };
-    const now = this.placementOf(s.base, s.route);
-    const before = this.lastTargets.get(s.base);
-    this.lastTargets.set(s.base, now);
-    const deltaTo: string[] = [];
-    const copyTo: string[] = [];
-    for (const r of now) (before && before.includes(r) ? deltaTo : copyTo).push(r);
-    const dropTo = (before ?? []).filter((r) => !now.includes(r));
-    // The previous owner holds the newest copy and must learn it is no longer owner: a delta, then it drops.
-    if (extra !== undefined && !now.includes(extra)) deltaTo.push(extra);
-    return { deltaTo: this.members(deltaTo), copyTo: this.members(copyTo), dropTo: this.members(dropTo.filter((r) => r !== extra)) };
   }
 
   // ---------------------------------------------------------------- incoming
@@ -490,7 +487,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.stats.deltasApplied++;
     if (wasOwner && s.route !== this.route) {
       this.log.info({ node: this.route, session: d.i.slice(0, 6), newOwner: s.route }, 'session taken over by another node');
-      this.lastTargets.delete(s.base);
+      this.holders.forget(s.base);
     }
     if (this.config.replicaEvents) {
       if (created) this.emit('created', { id: s.id, replica: true });
@@ -501,7 +498,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Backup mode: a node that is no longer a holder drops its copy. */
   private afterReplicaChange(s: Session): void {
-    if (this.config.mode === 'backup' && !this.shouldHold(s.base, s.route)) {
+    if (this.config.mode === 'backup' && !this.holders.shouldHold(s.base, s.route)) {
       this.table.remove(s.base);
       this.reorder.drop(s.base);
     }
@@ -559,68 +556,18 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
   }
 
-  private onGet(payload: JsonValue): JsonValue {
-    const want = field<JsonValue[]>(payload, 'i', Topic.Get, isArray) as unknown as string[];
-    const s: JsonValue[] = [];
-    const t: JsonValue[] = [];
-    for (const base of want) {
-      const x = this.table.get(base);
-      if (x) s.push(x.snapshot() as unknown as JsonValue);
-      const tomb = this.table.tombstone(base);
-      if (tomb) t.push([base, tomb.version]);
-    }
-    return { s, t };
-  }
-
-  private onTransfer(from: MemberView, payload: JsonValue): JsonValue {
-    const t = field<string>(payload, 't', Topic.Transfer, (x) => typeof x === 'string');
-    const k = field<number>(payload, 'k', Topic.Transfer, (x) => typeof x === 'number' && x >= 0);
-    const n = field<number>(payload, 'n', Topic.Transfer, (x) => typeof x === 'number' && x > 0);
-    const w = field<string>(payload, 'w', Topic.Transfer, (x) => x === 'all' || x === 'placed');
-    const page = this.cursors.page(`${from.id}/${t}`, k, Math.min(n, 10_000), this.clock.now(), () => {
-      if (w === 'all') return this.table.bases();
-      const out: string[] = [];
-      const live = this.liveRoutes();
-      for (const s of this.table.values()) {
-        const owner = s.route;
-        const holders = owner === from.route || owner === this.route || this.byRoute.has(owner)
-          ? backupRoutes(s.base, owner, live, this.config.backups)
-          : orphanHolders(s.base, live, this.config.backups);
-        if (owner === from.route || holders.includes(from.route)) out.push(s.base);
-      }
-      return out;
-    });
-    const s: JsonValue[] = [];
-    for (const base of page.items) {
-      const x = this.table.get(base);
-      if (x) s.push(x.snapshot() as unknown as JsonValue);
-    }
-    return { s, k: page.next, total: page.total };
-  }
-
-  private onDigest(from: MemberView, payload: JsonValue): JsonValue {
-    const t = field<string>(payload, 't', Topic.Digest, (x) => typeof x === 'string');
-    const k = field<number>(payload, 'k', Topic.Digest, (x) => typeof x === 'number' && x >= 0);
-    const n = field<number>(payload, 'n', Topic.Digest, (x) => typeof x === 'number' && x > 0);
-    const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, 50_000), this.clock.now(), () => {
-      const out: Array<[string, number, number, string]> = [];
-      for (const s of this.table.values()) out.push([s.base, s.version, 0, s.route]);
-      for (const [b, tomb] of this.table.tombstoneEntries()) out.push([b, tomb.version, 1, '']);
-      return out;
-    });
-    return { e: page.items as unknown as JsonValue, k: page.next };
-  }
-
   // ---------------------------------------------------------------- membership
 
   private onMembership(e: MembershipEvent): void {
-    this.refreshRoutes();
-    if (this.state === 'closed') return;
+    this.holders.refresh(this.channel.members());
+    if (this.state === ManagerState.Closed) return;
     this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
     if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
-    if (e.type === 'back') {
+    // 'back': a healed partition. 'added' too: a membership service may report a healed member as new
+    // (it was dropped meanwhile); for a fresh node the digest is empty and this costs one request.
+    if (e.type === 'back' || (e.type === 'added' && this.state === ManagerState.Running)) {
       void this.antiEntropy(e.member).catch((err: unknown) => this.log.warn({ node: this.route, member: e.member.route, err: String(err) }, 'anti-entropy failed'));
-      if (this.config.mode === 'backup') this.scheduleRereplication();
+      if (e.type === 'back' && this.config.mode === 'backup') this.scheduleRereplication();
     }
   }
 
@@ -639,7 +586,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       do {
         this.rereplicateAgain = false;
         await this.rereplicate();
-      } while (this.rereplicateAgain && this.state !== 'closed');
+      } while (this.rereplicateAgain && this.state !== ManagerState.Closed);
     })()
       .catch((err: unknown) => this.log.error({ node: this.route, err: String(err) }, 're-replication failed'))
       .finally(() => {
@@ -649,44 +596,15 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Runs one re-replication pass; resolves when every batch was acknowledged (or failed). */
   async rereplicate(): Promise<number> {
-    const perTarget = new Map<string, JsonValue[]>();
-    let sent = 0;
-    const flush = async (route: string): Promise<void> => {
-      const batch = perTarget.get(route);
-      const m = this.byRoute.get(route);
-      perTarget.delete(route);
-      if (!batch || !m) return;
-      try {
-        await this.channel.send(m.id, Topic.Copy, { s: batch }, { mode: 'applied', timeoutMs: this.config.syncTimeoutMs });
-        sent += batch.length;
-        this.stats.copiesSent += batch.length;
-      } catch (err) {
-        this.stats.sendFailures++;
-        this.log.warn({ node: this.route, to: route, err: String(err) }, 're-replication batch failed');
-      }
-    };
-    for (const s of [...this.table.values()]) {
-      if (this.state === 'closed') break;
-      let targets: string[];
-      if (s.route === this.route) {
-        const now = this.placementOf(s.base, s.route);
-        const before = this.lastTargets.get(s.base) ?? [];
-        targets = now.filter((r) => !before.includes(r) || !this.byRoute.has(r));
-        this.lastTargets.set(s.base, now);
-      } else if (!this.byRoute.has(s.route)) {
-        targets = orphanHolders(s.base, this.liveRoutes(), this.config.backups).filter((r) => r !== this.route);
-      } else continue;
-      for (const r of targets) {
-        if (!this.byRoute.has(r)) continue;
-        let b = perTarget.get(r);
-        if (!b) perTarget.set(r, (b = []));
-        b.push(s.snapshot() as unknown as JsonValue);
-        if (b.length >= this.config.replicationBatch) await flush(r);
-      }
-    }
-    for (const r of [...perTarget.keys()]) await flush(r);
-    if (sent > 0) this.log.info({ node: this.route, copies: sent }, 're-replication done');
-    return sent;
+    const r = await rereplicate(this.channel, this.holders, this.table.values(), {
+      batch: this.config.replicationBatch,
+      timeoutMs: this.config.syncTimeoutMs,
+      node: this.route,
+      cancelled: () => this.state === ManagerState.Closed,
+    }, this.log);
+    this.stats.copiesSent += r.sent;
+    this.stats.sendFailures += r.failedBatches;
+    return r.sent;
   }
 
   /**
@@ -695,105 +613,60 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
    * newer. The peer does the same towards us, so both converge.
    */
   async antiEntropy(peer: MemberView): Promise<number> {
-    const t = `ae-${this.route}-${++this.transferSeq}`;
-    let k: number | null = 0;
-    const want: string[] = [];
-    const now = this.clock.now();
-    while (k !== null) {
-      const reply: JsonValue = await this.channel.request(peer.id, Topic.Digest, { t, k, n: 20_000 }, { timeoutMs: this.config.transferRequestTimeoutMs });
-      const entries = field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as Array<[string, number, number, string]>;
-      for (const [base, v, tomb, route] of entries) {
-        if (tomb) {
-          if (!this.table.tombstone(base)) this.buryLocal(base, v, 'invalidated', true);
-          continue;
-        }
-        if (this.table.tombstone(base)) continue;
-        const held = this.table.get(base)?.version;
-        if ((held === undefined || held < v) && this.shouldHold(base, route)) want.push(base);
-        else if (held !== undefined && held === v) {
-          const s = this.table.get(base)!;
-          if (s.route !== this.route) s.lastAccess = now;
-        }
-      }
-      k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
-    }
-    let pulled = 0;
-    for (let i = 0; i < want.length; i += this.config.transferChunk) {
-      const reply = await this.channel.request(peer.id, Topic.Get, { i: want.slice(i, i + this.config.transferChunk) }, { timeoutMs: this.config.transferRequestTimeoutMs });
-      for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (this.installCopy(asSnapshot(raw, Topic.Get))) pulled++;
-    }
+    const host: AntiEntropyHost = {
+      isTombstoned: (b) => this.table.tombstone(b) !== undefined,
+      heldVersion: (b) => this.table.get(b)?.version,
+      bury: (b, v) => this.buryLocal(b, v, 'invalidated', true),
+      shouldHold: (b, r) => this.holders.shouldHold(b, r),
+      confirm: (b) => {
+        const s = this.table.get(b);
+        if (s && s.route !== this.route) s.lastAccess = this.clock.now();
+      },
+      install: (snap) => this.installCopy(snap),
+    };
+    const pulled = await antiEntropy(this.channel, peer, host, {
+      transferId: `ae-${this.route}-${++this.transferSeq}`,
+      digestPage: 20_000,
+      pullChunk: this.config.transferChunk,
+      requestTimeoutMs: this.config.transferRequestTimeoutMs,
+    });
     this.log.info({ node: this.route, peer: peer.route, pulled }, `anti-entropy with ${peer.route}: pulled ${pulled} newer sessions`);
     return pulled;
   }
 
-  // ---------------------------------------------------------------- state transfer
-
-  private async transferState(): Promise<TransferReport> {
-    const started = this.clock.now();
-    const peers = this.channel.members().slice().sort((a, b) => a.startTime - b.startTime);
-    if (peers.length === 0) return { sessions: 0, chunks: 0, ms: 0, complete: true, peers: [] };
-    const deadline = started + this.config.transferTimeoutMs;
-    const install = (list: SessionSnapshot[]): void => {
-      for (const s of list) this.installCopy(s);
-    };
-    const base = {
-      chunk: this.config.transferChunk,
-      timeoutMs: this.config.transferTimeoutMs,
-      requestTimeoutMs: this.config.transferRequestTimeoutMs,
-    };
-    let sessions = 0;
-    let chunks = 0;
-    let complete = false;
-    const used: string[] = [];
-    this.log.info({ node: this.route, peers: peers.map((p) => p.route), mode: this.config.mode }, 'state transfer: starting');
-    if (this.config.mode === 'all-to-all') {
-      // Every peer holds everything: one is enough; on failure try the next.
-      for (const peer of peers) {
-        try {
-          const r = await pullFrom(this.channel, peer, { ...base, scope: 'all', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log);
-          sessions += r.sessions;
-          chunks += r.chunks;
-          used.push(peer.route);
-          complete = true;
-          break;
-        } catch (err) {
-          this.log.warn({ node: this.route, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
-          if (this.clock.now() >= deadline) break;
-        }
-      }
-    } else {
-      // Each peer sends what places a copy here, in parallel.
-      const rs = await Promise.allSettled(
-        peers.map((peer) => pullFrom(this.channel, peer, { ...base, scope: 'placed', transferId: `st-${++this.transferSeq}` }, this.clock, deadline, install, this.log)),
-      );
-      complete = true;
-      rs.forEach((r, i) => {
-        if (r.status === 'fulfilled') {
-          sessions += r.value.sessions;
-          chunks += r.value.chunks;
-          used.push(peers[i]!.route);
-        } else {
-          complete = false;
-          this.log.warn({ node: this.route, peer: peers[i]!.route, err: String(r.reason) }, 'state transfer from peer failed');
-        }
-      });
-    }
-    const ms = this.clock.now() - started;
-    if (!complete) {
-      const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${ms} ms (${sessions} sessions received)`);
-      this.log.error({ node: this.route, code: err.code, sessions, ms }, err.message);
-    } else {
-      this.log.info({ node: this.route, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${ms} ms`);
-    }
-    return { sessions, chunks, ms, complete, peers: used };
-  }
-
   // ---------------------------------------------------------------- timers
+
+  private aeTimer: TimerHandle | undefined;
+  private aeRunning = false;
+
+  /**
+   * Safety net besides the `back` event: every antiEntropyIntervalMs, one
+   * random peer's digest is compared (what a lost message or a missed
+   * membership event left behind converges).
+   */
+  private scheduleAntiEntropy(): void {
+    const every = this.config.antiEntropyIntervalMs;
+    if (every <= 0 || this.state === ManagerState.Closed) return;
+    this.aeTimer = this.clock.setTimeout(() => {
+      const peers = this.channel.members();
+      if (!this.aeRunning && peers.length > 0 && this.state === ManagerState.Running) {
+        const peer = peers[Math.floor((this.opts.random ?? systemRandom)() * peers.length)]!;
+        this.aeRunning = true;
+        this.antiEntropy(peer)
+          .catch((err: unknown) => this.log.warn({ node: this.route, member: peer.route, err: String(err) }, 'periodic anti-entropy failed'))
+          .finally(() => {
+            this.aeRunning = false;
+          });
+      }
+      this.scheduleAntiEntropy();
+    }, every);
+    this.aeTimer.unref?.();
+  }
 
   private scheduleSweep(): void {
     this.sweepTimer = this.clock.setTimeout(() => {
       this.sweep();
-      if (this.state !== 'closed') this.scheduleSweep();
+      if (this.state !== ManagerState.Closed) this.scheduleSweep();
     }, this.config.sweepIntervalMs);
     this.sweepTimer.unref?.();
   }
@@ -807,19 +680,18 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       } else if (isExpired(s, 'replica', now, this.config)) {
         this.table.remove(s.base);
         this.reorder.drop(s.base);
-        this.lastTargets.delete(s.base);
+        this.holders.forget(s.base);
         this.stats.expired++;
         if (this.config.replicaEvents) this.emit('destroyed', { id: s.id, replica: true, reason: 'expired' });
       }
     }
     this.table.purgeTombstones(now - this.config.tombstoneTtlMs);
-    this.cursors.purge(now);
-    this.digestCursors.purge(now);
+    this.server.purge(now);
   }
 
   private expireOwned(s: Session): void {
     const v = s.version + 1;
-    const holders = this.holdersOf(s);
+    const holders = this.holders.holdersOf(s.base, s.route);
     this.buryLocal(s.base, v, 'expired', false);
     this.stats.expired++;
     for (const m of holders) this.fireAndForget(this.channel.send(m.id, Topic.Destroy, { x: [[s.base, v]] }), m.id);
@@ -828,7 +700,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private buryLocal(base: string, v: number, reason: 'invalidated' | 'expired', replica: boolean): void {
     const s = this.table.bury(base, v, this.clock.now());
     this.reorder.drop(base);
-    this.lastTargets.delete(base);
+    this.holders.forget(base);
     this.pendingAccess.delete(base);
     if (s) {
       s.markInvalid();
@@ -852,7 +724,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     for (const [base, v] of this.pendingAccess) {
       const s = this.table.get(base);
       if (!s) continue;
-      for (const m of this.holdersOf(s)) {
+      for (const m of this.holders.holdersOf(s.base, s.route)) {
         let l = byMember.get(m.id);
         if (!l) byMember.set(m.id, (l = []));
         l.push([base, v]);
@@ -868,7 +740,12 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       this.gapTimer = undefined;
       const now = this.clock.now();
       for (const [base, from] of this.reorder.expired(now)) {
-        this.reorder.postpone(base, now);
+        if (this.reorder.postpone(base, now) > MAX_REPAIR_ATTEMPTS) {
+          // The sender is gone or keeps failing: forget the buffered deltas; anti-entropy or a take-over will fetch a copy.
+          this.reorder.drop(base);
+          this.log.warn({ node: this.route, session: base.slice(0, 6) }, 'gap repair abandoned');
+          continue;
+        }
         this.repair(base, from);
       }
       if (this.reorder.size > 0) this.scheduleGapCheck();

@@ -18,6 +18,9 @@ interface Cursor {
 }
 
 /** Serving side: frozen id lists by transfer id, forgotten after `idleMs`. */
+
+/** ms to wait before asking again a peer that does not serve transfers yet (it is starting too). */
+const PEER_STARTING_RETRY_MS = 100;
 export class CursorRegistry<T = string> {
   private readonly cursors = new Map<string, { items: readonly T[]; lastUsed: number }>();
 
@@ -85,7 +88,15 @@ export async function pullFrom(
   while (k !== null) {
     const left = deadline - clock.now();
     if (left <= 0) throw new SessionError(SessionErrorCode.TransferTimeout, `state transfer from ${peer.route} did not finish within ${opts.timeoutMs} ms`);
-    const reply: JsonValue = await channel.request(peer.id, Topic.Transfer, { t: opts.transferId, k, n: opts.chunk, w: opts.scope }, { timeoutMs: Math.min(left, opts.requestTimeoutMs) });
+    let reply: JsonValue;
+    try {
+      reply = await channel.request(peer.id, Topic.Transfer, { t: opts.transferId, k, n: opts.chunk, w: opts.scope }, { timeoutMs: Math.min(left, opts.requestTimeoutMs) });
+    } catch (err) {
+      // A peer that started at the same moment may not serve transfers yet: ask it again shortly.
+      if (!/no handler for topic/.test(String(err)) || deadline - clock.now() < PEER_STARTING_RETRY_MS) throw err;
+      await new Promise<void>((r) => clock.setTimeout(r, PEER_STARTING_RETRY_MS));
+      continue;
+    }
     const raw = field<JsonValue[]>(reply, 's', Topic.Transfer, isArray);
     const total = field<number>(reply, 'total', Topic.Transfer, (x) => typeof x === 'number');
     const next = field<number | null>(reply, 'k', Topic.Transfer, (x) => x === null || typeof x === 'number');
@@ -99,4 +110,77 @@ export async function pullFrom(
     }
   }
   return { sessions, chunks };
+}
+
+export interface TransferPlan {
+  readonly mode: 'all-to-all' | 'backup';
+  readonly chunk: number;
+  readonly timeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** This node's route, for logs. */
+  readonly node: string;
+  /** A fresh transfer id per pull. */
+  readonly nextId: () => string;
+}
+
+/**
+ * The joining side. all-to-all: every peer holds everything, so pull all
+ * from the oldest peer, trying the next on failure. backup: pull from every
+ * peer in parallel what it places on this node.
+ */
+export async function transferState(
+  channel: ClusterChannel,
+  plan: TransferPlan,
+  clock: Clock,
+  install: (s: SessionSnapshot[]) => void,
+  log: SessionLogger,
+): Promise<TransferReport> {
+  const started = clock.now();
+  const peers = channel.members().slice().sort((a, b) => a.startTime - b.startTime);
+  if (peers.length === 0) return { sessions: 0, chunks: 0, ms: 0, complete: true, peers: [] };
+  const deadline = started + plan.timeoutMs;
+  const base = { chunk: plan.chunk, timeoutMs: plan.timeoutMs, requestTimeoutMs: plan.requestTimeoutMs };
+  let sessions = 0;
+  let chunks = 0;
+  let complete = false;
+  const used: string[] = [];
+  log.info({ node: plan.node, peers: peers.map((p) => p.route), mode: plan.mode }, 'state transfer: starting');
+  if (plan.mode === 'all-to-all') {
+    for (const peer of peers) {
+      try {
+        const r = await pullFrom(channel, peer, { ...base, scope: 'all', transferId: plan.nextId() }, clock, deadline, install, log);
+        sessions += r.sessions;
+        chunks += r.chunks;
+        used.push(peer.route);
+        complete = true;
+        break;
+      } catch (err) {
+        log.warn({ node: plan.node, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
+        if (clock.now() >= deadline) break;
+      }
+    }
+  } else {
+    const rs = await Promise.allSettled(
+      peers.map((peer) => pullFrom(channel, peer, { ...base, scope: 'placed', transferId: plan.nextId() }, clock, deadline, install, log)),
+    );
+    complete = true;
+    rs.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        sessions += r.value.sessions;
+        chunks += r.value.chunks;
+        used.push(peers[i]!.route);
+      } else {
+        complete = false;
+        log.warn({ node: plan.node, peer: peers[i]!.route, err: String(r.reason) }, 'state transfer from peer failed');
+      }
+    });
+  }
+  const ms = clock.now() - started;
+  if (!complete) {
+    const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${ms} ms (${sessions} sessions received)`);
+    log.error({ node: plan.node, code: err.code, sessions, ms }, err.message);
+  } else {
+    log.info({ node: plan.node, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${ms} ms`);
+  }
+  return { sessions, chunks, ms, complete, peers: used };
 }

@@ -65,6 +65,17 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   });
   server.on('upgrade', (req, socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, bodyBytes: 0, body: '' });
+    if (req.url!.endsWith('/hang')) return; // never answers the upgrade
+    if (req.url!.endsWith('/deny')) {
+      // Refuses the upgrade but keeps the connection; logs any raw request that arrives on it after.
+      socket.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\nconnection: keep-alive\r\n\r\ndenied');
+      socket.on('data', (d: Buffer) => {
+        const line = d.toString('latin1').split('\r\n')[0]!;
+        seen.push({ method: 'RAW', url: `raw:${line}`, headers: {}, rawHeaders: [], httpVersion: '', bodyBytes: d.length, body: '' });
+      });
+      socket.on('error', () => {});
+      return;
+    }
     const key = String(req.headers['sec-websocket-key'] ?? '');
     const accept = wsAccept(key);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\nx-backend: ${name}\r\n\r\n`);
@@ -148,9 +159,12 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
         case 'reset':
           res.socket!.destroy();
           return;
-        case 'malformed':
-          res.socket!.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello');
+        case 'malformed': {
+          // ?v=NAME picks the defect; default: two different Content-Lengths.
+          const v = new URL(req.url!, 'http://x').searchParams.get('v') ?? 'dupcl';
+          res.socket!.end(MALFORMED[v] ?? MALFORMED.dupcl);
           return;
+        }
         case 'status':
           return send(mode.status, `${name} ${mode.status}\n`);
         case 'slow': {
@@ -168,6 +182,11 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
         res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
         res.write(`${name} `);
         setTimeout(() => res.end('chunked\n'), 10);
+        return;
+      }
+      if (path.endsWith('/early')) {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+        setTimeout(() => send(200, `${name} after hints\n`), 10);
         return;
       }
       if (path.endsWith('/hop')) {
@@ -193,6 +212,19 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   Object.assign(b, { port, url: `http://127.0.0.1:${port}` });
   return b;
 }
+
+/** Malformed member responses, by name (see /malformed?v=NAME). */
+export const MALFORMED: Record<string, string> = {
+  dupcl: 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 7\r\n\r\nhello',
+  clte: 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  garbage: 'SSH-2.0-OpenSSH_9.6\r\n',
+  badstatus: 'HTTP/1.1 2x0 OK\r\ncontent-length: 0\r\n\r\n',
+  bareLF: 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok',
+  nul: 'HTTP/1.1 200 OK\r\nx-bad: a\x00b\r\ncontent-length: 2\r\n\r\nok',
+  badcl: 'HTTP/1.1 200 OK\r\ncontent-length: abc\r\n\r\nok',
+  badchunk: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
+  headerspace: 'HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok',
+};
 
 /** Streams `n` bytes of generated data (no large allocation). */
 export function streamBytes(res: http.ServerResponse, n: number, name: string): void {

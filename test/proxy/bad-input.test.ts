@@ -7,7 +7,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, startBalancer, rawExchange, request, statuses, openFds, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, rawExchange, request, statuses, MALFORMED, openFds, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 let backend: Backend;
 let bal: RunningBalancer;
@@ -64,6 +64,8 @@ const REFUSED: [string, string, number][] = [
   ['invalid method characters', `G(T /smuggle HTTP/1.1\r\n${H}\r\n`, 400],
   ['HTTP/2 preface on HTTP/1 port', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400],
   ['unknown HTTP version', `GET /smuggle HTTP/1.7\r\n${H}\r\n`, 0],
+  ['h2c upgrade (h2c smuggling)', `GET /smuggle HTTP/1.1\r\n${H}Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n`, 400],
+  ['websocket upgrade with POST', `POST /smuggle HTTP/1.1\r\n${H}Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n`, 400],
   ['TE in HTTP/1.0', `POST /smuggle HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
   ['request target without slash', `GET smuggle HTTP/1.1\r\n${H}\r\n`, 400],
 ];
@@ -80,6 +82,27 @@ describe('ambiguous or malformed requests are refused and never forwarded', () =
       assert.equal(backend.seen.filter((s, i) => i >= seenBefore && s.url.includes('smuggle')).length, 0, 'the member saw the request');
       // The balancer keeps serving.
       assert.equal((await request(`${bal.url}/after`)).status, 200);
+    });
+  }
+});
+
+describe('a request hidden behind a refused one on the same connection is never forwarded', () => {
+  const hidden = `GET /smuggled HTTP/1.1\r\n${H}\r\n`;
+  const cases: [string, string][] = [
+    ['TE xchunked with a request as body', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n${hidden}`],
+    ['TE identity with a request as body', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: identity\r\n\r\n${hidden}`],
+    ['TE chunked, identity', `POST /refused HTTP/1.1\r\n${H}Transfer-Encoding: chunked, identity\r\n\r\n${hidden}`],
+    ['CL + TE then a request', `POST /refused HTTP/1.1\r\n${H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
+    ['URL too long then a request', `GET /${big(9000)} HTTP/1.1\r\n${H}\r\n${hidden}`],
+    ['CONNECT then a request', `CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n${hidden}`],
+  ];
+  for (const [name, raw] of cases) {
+    test(name, async () => {
+      const out = await rawExchange(bal.port, raw, 800);
+      const got = statuses(out);
+      assert.ok(got[0]! >= 400, `got ${got.join(',')}`);
+      assert.ok(!got.includes(200), `got ${got.join(',')}`);
+      assert.deepEqual(backend.seen.filter((x) => x.url.includes('smuggled') || x.url.includes('refused')).map((x) => x.url), []);
     });
   }
 });
@@ -153,6 +176,19 @@ describe('dot-segments cannot escape a mount (/app → upstream /examples)', () 
         await b.close();
         await m.close();
       }
+    });
+  }
+});
+
+describe('malformed member responses → 502 for that client only', () => {
+  for (const v of Object.keys(MALFORMED)) {
+    test(v, async () => {
+      const r = await request(`${bal.url}/x/malformed?v=${v}`).catch((e: Error) => ({ status: -1, body: e.message }));
+      if (v === 'badchunk') {
+        // The defect is in the body, after the head went out: the client's connection is cut.
+        assert.equal(r.status, -1, `${v}: ${r.status} ${JSON.stringify(r.body)}`);
+      } else assert.equal(r.status, 502, `${v}: ${r.status} ${JSON.stringify(r.body)}`);
+      assert.equal((await request(`${bal.url}/after`)).status, 200);
     });
   }
 });

@@ -71,11 +71,105 @@ describe('a failing member is put in error and the request is retried on another
   });
 });
 
+test('a streamed request body (1 MiB, not buffered) is retried intact when the first member refused the connection', async () => {
+  const tc1 = await startBackend('tc1');
+  const tc2 = await startBackend('tc2');
+  const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }]));
+  try {
+    await tc1.refuse();
+    const body = Buffer.alloc(1024 * 1024, 0x63);
+    for (let i = 0; i < 2; i++) {
+      const r = await request(`${bal.url}/sink`, { method: 'PUT', body });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.body, `tc2 got ${body.length}\n`);
+    }
+  } finally {
+    await bal.close();
+    await tc1.close();
+    await tc2.close();
+  }
+});
+
+test('a member that hangs up mid-response: the client sees the connection cut, never a short body that looks complete', async () => {
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }]));
+  try {
+    const outcome = await new Promise<string>((resolve) => {
+      http.get(`${bal.url}/hangup`, { agent: false }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('cut'));
+        res.on('aborted', () => resolve('cut'));
+      }).on('error', () => resolve('cut'));
+    });
+    assert.equal(outcome, 'cut');
+    assert.equal((await request(`${bal.url}/ok`)).status, 200);
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
+test('the retry budget bounds retries, so that they cannot multiply an outage', async () => {
+  const bs = await Promise.all(['tc1', 'tc2', 'tc3', 'tc4'].map((n) => startBackend(n)));
+  // Three members answer 503 (failonstatus); every failed answer would be retried if the budget allowed.
+  for (const b of bs.slice(0, 3)) b.mode = { kind: 'status', status: 503 };
+  const bal = await startBalancer(oneBalancer(bs.map((b) => ({ url: b.url, route: b.name, retry: 0.001 })), { failonstatus: [503], maxattempts: 3, retrybudget: { percent: 0, min: 2 } }));
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await request(`${bal.url}/`)).status);
+    const retries = bal.server.snapshot()[0]!.members.reduce((n, m) => n + m.retries, 0);
+    assert.equal(retries, 2, `retries: ${retries}, statuses ${statuses.join(',')}`);
+    const attempts = bs.reduce((n, b) => n + b.seen.length, 0);
+    assert.equal(attempts, 10 + 2);
+  } finally {
+    await bal.close();
+    for (const b of bs) await b.close();
+  }
+});
+
+describe('options that change failover', () => {
+  test('maxattempts 0: a refused request is not retried (503 + Retry-After)', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }], { maxattempts: 0 }));
+    try {
+      await tc1.refuse();
+      const r = await request(`${bal.url}/`, { headers: { cookie: 'JSESSIONID=x.tc1' } });
+      assert.equal(r.status, 503);
+      assert.ok(r.headers['retry-after']);
+      assert.equal(tc2.seen.length, 0);
+    } finally {
+      await bal.close();
+      await tc1.close();
+      await tc2.close();
+    }
+  });
+
+  test('ignore-errors: the member is never put in error, its error is still recorded', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const bal = await startBalancer(oneBalancer([{ url: tc1.url, route: 'tc1', status: ['ignore-errors'] }, { url: tc2.url, route: 'tc2' }]));
+    try {
+      await tc1.refuse();
+      for (let i = 0; i < 3; i++) assert.equal((await request(`${bal.url}/`)).status, 200);
+      const m = memberSnap(bal, 'tc1');
+      assert.equal(m.health, 'ok');
+      assert.equal(m.lastError?.source, 'connect');
+    } finally {
+      await bal.close();
+      await tc1.close();
+      await tc2.close();
+    }
+  });
+});
+
 test('a SIGKILLed member with pooled keep-alive connections costs no client a 502 (3 trials)', async () => {
   for (let trial = 0; trial < 3; trial++) {
     const child = await spawnChildBackend('tc1');
     const good = await startBackend('tc2');
-    const bal = await startBalancer(oneBalancer([{ url: child.url, route: 'tc1' }, { url: good.url, route: 'tc2' }], { retrybudget: { percent: 100, min: 10 } }));
+    // Default retry budget: what a user gets.
+    const bal = await startBalancer(oneBalancer([{ url: child.url, route: 'tc1' }, { url: good.url, route: 'tc2' }]));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     try {
       // Warm up: the balancer now holds keep-alive connections to the child.

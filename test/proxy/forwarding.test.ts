@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startBackend, startBalancer, request, encodeMaskedText, decodeText, wsAccept, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, request, rawExchange, encodeMaskedText, decodeText, wsAccept, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 let tc1: Backend;
 let tc2: Backend;
@@ -118,6 +118,12 @@ test('mount /app → upstream /examples: path mapped, Location/Content-Location/
   assert.deepEqual(r.headers['set-cookie'], ['JSESSIONID=abc.tc1; Path=/app; HttpOnly']);
 });
 
+test('103 Early Hints from the member: Link passed on, then the final response', async () => {
+  const out = await rawExchange(bal.port, 'GET /early HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 800);
+  assert.match(out, /^HTTP\/1\.1 103 Early Hints\r\n[^]*link: <\/style\.css>; rel=preload; as=style\r\n/i);
+  assert.match(out, /HTTP\/1\.1 200 OK[^]*tc[12] after hints\n$/);
+});
+
 describe('chunked transfer coding both ways', () => {
   test('a chunked request body reaches the member intact', async () => {
     const body = await new Promise<string>((resolve, reject) => {
@@ -163,6 +169,46 @@ test('Expect: 100-continue: the client gets 100 Continue, then the body is forwa
   assert.equal(e.headers.get('expect'), undefined);
 });
 
+test('Expect: 100-continue with no usable member: the final 503 comes instead of 100 Continue', async () => {
+  const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: tc1.url, route: 'tc1', status: ['disabled'] }] }] });
+  try {
+    const s = net.connect({ host: '127.0.0.1', port: b.port });
+    await once(s, 'connect');
+    let got = '';
+    s.on('data', (d) => (got += d.toString('latin1')));
+    s.write('POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await once(s, 'close');
+    assert.match(got, /^HTTP\/1\.1 503 /);
+    assert.doesNotMatch(got, /100 Continue/);
+  } finally {
+    await b.close();
+  }
+});
+
+test('Expect: 100-continue whose first member refuses the connection is retried with its body', async () => {
+  const dead = await startBackend('tc3');
+  const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: dead.url, route: 'tc3' }, { url: tc1.url, route: 'tc1' }] }] });
+  try {
+    await dead.refuse();
+    for (let i = 0; i < 2; i++) {
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(`${b.url}/echo`, { method: 'POST', agent: false, headers: { expect: '100-continue', 'content-length': 5 } }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('continue', () => req.end('hello'));
+        req.on('error', reject);
+      });
+      assert.equal(r.status, 200);
+      assert.equal(echoed(r.body).body, 'hello');
+    }
+  } finally {
+    await b.close();
+    await dead.close();
+  }
+});
+
 describe('WebSocket upgrade is proxied and sticky', () => {
   for (const route of ['tc1', 'tc2']) {
     test(`JSESSIONID=….${route} → ${route}`, async () => {
@@ -191,6 +237,88 @@ describe('WebSocket upgrade is proxied and sticky', () => {
       s.destroy();
     });
   }
+});
+
+async function wsHandshake(port: number, cookie: string): Promise<string> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  s.write(`GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`);
+  let head = '';
+  const end = Date.now() + 5000;
+  s.on('data', (d) => (head += d.toString('latin1')));
+  while (!head.includes('\r\n\r\n') && !s.destroyed && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  s.destroy();
+  return head;
+}
+
+test('a refused upgrade (member answers 403) is passed on and the connection closed: no raw tunnel to the member (WebSocket smuggling)', async () => {
+  const n1 = tc1.seen.length;
+  const n2 = tc2.seen.length;
+  const s = net.connect({ host: '127.0.0.1', port: bal.port });
+  await once(s, 'connect');
+  let got = '';
+  s.on('data', (d) => (got += d.toString('latin1')));
+  s.on('error', () => {});
+  s.write('GET /deny HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const end = Date.now() + 3000;
+  while (!got.includes('denied') && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  if (!s.destroyed) s.write('GET /internal/admin HTTP/1.1\r\nHost: a\r\n\r\n');
+  await Promise.race([once(s, 'close'), new Promise((r) => setTimeout(r, 1500))]);
+  s.destroy();
+  assert.match(got, /^HTTP\/1\.1 403 Forbidden\r\n/);
+  assert.match(got, /connection: close/i);
+  assert.match(got, /\r\n\r\ndenied$/);
+  const fresh = [...tc1.seen.slice(n1), ...tc2.seen.slice(n2)];
+  assert.deepEqual(fresh.map((x) => x.url), ['/deny']);
+});
+
+describe('WebSocket failover', () => {
+  test('the sticky member is down: the upgrade fails over to another member', async () => {
+    const dead = await startBackend('tc3');
+    const alive = await startBackend('tc4');
+    const b = await startBalancer({ balancers: [{ name: 'x', members: [{ url: dead.url, route: 'tc3' }, { url: alive.url, route: 'tc4' }] }] });
+    try {
+      await dead.refuse();
+      const head = await wsHandshake(b.port, 'JSESSIONID=s.tc3');
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      assert.match(head, /x-backend: tc4/i);
+      assert.equal(b.server.snapshot()[0]!.members[0]!.health, 'error');
+    } finally {
+      await b.close();
+      await dead.close();
+      await alive.close();
+    }
+  });
+
+  test('no member usable: 503, and busy counts return to 0', async () => {
+    const dead = await startBackend('tc3');
+    const b = await startBalancer({ balancers: [{ name: 'x', forcerecovery: false, members: [{ url: dead.url, route: 'tc3' }] }] });
+    try {
+      await dead.refuse();
+      assert.match(await wsHandshake(b.port, 'JSESSIONID=s.tc3'), /^HTTP\/1\.1 503 /);
+      assert.match(await wsHandshake(b.port, 'JSESSIONID=s.tc3'), /^HTTP\/1\.1 503 /);
+      assert.equal(b.server.snapshot()[0]!.members[0]!.busy, 0);
+    } finally {
+      await b.close();
+      await dead.close();
+    }
+  });
+
+  test('the upgrade request gets the same hop-by-hop and X-Forwarded-* treatment', async () => {
+    const n1 = tc1.seen.length;
+    const n2 = tc2.seen.length;
+    const s = net.connect({ host: '127.0.0.1', port: bal.port });
+    await once(s, 'connect');
+    s.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Forwarded-For, X-Secret\r\nX-Secret: s\r\nX-Forwarded-For: 6.6.6.6\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await once(s, 'data');
+    s.destroy();
+    const fresh = [...tc1.seen.slice(n1), ...tc2.seen.slice(n2)];
+    assert.equal(fresh.length, 1);
+    const h = fresh[0]!;
+    assert.equal(h.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h.headers['x-secret'], undefined);
+    assert.equal(h.headers.upgrade, 'websocket');
+  });
 });
 
 describe('explain header (X-Cohort-Explain: 1)', () => {

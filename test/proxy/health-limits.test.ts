@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, startBalancer, request, sleep, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, request, rawExchange, statuses, sleep, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 function cfg(members: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
   return { balancers: [{ name: 'b', slowstart: 0, members, ...extra }] };
@@ -124,6 +124,18 @@ describe('limits', () => {
     });
   });
 
+  test('pipelined requests to a member with max 1 and timeout 0 are all served, one after another', async () => {
+    await withMembers(['tc1'], async ([tc1]) => {
+      const bal = await startBalancer(cfg([{ url: tc1!.url, route: 'tc1', max: 1 }]));
+      try {
+        const raw = 'GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+        assert.deepEqual(statuses(await rawExchange(bal.port, raw, 1000)), [200, 200, 200]);
+      } finally {
+        await bal.close();
+      }
+    });
+  });
+
   test('with timeout 0, a request beyond `max` gets 503 at once', async () => {
     await withMembers(['tc1'], async ([tc1]) => {
       const bal = await startBalancer(cfg([{ url: tc1!.url, route: 'tc1', max: 1 }]));
@@ -160,6 +172,23 @@ describe('limits', () => {
         await bal.close();
       }
     });
+  });
+});
+
+test('slow start: a member added by a config reload ramps up too', async () => {
+  await withMembers(['tc1', 'tc2'], async ([tc1, tc2]) => {
+    const { parseBalancerConfig } = await import('../../src/config/load.js');
+    const spec = (members: Record<string, unknown>[]) => parseBalancerConfig({ listen: '127.0.0.1:0', accesslog: false, balancers: [{ name: 'b', slowstart: 60, members }] });
+    const bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 60, members: [{ url: tc1!.url, route: 'tc1' }] }] });
+    try {
+      bal.server.balancers.get('b')!.members[0]!.recoveredAt = Number.NEGATIVE_INFINITY;
+      await bal.server.reload(spec([{ url: tc1!.url, route: 'tc1' }, { url: tc2!.url, route: 'tc2' }]));
+      const got = await served(bal, 40);
+      const share = got.filter((x) => x === 'tc2').length;
+      assert.ok(share >= 1 && share <= 8, `new member took ${share} of 40 at once`);
+    } finally {
+      await bal.close();
+    }
   });
 });
 

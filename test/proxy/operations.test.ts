@@ -131,6 +131,93 @@ describe('signals on a real `cohort balancer` process', () => {
   });
 });
 
+test('structured access log: member, route, status and upstream time for each exchange', async () => {
+  const { pino } = await import('pino');
+  const lines: Record<string, unknown>[] = [];
+  const accessLog = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer({ balancers: [{ name: 'b', members: [{ url: tc1.url, route: 'tc1' }] }] }, { accessLog });
+  try {
+    await request(`${bal.url}/page?x=1`, { headers: { cookie: 'JSESSIONID=abc.tc1' } });
+    await request(`${bal.url}/status/404`);
+    await until(() => lines.length >= 2, 2000, 'two access log lines');
+    assert.equal(lines[0]!.url, '/page?x=1');
+    assert.equal(lines[0]!.status, 200);
+    assert.equal(lines[0]!.member, 'tc1');
+    assert.equal(lines[0]!.route, 'tc1');
+    assert.equal(lines[0]!.reason, 'sticky');
+    assert.equal(typeof lines[0]!.upstreamMs, 'number');
+    assert.equal(lines[1]!.status, 404);
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
+test('graceful close has a deadline: a request still running after timeouts.shutdown is cut, and close() resolves', async () => {
+  const tc1 = await startBackend('tc1');
+  const bal = await startBalancer({ timeouts: { shutdown: 0.5 }, balancers: [{ name: 'b', members: [{ url: tc1.url, route: 'tc1' }] }] });
+  try {
+    const slow = request(`${bal.url}/slow/10000`).then((r) => `status ${r.status}`, (e: Error) => `cut: ${e.message}`);
+    await until(() => tc1.active === 1, 3000, 'the slow request to start');
+    const t0 = Date.now();
+    await bal.server.close();
+    const took = Date.now() - t0;
+    assert.ok(took >= 400 && took < 5000, `close() took ${took} ms`);
+    assert.match(await slow, /^cut/);
+    await until(() => tc1.active === 0, 3000, 'the member request to be aborted');
+  } finally {
+    await bal.close();
+    await tc1.close();
+  }
+});
+
+describe('SIGHUP edge cases', () => {
+  test('an invalid config on SIGHUP is refused with a message; the old one keeps serving', async () => {
+    const tc1 = await startBackend('tc1');
+    const file = writeConfig('hup-bad.yaml', [{ url: tc1.url, route: 'tc1' }]);
+    const cli = await startCli(file);
+    try {
+      writeFileSync(file, 'balancers:\n  - name: b\n    members:\n      - url: nope\n');
+      process.kill(cli.child.pid!, 'SIGHUP');
+      await until(() => /reload refused/.test(cli.stderr()), 5000, 'the refusal to be logged');
+      assert.match(cli.stderr(), /members\[0\]\.url/);
+      const r = await request(`${cli.url}/`);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'tc1\n');
+      assert.equal(cli.child.exitCode, null);
+    } finally {
+      kill(cli);
+      await tc1.close();
+    }
+  });
+
+  test('reload keeps a member\'s state (in error, with its reason) and removes dropped members', async () => {
+    const tc1 = await startBackend('tc1');
+    const tc2 = await startBackend('tc2');
+    const tc3 = await startBackend('tc3');
+    const members = [{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2' }, { url: tc3.url, route: 'tc3' }];
+    const bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, members }] });
+    try {
+      await tc1.refuse();
+      for (let i = 0; i < 3; i++) assert.equal((await request(`${bal.url}/`)).status, 200);
+      const { parseBalancerConfig } = await import('../../src/config/load.js');
+      await bal.server.reload(parseBalancerConfig({ listen: '127.0.0.1:0', accesslog: false, balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1' }, { url: tc2.url, route: 'tc2', loadfactor: 2 }] }] }));
+      const snap = bal.server.snapshot()[0]!.members;
+      assert.deepEqual(snap.map((m) => m.route), ['tc1', 'tc2']);
+      assert.equal(snap[0]!.health, 'error');
+      assert.equal(snap[0]!.reason?.source, 'connect');
+      assert.equal(snap[1]!.loadfactor, 2);
+      const n3 = tc3.seen.length;
+      for (let i = 0; i < 4; i++) assert.equal((await request(`${bal.url}/`)).headers['x-backend'], 'tc2');
+      assert.equal(tc3.seen.length, n3);
+    } finally {
+      await bal.close();
+      for (const b of [tc1, tc2, tc3]) await b.close();
+    }
+  });
+});
+
 describe('invalid configuration → exit status 2, naming the file, the key path and what was expected', () => {
   const cases: { name: string; yaml: string; expect: RegExp[] }[] = [
     { name: 'loadfactor out of range', yaml: 'balancers:\n  - name: b\n    members:\n      - url: http://127.0.0.1:1\n        loadfactor: 500\n', expect: [/balancers\[0\]\.members\[0\]\.loadfactor/, /1\.\.100/] },
@@ -139,6 +226,9 @@ describe('invalid configuration → exit status 2, naming the file, the key path
     { name: 'wrong type', yaml: 'balancers:\n  - name: b\n    nofailover: "yes"\n', expect: [/balancers\[0\]\.nofailover/, /boolean/] },
     { name: 'bad listen address', yaml: 'listen: localhost\nbalancers:\n  - name: b\n', expect: [/listen/, /host:port/] },
     { name: 'mount names no balancer', yaml: 'balancers:\n  - name: b\nmounts:\n  - { path: /x, balancer: nope }\n', expect: [/mounts\[0\]\.balancer/, /expected the name of a balancer/] },
+    { name: 'missing TLS certificate file', yaml: 'listen:\n  address: 127.0.0.1:0\n  tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }\nbalancers:\n  - name: b\n', expect: [/listen\.tls\.cert: expected a readable PEM file/, /listen\.tls\.key/] },
+    { name: 'upstreamtls.ca is not PEM', yaml: `upstreamtls: { ca: ${JSON.stringify(BIN)} }\nbalancers:\n  - name: b\n`, expect: [/upstreamtls\.ca: expected a PEM file/] },
+    { name: 'outlier ejection of more than half', yaml: 'balancers:\n  - name: b\n    outlier: { maxejectpercent: 100 }\n', expect: [/balancers\[0\]\.outlier\.maxejectpercent: expected a percentage 0\.\.50/] },
     { name: 'YAML syntax error', yaml: 'balancers:\n  - name: [b\n', expect: [/line \d+/] },
   ];
   for (const c of cases) {

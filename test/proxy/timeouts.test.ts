@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startBackend, startBalancer, startSilentServer, request, openFds, until } from '../helpers/backends.js';
+import { startBackend, startBalancer, startSilentServer, request, rawExchange, openFds, until } from '../helpers/backends.js';
 
 const FAST = { connect: 0.4, firstbyte: 0.4, idle: 0.4, keepalive: 1 };
 
@@ -62,6 +62,19 @@ describe('timeouts', () => {
     }
   });
 
+  test('a WebSocket upgrade the member never answers → 504 after timeouts.firstbyte, member connection closed', async () => {
+    const member = await startBackend('tc1');
+    const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
+    try {
+      const out = await rawExchange(bal.port, 'GET /ws/hang HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n', 3000);
+      assert.match(out, /^HTTP\/1\.1 504 /);
+      assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+    } finally {
+      await bal.close();
+      await member.close();
+    }
+  });
+
   test('idle mid-body beyond timeouts.idle → the client connection is cut (not a truncated 200 that looks complete)', async () => {
     const member = await startBackend('tc1');
     const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
@@ -83,6 +96,34 @@ describe('timeouts', () => {
   });
 });
 
+test('a client that stops reading for longer than timeouts.idle is not cut (back-pressure is not idleness)', async () => {
+  const member = await startBackend('tc1');
+  const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
+  const size = 32 * 1024 * 1024;
+  try {
+    const outcome = await new Promise<string>((resolve) => {
+      http.get(`${bal.url}/bytes/${size}`, { agent: false }, (res) => {
+        let n = 0;
+        let paused = false;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (!paused && n > 4 * 1024 * 1024) {
+            paused = true;
+            res.pause();
+            setTimeout(() => res.resume(), 1200);
+          }
+        });
+        res.on('end', () => resolve(`complete ${n}`));
+        res.on('error', () => resolve(`cut after ${n}`));
+      }).on('error', (e) => resolve(`error ${e.message}`));
+    });
+    assert.equal(outcome, `complete ${size}`);
+  } finally {
+    await bal.close();
+    await member.close();
+  }
+});
+
 test('a client that goes away mid-request frees the member slot and the member connection', async () => {
   const member = await startBackend('tc1');
   const bal = await startBalancer({ timeouts: FAST, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1', max: 1 }] }] });
@@ -92,7 +133,11 @@ test('a client that goes away mid-request frees the member slot and the member c
     await until(() => member.active === 1, 3000, 'the request to reach the member');
     req.destroy();
     await until(() => member.active === 0, 3000, 'the member request to be aborted');
-    assert.equal(bal.server.snapshot()[0]!.members[0]!.busy, 0);
+    const m = bal.server.snapshot()[0]!.members[0]!;
+    assert.equal(m.busy, 0);
+    // The client left; the member did nothing wrong.
+    assert.equal(m.errors, 0);
+    assert.equal(m.health, 'ok');
     // max is 1: the slot is free again.
     assert.equal((await request(`${bal.url}/`)).status, 200);
   } finally {

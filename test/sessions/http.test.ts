@@ -38,6 +38,7 @@ test('node:http wrapper: counter over two nodes, cookie attributes, take-over re
   const { managers: [m1, m2], stop } = await managers(2, { consistency: 'sync' });
   const handler = (req: SessionRequest, res: import('node:http').ServerResponse) => {
     if (req.url === '/none') return void res.end('no session touched');
+    if (req.url !== '/' && req.url !== '/x') return void res.writeHead(404).end(req.url);
     const s = req.session as { n?: number };
     s.n = (s.n ?? 0) + 1;
     res.end(String(s.n));

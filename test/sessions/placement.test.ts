@@ -37,3 +37,13 @@ test('expiry: owner after maxInactive; replica only after maxInactive + grace wi
   assert.equal(shouldNotifyAccess(s, 5_999, policy), false);
   assert.equal(shouldNotifyAccess(s, 6_000, policy), true);
 });
+
+test('take-over sources: never every member for an id nobody holds', async () => {
+  const { fallbackSources } = await import('../../src/sessions/take-over.js');
+  const m = (route: string) => ({ id: `id-${route}`, route }) as unknown as import('../../src/cluster/types.js').MemberView;
+  const [a, b, c] = [m('a'), m('b'), m('c')];
+  assert.deepEqual(fallbackSources({ mode: 'all-to-all', owner: undefined, heldLocally: false, placement: [], members: [a, b, c] }), []);
+  assert.deepEqual(fallbackSources({ mode: 'all-to-all', owner: undefined, heldLocally: true, placement: [], members: [a, b, c] }), [a, b, c]);
+  assert.deepEqual(fallbackSources({ mode: 'all-to-all', owner: a, heldLocally: true, placement: [], members: [a, b, c] }), []);
+  assert.deepEqual(fallbackSources({ mode: 'backup', owner: a, heldLocally: false, placement: [a, b], members: [a, b, c] }), [b]);
+});

@@ -303,3 +303,41 @@ test('a restarted node receives the sessions by state transfer before it is read
     stopAll(nodes);
   }
 });
+
+test("syncAcks 'one': a sync commit returns as soon as one holder applied; a hung peer does not delay it", async () => {
+  const { hub, nodes } = await startCluster(3, { consistency: 'sync', syncAcks: 'one', syncTimeoutMs: 2000 });
+  try {
+    const [a, b, c] = nodes as [typeof nodes[0], typeof nodes[0], typeof nodes[0]];
+    hub.hold = (m) => m.to === c.channel.self.id && m.topic === Topic.Delta;
+    const s = a.manager.create();
+    s.attributes.k = 1;
+    const t0 = performance.now();
+    const r = await a.manager.commit(s);
+    assert.ok(performance.now() - t0 < 500, 'did not wait for the hung peer');
+    assert.deepEqual(r.replicatedTo, [b.channel.self.id]);
+    assert.equal(b.manager.peek(s.id)?.rawAttributes.k, 1);
+  } finally {
+    hub.held.length = 0;
+    stopAll(nodes);
+  }
+});
+
+test('an unknown id does not fan out: at most the named live owner (or the placement) is asked', async () => {
+  for (const mode of ['all-to-all', 'backup'] as const) {
+    const { hub, nodes } = await startCluster(4, { mode });
+    try {
+      const a = nodes[0]!;
+      const before = hub.sent.get(Topic.Get) ?? 0;
+      const bogus = 'A'.repeat(24);
+      assert.equal(await a.manager.load(`${bogus}.zz9`), undefined);
+      const deadRoute = hub.sent.get(Topic.Get) ?? 0;
+      if (mode === 'backup') assert.ok(deadRoute - before <= 2, `backup: orphan holders only (${deadRoute - before})`);
+      else assert.equal(deadRoute - before, 0, 'all-to-all: an id nobody holds is not asked for');
+      assert.equal(await a.manager.load(`${bogus}.n2`), undefined);
+      const liveRoute = (hub.sent.get(Topic.Get) ?? 0) - deadRoute;
+      assert.ok(liveRoute <= 2, `${mode}: live owner asked first (${liveRoute} requests)`);
+    } finally {
+      stopAll(nodes);
+    }
+  }
+});

@@ -151,3 +151,16 @@ test('version ordering: apply in order, reject stale, buffer gaps', () => {
   assert.deepEqual(buf.expired(50), []);
   assert.deepEqual(buf.expired(110), [['x', 'peer']]);
 });
+
+test('reorder buffer: repair attempts back off and are counted so a dead sender is eventually given up', () => {
+  const buf = new ReorderBuffer(100);
+  buf.add({ i: 'y', r: 'tc1', b: 4, v: 5 }, 'peer', 0);
+  assert.equal(buf.postpone('y', 100), 1);
+  assert.deepEqual(buf.expired(150), []);
+  assert.deepEqual(buf.expired(200), [['y', 'peer']]);
+  assert.equal(buf.postpone('y', 200), 2);
+  assert.deepEqual(buf.expired(350), []);
+  assert.deepEqual(buf.expired(400), [['y', 'peer']]);
+  buf.drop('y');
+  assert.equal(buf.size, 0);
+});

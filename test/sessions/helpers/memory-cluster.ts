@@ -220,7 +220,8 @@ export class MemoryChannel implements ClusterChannel {
     let settle!: { resolve: () => void; reject: (e: Error) => void };
     const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     const deliver = async (): Promise<void> => {
-      if (!target.alive || !this.hub.reachable(this.self.id, to)) {
+      // a killed sender's queued messages die with it; a gone or cut-off receiver never gets them
+      if (!this.alive || !target.alive || !this.hub.reachable(this.self.id, to)) {
         settle.reject(new Error(`member ${to} gone before delivery`));
         return;
       }

@@ -1,0 +1,169 @@
+/**
+ * Session replication benchmark (in one process, in-memory cluster channel
+ * with JSON serialization both ways, real loopback HTTP):
+ *   node dist/bench/sessions.js
+ * Reports replication lag p50/p99, session-writing requests/s with a peer vs
+ * without, state-transfer time for 10k and 100k sessions, memory per session,
+ * and convergence under 16 concurrent writers on one session.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { Pool } from 'undici';
+import { MemoryHub } from '../test/sessions/helpers/memory-cluster.js';
+import { ReplicatedSessionManager } from '../src/sessions/replicated-manager.js';
+import { withSessions, type SessionRequest } from '../src/sessions/middleware.js';
+import type { ReplicationConfigInput } from '../src/sessions/config.js';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+async function node(hub: MemoryHub, route: string, config: ReplicationConfigInput = {}) {
+  const channel = hub.channel(route);
+  await channel.start();
+  const manager = new ReplicatedSessionManager({ channel, config });
+  await manager.start();
+  return { channel, manager };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function lag(): Promise<void> {
+  const hub = new MemoryHub();
+  const a = await node(hub, 'n1');
+  const b = await node(hub, 'n2', { replicaEvents: true });
+  const s = a.manager.create();
+  s.attributes.n = 0;
+  s.attributes.pad = 'x'.repeat(900);
+  await a.manager.commit(s);
+  const lags: number[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const applied = new Promise<number>((r) => b.manager.once('attributeChanged', () => r(performance.now())));
+    (s.attributes as { n: number }).n = i;
+    const t0 = performance.now();
+    await a.manager.commit(s);
+    lags.push((await applied) - t0);
+  }
+  console.log(`replication lag (end of request -> applied on peer, 1 KiB session, async): p50 ${pct(lags, 50).toFixed(3)} ms, p99 ${pct(lags, 99).toFixed(3)} ms`);
+  a.manager.destroy();
+  b.manager.destroy();
+}
+
+async function throughput(withPeer: boolean, consistency: 'async' | 'sync'): Promise<number> {
+  const hub = new MemoryHub();
+  const a = await node(hub, 'n1', { consistency });
+  const b = withPeer ? await node(hub, 'n2') : undefined;
+  const server = http.createServer(
+    withSessions(a.manager, (req: SessionRequest, res) => {
+      const s = req.session as { n?: number; pad?: string };
+      s.n = (s.n ?? 0) + 1;
+      s.pad ??= 'x'.repeat(900);
+      res.end(String(s.n));
+    }),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16 });
+  // 64 users with their own session each
+  const cookies: string[] = [];
+  for (let i = 0; i < 64; i++) {
+    const r = await pool.request({ path: '/', method: 'GET' });
+    await r.body.text();
+    cookies.push(String(r.headers['set-cookie']).split(';')[0]!);
+  }
+  let done = 0;
+  const end = performance.now() + 3000;
+  await Promise.all(
+    cookies.map(async (cookie) => {
+      while (performance.now() < end) {
+        const r = await pool.request({ path: '/', method: 'GET', headers: { cookie } });
+        await r.body.text();
+        done++;
+      }
+    }),
+  );
+  const rps = done / 3;
+  await pool.close();
+  server.closeAllConnections();
+  server.close();
+  a.manager.destroy();
+  b?.manager.destroy();
+  return rps;
+}
+
+async function transfer(n: number): Promise<void> {
+  const hub = new MemoryHub();
+  const a = await node(hub, 'n1');
+  const pad = 'x'.repeat(1024 - 40);
+  for (let i = 0; i < n; i++) {
+    const s = a.manager.create();
+    s.attributes.user = `u${i}`;
+    s.attributes.data = pad;
+    await a.manager.commit(s);
+  }
+  gc();
+  const heap0 = process.memoryUsage().heapUsed;
+  const t0 = performance.now();
+  const b = await node(hub, 'n2');
+  const ms = performance.now() - t0;
+  gc();
+  const perSession = (process.memoryUsage().heapUsed - heap0) / n;
+  console.log(`state transfer ${n} x 1 KiB: ${ms.toFixed(0)} ms; memory per replicated session ~${(perSession / 1024).toFixed(2)} KiB`);
+  a.manager.destroy();
+  b.manager.destroy();
+}
+
+async function convergence(): Promise<void> {
+  let converged = 0;
+  const bursts = 7;
+  for (let burst = 0; burst < bursts; burst++) {
+    const hub = new MemoryHub();
+    const a = await node(hub, 'n1');
+    const b = await node(hub, 'n2');
+    // reorder deliveries at random to mimic concurrent connections
+    hub.hold = (m) => m.topic === 'sessions.delta';
+    const s = a.manager.create();
+    s.attributes.n = 0;
+    await a.manager.commit(s);
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = 0; i < 20; i++) {
+          (s.attributes as { n: number }).n++;
+          await a.manager.commit(s);
+        }
+      }),
+    );
+    const order = hub.held.map((_, i) => i).sort(() => Math.random() - 0.5);
+    await hub.release(order);
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    if (b.manager.peek(s.id)?.version === a.manager.peek(s.id)?.version) converged++;
+    a.manager.destroy();
+    b.manager.destroy();
+  }
+  console.log(`16 concurrent writers x 20 updates, deliveries shuffled: replica converged to the owner's version in ${converged}/${bursts} bursts`);
+}
+
+await lag();
+for (let i = 0; i < 2; i++) {
+  await throughput(false, 'async'); // warm-up (JIT)
+  await throughput(true, 'async');
+}
+const runs: Record<string, number[]> = { alone: [], async: [], sync: [] };
+for (let i = 0; i < 3; i++) {
+  runs.alone!.push(await throughput(false, 'async'));
+  runs.async!.push(await throughput(true, 'async'));
+  runs.sync!.push(await throughput(true, 'sync'));
+}
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const alone = med(runs.alone!);
+const peered = med(runs.async!);
+const peeredSync = med(runs.sync!);
+console.log(`session-writing requests/s (one process, loopback HTTP, 16 conns, median of 3): alone ${alone.toFixed(0)}, with a peer async ${peered.toFixed(0)} (${(peered / alone).toFixed(2)}x), sync ${peeredSync.toFixed(0)} (${(peeredSync / alone).toFixed(2)}x)`);
+await transfer(10_000);
+await transfer(100_000);
+await convergence();
+process.exit(0);
