@@ -126,7 +126,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
     sessions,
     sessionsLost: lostBefore.sessions + verification.sessionsLost,
     updatesLost: lostBefore.updates + verification.updatesLost,
-    latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(0, ...latencies), p99Failover: percentile(failoverLatencies, 99), failoverSamples: failoverLatencies.length },
+    latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.reduce((a, b) => Math.max(a, b), 0), p99Failover: percentile(failoverLatencies, 99), failoverSamples: failoverLatencies.length },
     faults,
     failoverGapMs: Math.max(0, ...gaps[FaultKind.Kill]),
     pauseGapMs: Math.max(0, ...gaps[FaultKind.Pause]),
