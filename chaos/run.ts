@@ -4,12 +4,16 @@
  * the run started (processes by PID, namespaces, temp dirs) before exiting.
  */
 import { NetnsUnavailable } from './netns.js';
-import { UsageError, parseChaosArgs } from './options.js';
+import { USAGE, UsageError, parseChaosArgs } from './options.js';
 import { formatReport, missedTargets } from './report.js';
 import { Resources } from './resources.js';
 import { runChaos } from './scenario.js';
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--help')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   let options;
   try {
     options = parseChaosArgs(process.argv.slice(2));
