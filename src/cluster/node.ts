@@ -321,10 +321,25 @@ export class ClusterNode implements ClusterChannel {
     if (!conn) this.dialPeer(peer);
   }
 
+  /**
+   * Answers on the connection the message came in on. Bounded like the send
+   * queue: a peer that sends but does not read its answers would otherwise
+   * make us buffer without limit. Past maxQueueBytes the answer is dropped and
+   * the connection closed (counted, error event); the peer can reconnect.
+   */
   private reply(conn: Connection, env: Envelope): void {
     if (conn.state !== ConnectionState.Open) return;
-    const n = conn.send(env);
     const p = conn.peerId ? this.peers.get(conn.peerId) : undefined;
+    const plain = encodeEnvelope(env);
+    if (conn.bufferedBytes + plain.length > this.config.limits.maxQueueBytes) {
+      this.stats_.dropped++;
+      if (p) p.dropped++;
+      const err = new CohortError('COHORT_QUEUE_FULL', `answers to ${p?.info.route ?? conn.remote} are not being read (${conn.bufferedBytes} bytes waiting, limit ${this.config.limits.maxQueueBytes}); answer dropped and connection closed`);
+      this.emitError({ code: err.code, message: err.message, remote: conn.remote, ...(p ? { peer: p.id } : {}) });
+      conn.close('protocol', err);
+      return;
+    }
+    const n = conn.sendEncoded(plain);
     if (p) {
       p.bytesOut += n;
       p.messagesOut++;

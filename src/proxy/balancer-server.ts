@@ -42,6 +42,9 @@ interface Listener {
   readonly tls: boolean;
 }
 
+/** How often unfinished request heads and bodies are checked against their timeouts, ms. */
+const TIMEOUT_CHECK_INTERVAL_MS = 500;
+
 function poolSettings(cfg: BalancerConfig): PoolSettings {
   return {
     ...upstreamTls(cfg),
@@ -182,6 +185,9 @@ export class BalancerServer {
       keepAliveTimeout: 65_000,
       headersTimeout: cfg.timeouts.headers * 1000,
       requestTimeout: cfg.timeouts.request * 1000,
+      // How often Node enforces headersTimeout/requestTimeout; its default (30 s) let a
+      // slowloris connection live up to 30 s past timeouts.headers.
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       noDelay: true,
     };
     const server = tlsSpec

@@ -107,6 +107,26 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
   tryOnce();
 }
 
+/**
+ * After one side of a tunnel has ended, how long the other may take to end
+ * too before both are destroyed, ms. The sockets are half-open capable, so a
+ * member that ignores the client's FIN would otherwise hold both forever.
+ */
+const HALF_CLOSE_GRACE_MS = 2_000;
+
+function closeBothAfterHalfClose(upstream: net.Socket, socket: Duplex): void {
+  let grace: NodeJS.Timeout | undefined;
+  const ended = (): void => {
+    grace ??= setTimeout(() => {
+      upstream.destroy();
+      socket.destroy();
+    }, HALF_CLOSE_GRACE_MS).unref();
+  };
+  upstream.once('end', ended);
+  socket.once('end', ended);
+  socket.once('close', () => clearTimeout(grace));
+}
+
 /** Longest member response head accepted for an upgrade, in bytes. */
 const MAX_UPGRADE_RESPONSE_HEAD = 16 * 1024;
 /** How long a refused upgrade's response body may take to arrive, in ms. */
@@ -151,6 +171,7 @@ function awaitSwitch(upstream: net.Socket, socket: Duplex, head: Buffer, log: Lo
       if (head.length > 0) upstream.write(head);
       upstream.pipe(socket);
       socket.pipe(upstream);
+      closeBothAfterHalfClose(upstream, socket);
       return;
     }
     log.info({ member: route, status: lines[0] }, 'websocket upgrade refused by the member');

@@ -7,18 +7,22 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBackend, startBalancer, rawExchange, request, statuses, MALFORMED, type Backend, type RunningBalancer } from '../helpers/backends.js';
+import { startBackend, startBalancer, rawExchange, request, statuses, MALFORMED, openFds, until, type Backend, type RunningBalancer } from '../helpers/backends.js';
 
 let backend: Backend;
 let bal: RunningBalancer;
+let fdsAtStart = 0;
 
 before(async () => {
+  fdsAtStart = openFds();
   backend = await startBackend('tc1');
   bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, members: [{ url: backend.url, route: 'tc1' }] }], mounts: [{ path: '/', balancer: 'b' }] });
 });
 after(async () => {
   await bal.close();
   await backend.close();
+  // Every connection of every hostile exchange above was given back.
+  await until(() => openFds() <= fdsAtStart + 2, 5000, `fds back to ${fdsAtStart} (now ${openFds()})`);
 });
 
 const H = 'Host: a.example\r\n';
