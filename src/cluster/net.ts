@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { CohortError } from '../errors.js';
 import type { Address } from './membership.js';
+import { listenAt } from '../util/listen.js';
 
 export interface ListeningServer {
   readonly port: number;
@@ -22,18 +23,27 @@ export interface NetFactory {
   connect(addr: Address, cb: (err: (Error & { code?: string }) | undefined, socket?: Socket) => void): () => void;
 }
 
-function listenOn(server: Server, host: string, port: number): Promise<ListeningServer> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve({
-        port: typeof a === 'object' && a ? a.port : port,
-        close: () => new Promise<void>((res) => server.close(() => res())),
-      });
-    });
+async function listenOn(server: Server, host: string, port: number): Promise<ListeningServer> {
+  await listenAt(server, host, port);
+  const a = server.address();
+  return {
+    port: typeof a === 'object' && a ? a.port : port,
+    close: () => new Promise<void>((res) => server.close(() => res())),
+  };
+}
+
+/** Reports `socket` to `cb` once it emitted `ready`, or its first error; returns a cancel function. */
+function dial(socket: Socket, ready: 'connect' | 'secureConnect', addr: Address, cb: Parameters<NetFactory['connect']>[1]): () => void {
+  const done = once(cb);
+  socket.once(ready, () => {
+    socket.removeAllListeners('error');
+    done(undefined, socket);
   });
+  socket.once('error', (err) => done(err));
+  return () => {
+    socket.destroy();
+    done(new CohortError('COHORT_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} cancelled`));
+  };
 }
 
 function once<T extends unknown[]>(fn: (...args: T) => void): (...args: T) => void {
@@ -52,17 +62,7 @@ export const plainNet: NetFactory = {
     return listenOn(net.createServer({ noDelay: true }, onSocket), host, port);
   },
   connect(addr, cb) {
-    const done = once(cb);
-    const s = net.connect({ host: addr.host, port: addr.port, noDelay: true });
-    s.once('connect', () => {
-      s.removeAllListeners('error');
-      done(undefined, s);
-    });
-    s.once('error', (err) => done(err));
-    return () => {
-      s.destroy();
-      done(new CohortError('COHORT_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} cancelled`));
-    };
+    return dial(net.connect({ host: addr.host, port: addr.port, noDelay: true }), 'connect', addr, cb);
   },
 };
 
@@ -94,17 +94,8 @@ export function tlsNet(files: TlsFiles, read: (p: string) => Buffer = (p) => rea
       return listenOn(server, host, port);
     },
     connect(addr, cb) {
-      const done = once(cb);
       const s = tls.connect({ host: addr.host, port: addr.port, ca, cert, key, rejectUnauthorized: true, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
-      s.once('secureConnect', () => {
-        s.removeAllListeners('error');
-        done(undefined, s);
-      });
-      s.once('error', (err) => done(err));
-      return () => {
-        s.destroy();
-        done(new CohortError('COHORT_CONNECT_TIMEOUT', `connect to ${addr.host}:${addr.port} cancelled`));
-      };
+      return dial(s, 'secureConnect', addr, cb);
     },
   };
 }

@@ -5,6 +5,11 @@ import { parseHostPort } from './address.js';
 /** Starts listening on "host:port"; rejects on EADDRINUSE and friends instead of throwing later. */
 export function listenOn(server: Server, address: string): Promise<void> {
   const { host, port } = parseHostPort(address);
+  return listenAt(server, host, port);
+}
+
+/** Starts listening on host and port (0: any free port); rejects on EADDRINUSE and friends. */
+export function listenAt(server: Server, host: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port }, () => {
