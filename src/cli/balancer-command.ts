@@ -58,17 +58,9 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
   let manager: ManagerServer | undefined;
   const methods = new MethodRegistry();
   const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
-  // The manager starts first so that saved changes are in place before traffic flows.
-  manager = await createManager(server, cfg, opts.config, log, methods);
-  if (manager) {
-    const m = await manager.start();
-    process.stderr.write(`cohort balancer manager on ${m.url}\n`);
-  }
-  const addrs = await server.start().catch(async (err) => {
-    await manager?.destroy();
-    throw err;
-  });
-  for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
+  // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
+  // "listening" line must reload, not kill the process (SIGHUP's default action).
+  let started = false;
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) {
@@ -89,6 +81,10 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
       log.warn('SIGHUP ignored: no --config file to reload');
       return;
     }
+    if (!started || stopping) {
+      log.warn('SIGHUP ignored: the balancer is not running (starting or stopping)');
+      return;
+    }
     try {
       const next = loadBalancerConfig(opts.config);
       void server.reload(next).then(() => manager?.applyPersistedState()).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
@@ -96,5 +92,17 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
       log.error({ err: (err as Error).message }, 'reload refused: invalid configuration; keeping the previous one');
     }
   });
+  // The manager starts first so that saved changes are in place before traffic flows.
+  manager = await createManager(server, cfg, opts.config, log, methods);
+  if (manager) {
+    const m = await manager.start();
+    process.stderr.write(`cohort balancer manager on ${m.url}\n`);
+  }
+  const addrs = await server.start().catch(async (err) => {
+    await manager?.destroy();
+    throw err;
+  });
+  started = true;
+  for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   return server;
 }
