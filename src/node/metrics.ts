@@ -16,12 +16,17 @@ export class NodeMetrics {
     cluster: () => ClusterNode | undefined,
     sessions: () => ReplicatedSessionManager | undefined,
     ready: () => boolean,
+    lag: () => number | undefined = () => undefined,
   ) {
     const reg = this.registry;
     reg.setDefaultLabels({ node: route });
     new Gauge({
       name: 'cohort_node_ready', help: '1 when the node is ready (state transfer done, taking traffic), else 0.', registers: [reg],
       collect() { this.set(ready() ? 1 : 0); },
+    });
+    new Gauge({
+      name: 'cohort_node_replication_lag_seconds', help: 'Half the round trip of a probe through the same per-peer queue as the session deltas, to the slowest session peer.', registers: [reg],
+      collect() { const l = lag(); if (l !== undefined) this.set(l / 1000); },
     });
     new Gauge({
       name: 'cohort_node_members', help: 'Members this node sees, by state (alive, suspect).', labelNames: ['state'] as const, registers: [reg],

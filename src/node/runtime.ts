@@ -7,7 +7,7 @@ import { parseHostPort, formatHostPort, ipMatcher, isLoopback } from '../util/ad
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
-import { sessionMembersView } from './session-members.js';
+import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
 
 /** Paths the node answers itself, before the app. */
@@ -18,8 +18,13 @@ export const METRICS_PATH = '/.cohort/metrics';
 /** ms to wait for the first peer before starting alone; ms without a new peer before state transfer. */
 const JOIN_WAIT_MS = 1_500;
 const JOIN_QUIET_MS = 250;
-/** ms between checks whether the published session count changed. */
+/** ms between checks whether the published session count changed, and between replication-lag probes. */
 const META_PUBLISH_MS = 2_000;
+/**
+ * Replication-lag probe: answered by every node. It travels the same ordered
+ * per-peer queue as the session deltas, so deltas queued ahead of it count.
+ */
+const LAG_TOPIC = 'cohort.lag-probe';
 
 export enum NodeState {
   New = 'new',
@@ -61,6 +66,7 @@ export class NodeRuntime {
       () => this.cluster,
       () => (this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined),
       () => this.state === NodeState.Ready,
+      () => this.replicationLagMs,
     );
   }
 
@@ -94,6 +100,7 @@ export class NodeRuntime {
       membership,
       meta: { role: 'node', http: this.httpUrl, ready: 'false' },
     }, { configFile: this.configFile });
+    this.cluster.handle(LAG_TOPIC, () => null);
     this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
     await this.cluster.start();
     await this.settleMembership();
@@ -164,12 +171,53 @@ export class NodeRuntime {
     return this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().sessions : undefined;
   }
 
-  /** Publishes the session count in the cluster meta (the dashboard shows it) when it changed. */
+  /** Last measured replication lag in ms (half the probe round trip to the slowest session peer). */
+  replicationLagMs: number | undefined;
+
+  /**
+   * Publishes the session count and the replication lag in the cluster meta
+   * (the dashboard shows them) when they changed noticeably.
+   */
   private publishLoad(): void {
     const cluster = this.cluster;
     if (!cluster || this.state !== NodeState.Ready) return;
-    const n = String(this.sessionCount() ?? 0);
-    if (cluster.self.meta.sessions !== n) cluster.setMeta({ ...cluster.self.meta, sessions: n });
+    void this.probeLag().then(() => {
+      if (this.state !== NodeState.Ready) return;
+      const meta = { ...cluster.self.meta };
+      let changed = false;
+      const n = String(this.sessionCount() ?? 0);
+      if (meta.sessions !== n) {
+        meta.sessions = n;
+        changed = true;
+      }
+      const lag = this.replicationLagMs;
+      const shown = meta.replicationLagMs === undefined ? undefined : Number(meta.replicationLagMs);
+      if (lag !== undefined && (shown === undefined || Math.abs(lag - shown) >= Math.max(1, shown * 0.2))) {
+        meta.replicationLagMs = lag.toFixed(1);
+        changed = true;
+      }
+      if (changed) cluster.setMeta(meta);
+    });
+  }
+
+  private async probeLag(): Promise<void> {
+    const cluster = this.cluster!;
+    const peers = cluster.members().filter(holdsSessions);
+    if (peers.length === 0) {
+      this.replicationLagMs = undefined;
+      return;
+    }
+    const rtts = await Promise.all(peers.map(async (m) => {
+      const t0 = performance.now();
+      try {
+        await cluster.request(m.id, LAG_TOPIC, null, { timeoutMs: META_PUBLISH_MS });
+        return performance.now() - t0;
+      } catch {
+        return undefined;
+      }
+    }));
+    const measured = rtts.filter((x): x is number => x !== undefined);
+    if (measured.length > 0) this.replicationLagMs = Math.max(...measured) / 2;
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -182,6 +230,7 @@ export class NodeRuntime {
         ready,
         members: this.cluster?.members().map((m) => ({ route: m.route, state: m.state })) ?? [],
         sessions: this.sessionCount(),
+        replicationLagMs: this.replicationLagMs,
       });
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
       res.end(body);

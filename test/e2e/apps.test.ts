@@ -73,4 +73,5 @@ test('node metrics: Prometheus text on /.cohort/metrics for loopback clients', {
   assert.match(text, /cohort_node_sessions\{node="m1"\} 1/);
   assert.match(text, /cohort_node_peer_queue_depth\{peer="m2",node="m1"\} 0/);
   assert.match(text, /# TYPE cohort_node_peer_rtt_seconds gauge/);
+  assert.match(text, /# TYPE cohort_node_replication_lag_seconds gauge/);
 });
