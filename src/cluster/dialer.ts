@@ -57,6 +57,9 @@ export class Dialer {
         onFail(err ?? new Error('no socket'), key);
         return;
       }
+      // the socket now belongs to its connection: closing the node closes it gracefully (a `leave`
+      // still queued on it must reach the peer), so cancelling attempts must no longer destroy it
+      if (this.inflight.has(key)) this.inflight.set(key, () => {});
       onSocket(socket, key);
     });
     this.inflight.set(key, cancel);
@@ -64,6 +67,7 @@ export class Dialer {
     timer.unref?.();
   }
 
+  /** Aborts the attempts still connecting; connected sockets are left to their connections. */
   cancelAll(): void {
     const all = [...this.inflight.values()];
     this.inflight.clear();
