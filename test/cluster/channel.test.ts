@@ -93,7 +93,8 @@ test('channel: destroyed peer (port refuses) is gone fast', async () => {
   await until(() => ev.some((e) => e.type === 'gone'), 2000);
   const ms = performance.now() - t0;
   console.log(`in-process: destroyed peer gone after ${ms.toFixed(1)} ms (${(ev.find((e) => e.type === 'gone') as { reason: string }).reason})`);
-  assert.ok(ms < 500);
+  // well before silence alone could even make it suspect (suspectAfterMs 900)
+  assert.ok(ms < 850, `gone after ${ms.toFixed(0)} ms`);
 });
 
 test('channel: an outsider without the secret is rejected and counted; it never becomes a member', async () => {

@@ -313,7 +313,7 @@ test("syncAcks 'one': a sync commit returns as soon as one holder applied; a hun
     s.attributes.k = 1;
     const t0 = performance.now();
     const r = await a.manager.commit(s);
-    assert.ok(performance.now() - t0 < 500, 'did not wait for the hung peer');
+    assert.ok(performance.now() - t0 < 1500, 'did not wait for the hung peer (syncTimeoutMs 2000)');
     assert.deepEqual(r.replicatedTo, [b.channel.self.id]);
     assert.equal(b.manager.peek(s.id)?.rawAttributes.k, 1);
   } finally {
