@@ -2,9 +2,10 @@
  * `cohort import-httpd`: converts an httpd mod_proxy_balancer configuration
  * (the httpd + Tomcat tutorial kind) into Cohort's balancer configuration.
  * Pure: text in, a config object and warnings out. What can't be mapped, or
- * is deliberately not copied (an unauthenticated balancer-manager), becomes a
+ * is deliberately changed (an open balancer-manager becomes an authenticated one), becomes a
  * warning that names the line.
  */
+import { DEFAULTS } from '../config/balancer-schema.js';
 
 export interface ImportResult {
   readonly config: Record<string, unknown>;
@@ -98,6 +99,7 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
 
   let inProxy: BalancerOut | undefined;
   let inLocation: { path: string; line: number; manager: boolean; open: boolean } | undefined;
+  let manager: { path: string } | undefined;
   const lines = text.split(/\r?\n/);
   // Join continuation lines (trailing backslash) while keeping the first line number.
   for (let i = 0; i < lines.length; i++) {
@@ -124,7 +126,9 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
     }
     if (d === '</location>') {
       if (inLocation?.manager) {
-        warn(inLocation.line, `<Location ${inLocation.path}> balancer-manager${inLocation.open ? ' was open to everyone' : ''}: Cohort's manager requires authentication and CSRF tokens; it is not copied open (see docs/manager.md)`);
+        const path = inLocation.path.replace(/^"|"$/g, '').replace(/\/+$/, '') || '/balancer-manager';
+        manager = { path };
+        warn(inLocation.line, `<Location ${inLocation.path}> balancer-manager${inLocation.open ? ' was open to everyone' : ''}: it becomes Cohort's manager at ${path} on its own loopback listener (${DEFAULTS.managerListen}) with authentication and CSRF tokens — a password is generated on first start, or set manager.users / manager.token (see docs/manager.md)`);
       }
       inLocation = undefined;
       continue;
@@ -252,5 +256,6 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
     balancers: [...balancers.values()],
   };
   if (mounts.length > 0) config.mounts = mounts;
+  if (manager) config.manager = manager;
   return { config, warnings };
 }

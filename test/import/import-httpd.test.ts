@@ -35,7 +35,12 @@ test('import-httpd converts the tutorial configuration into a valid Cohort confi
   assert.equal(b.members[0]!.retry, 30);
   assert.deepEqual(cfg.mounts, [{ path: '/examples', balancer: 'tccluster', upstream: '/examples', reverse: true }]);
   assert.equal(cfg.listen, '127.0.0.1:80');
-  assert.ok(warnings.some((w) => /balancer-manager was open to everyone.*requires authentication/.test(w)), warnings.join('\n'));
+  assert.ok(warnings.some((w) => /balancer-manager was open to everyone.*with authentication/.test(w)), warnings.join('\n'));
+  // the manager is kept — authenticated, on its own loopback listener — not dropped and not copied open
+  assert.ok(cfg.manager);
+  assert.equal(cfg.manager.path, '/balancer-manager');
+  assert.equal(cfg.manager.listen, '127.0.0.1:8090');
+  assert.equal(cfg.manager.metricsauth, true);
   assert.ok(warnings.some((w) => /smax=100/.test(w)));
   assert.ok(warnings.some((w) => /Listen 80/.test(w)));
 });
