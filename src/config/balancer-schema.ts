@@ -148,8 +148,8 @@ export const managerSchema = z.strictObject({
   origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected an origin like https://admin.example.com (scheme://host[:port], no path)')).default([]),
   /** Idle lifetime of a login session, seconds. */
   sessionttl: z.number().positive('expected seconds > 0').default(DEFAULTS.managerSessionTtlS),
-  /** Whether GET /metrics needs credentials (Basic or Bearer). */
-  metricsauth: z.boolean().default(true),
+  /** Whether GET /metrics needs credentials (Basic or Bearer): always, never, or (`remote`) except from this host directly. */
+  metricsauth: z.union([z.boolean(), z.literal('remote')], { error: 'expected true, false or "remote"' }).default('remote'),
   /** State changes kept for the dashboard's history. */
   history: z.number().int().min(1).max(10000).default(DEFAULTS.managerHistory),
 });

@@ -31,8 +31,10 @@ export const nodeSectionSchema = z.strictObject({
     replication: replicationConfigSchema.optional(),
     cookie: cookieConfigSchema.optional(),
   }).prefault({}),
-  /** Besides loopback, clients (IPs or CIDRs) allowed to scrape /.cohort/metrics. */
+  /** Besides loopback, clients (IPs or CIDRs) allowed to scrape the node's metrics. */
   metricsFrom: z.array(z.string()).default([]),
+  /** Where the node also serves its Prometheus metrics on the app listener (always at /.cohort/metrics); false = only there, leaving this path to the app. */
+  metricsPath: z.union([z.literal(false), z.string().regex(/^\/[^?#\s]*$/, 'expected a path like "/metrics", or false')]).default('/metrics'),
   /** Seconds to finish in-flight requests on SIGTERM. */
   shutdownTimeout: z.number().min(0).default(10),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

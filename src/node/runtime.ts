@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, type ClusterNode } from '../cluster/index.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager } from '../sessions/index.js';
-import { parseHostPort, formatHostPort, ipMatcher, isLoopback } from '../util/address.js';
+import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
@@ -220,6 +220,14 @@ export class NodeRuntime {
     if (measured.length > 0) this.replicationLagMs = Math.max(...measured) / 2;
   }
 
+  /** Loopback or `metricsFrom`; a request relayed by a proxy (a balancer on this host) counts as its original client. */
+  private mayScrape(req: http.IncomingMessage): boolean {
+    const direct = req.socket.remoteAddress ?? '';
+    if (!isLoopback(direct) && !this.metricsFrom(direct)) return false;
+    const via = forwardedClient(req.headers);
+    return via === undefined || this.metricsFrom(via);
+  }
+
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '/';
     if (url === HEALTH_PATH || url.startsWith(`${HEALTH_PATH}?`)) {
@@ -236,10 +244,10 @@ export class NodeRuntime {
       res.end(body);
       return;
     }
-    if (url === METRICS_PATH) {
-      if (!isLoopback(req.socket.remoteAddress) && !this.metricsFrom(req.socket.remoteAddress ?? '')) {
+    if (url === METRICS_PATH || (this.config.metricsPath !== false && (url === this.config.metricsPath || url.startsWith(`${this.config.metricsPath}?`)))) {
+      if (!this.mayScrape(req)) {
         res.writeHead(403, { 'content-type': 'text/plain' });
-        res.end('node metrics are served to loopback clients and node.metricsFrom only\n');
+        res.end('node metrics are served to loopback clients and node.metricsFrom only (not through a proxy unless the client is in node.metricsFrom)\n');
         return;
       }
       void this.metrics.render().then(({ contentType, body }) => {
@@ -252,7 +260,7 @@ export class NodeRuntime {
       return;
     }
     if (url === MEMBERS_PATH) {
-      if (!isLoopback(req.socket.remoteAddress) || !this.cluster) {
+      if (!isLoopback(req.socket.remoteAddress) || forwardedClient(req.headers) !== undefined || !this.cluster) {
         res.writeHead(403, { 'content-type': 'text/plain' });
         res.end('the members view is served to loopback clients only\n');
         return;

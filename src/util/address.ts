@@ -36,3 +36,21 @@ export function ipMatcher(list: readonly string[]): (ip: string) => boolean {
 export function isLoopback(ip: string | undefined): boolean {
   return !!ip && (ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.'));
 }
+
+/**
+ * The client a proxy in front of us says it forwarded (the entry the nearest proxy added: the last
+ * `X-Forwarded-For` address, or the last `for=` of `Forwarded`), or undefined for a direct request.
+ * A request that came through a proxy on this host is not a loopback client.
+ */
+export function forwardedClient(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const last = (v: string | string[] | undefined): string | undefined => {
+    const all = (Array.isArray(v) ? v.join(',') : v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    return all[all.length - 1];
+  };
+  const xff = last(headers['x-forwarded-for']);
+  if (xff !== undefined) return xff;
+  const fwd = last(headers['forwarded']);
+  if (fwd === undefined) return undefined;
+  const m = /(?:^|;)\s*for\s*=\s*"?\[?([^\]";]*)/i.exec(fwd);
+  return m?.[1] ?? 'unknown';
+}

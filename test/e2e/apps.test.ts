@@ -59,7 +59,7 @@ test('SIGTERM: the node leaves gracefully (exit 0, peers see it gone at once) an
   assert.equal(r.count, 3);
 });
 
-test('node metrics: Prometheus text on /.cohort/metrics for loopback clients', { timeout: 60_000 }, async (t) => {
+test('node metrics: Prometheus text on /metrics and /.cohort/metrics for loopback clients, not for clients relayed by a proxy', { timeout: 60_000 }, async (t) => {
   const cluster = new TestCluster();
   t.after(() => cluster.stopAll());
   await cluster.define(['m1', 'm2']);
@@ -74,4 +74,15 @@ test('node metrics: Prometheus text on /.cohort/metrics for loopback clients', {
   assert.match(text, /cohort_node_peer_queue_depth\{peer="m2",node="m1"\} 0/);
   assert.match(text, /# TYPE cohort_node_peer_rtt_seconds gauge/);
   assert.match(text, /# TYPE cohort_node_replication_lag_seconds gauge/);
+  const plain = await request(`${m1.url}/metrics`);
+  assert.equal(plain.statusCode, 200);
+  assert.match(await plain.body.text(), /cohort_node_ready\{node="m1"\} 1/);
+  // a balancer on this host relays outside clients from loopback: they are judged by who they are
+  for (const headers of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9;proto=http' }]) {
+    for (const path of ['/metrics', '/.cohort/metrics', '/.cohort/members']) {
+      const relayed = await request(`${m1.url}${path}`, { headers });
+      await relayed.body.dump();
+      assert.equal(relayed.statusCode, 403, `${path} ${JSON.stringify(headers)}`);
+    }
+  }
 });

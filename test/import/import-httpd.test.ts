@@ -40,7 +40,7 @@ test('import-httpd converts the tutorial configuration into a valid Cohort confi
   assert.ok(cfg.manager);
   assert.equal(cfg.manager.path, '/balancer-manager');
   assert.equal(cfg.manager.listen, '127.0.0.1:8090');
-  assert.equal(cfg.manager.metricsauth, true);
+  assert.equal(cfg.manager.metricsauth, 'remote');
   assert.ok(warnings.some((w) => /smax=100/.test(w)));
   assert.ok(warnings.some((w) => /Listen 80/.test(w)));
 });

@@ -45,7 +45,11 @@ describe('balancer manager JSON API and page', () => {
     assert.equal(page.status, 401);
     assert.match(await page.text(), /<form method="post" action="\/balancer-manager\/login">/);
     assert.equal((await post(s, '/api/balancers/tc/members/tc1', { status: { disabled: true } }, {})).status, 401);
-    assert.equal((await fetch(`${s.origin}/metrics`)).status, 401);
+    // /metrics: a scrape from this host needs no credentials (metricsauth: remote, the default); one relayed by a proxy does
+    assert.equal((await fetch(`${s.origin}/metrics`, { headers: { 'x-forwarded-for': '203.0.113.9' } })).status, 401);
+    const local = await fetch(`${s.origin}/metrics`);
+    assert.equal(local.status, 200);
+    assert.match(await local.text(), /cohort_balancer_member_requests_total/);
     assert.equal(s.balancer.balancers.get('tc')!.findMember('tc1')!.flags.size, 0);
   });
 
@@ -339,4 +343,16 @@ describe('brute force', () => {
       await b1.close();
     }
   });
+});
+
+test('manager.metricsauth: true asks for credentials even from this host', async () => {
+  const b1 = await startBackend('tc1');
+  const s = await startStack({ backends: [b1], managerExtra: { metricsauth: true } });
+  try {
+    assert.equal((await fetch(`${s.origin}/metrics`)).status, 401);
+    assert.equal((await fetch(`${s.origin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+  } finally {
+    await s.close();
+    await b1.close();
+  }
 });
