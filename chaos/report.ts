@@ -4,7 +4,11 @@
 import type { ChaosOptions } from './options.js';
 import type { FaultKind } from './plan.js';
 
-/** Largest accepted failover gap after a SIGKILL, ms. */
+/**
+ * Largest accepted failover gap after a SIGKILL, ms (issue 7: "failover gap ≤ 2 s"). It applies to the
+ * failover gap as the issue defines it (from the kill to the first successful request for the killed
+ * node's users) and, held to the same bound, to the time until every one of those users was served again.
+ */
 export const FAILOVER_GAP_TARGET_MS = 2_000;
 /** Largest accepted growth of the balancer's heap (after a forced GC) over the run, bytes. */
 export const HEAP_GROWTH_TARGET_BYTES = 16 * 1024 * 1024;
@@ -19,7 +23,7 @@ export interface FaultRecord {
   readonly backAfterMs: number;
   /** users whose last answer came from the node when the fault hit */
   readonly affectedUsers: number;
-  /** ms from the fault to the first affected user's success */
+  /** ms from the fault to the first successful request of any affected user (the issue's "failover gap") */
   readonly gapFirstMs: number;
   /** ms from the fault until every affected user had a success */
   readonly gapAllMs: number;
@@ -44,9 +48,14 @@ export interface ChaosResult {
   readonly updatesLost: number;
   readonly latency: { readonly p50: number; readonly p99: number; readonly p99Failover: number; readonly failoverSamples: number; readonly max: number };
   readonly faults: readonly FaultRecord[];
-  /** Worst gapAllMs over the kills (the target), ms; 0 without kills. */
+  /**
+   * The failover gap as issue 7 defines it: from a kill to the first successful request for that node's
+   * users (gapFirstMs), worst over the kills; target ≤ FAILOVER_GAP_TARGET_MS. ms; 0 without kills.
+   */
   readonly failoverGapMs: number;
-  /** Worst gapAllMs over the pauses and over the partitions (reported, not a target), ms; 0 without any. */
+  /** Worst gapAllMs over the kills: until every user of the killed node was served again; held to the same target. ms; 0 without kills. */
+  readonly failoverGapAllMs: number;
+  /** Worst gapAllMs (every affected user served again) over the pauses and over the partitions (reported, not a target), ms; 0 without any. */
   readonly pauseGapMs: number;
   readonly partitionGapMs: number;
   readonly verification: { readonly checked: number; readonly sessionsLost: number; readonly updatesLost: number; readonly errors: number };
@@ -67,7 +76,8 @@ export function missedTargets(r: ChaosResult): string[] {
   const errors = errorCount(r);
   // Every request of the run is an idempotent GET.
   if (errors > 0) out.push(`${errors} client-visible error(s) on idempotent requests (target 0)`);
-  if (r.failoverGapMs > FAILOVER_GAP_TARGET_MS) out.push(`failover gap ${fmtMs(r.failoverGapMs)} (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
+  if (r.failoverGapMs > FAILOVER_GAP_TARGET_MS) out.push(`failover gap (kills) ${fmtMs(r.failoverGapMs)}: first successful request for a killed node's users (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
+  if (r.failoverGapAllMs > FAILOVER_GAP_TARGET_MS) out.push(`all users of a killed node served again after ${fmtMs(r.failoverGapAllMs)} (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
   const growth = r.balancer.after.heapUsed - r.balancer.before.heapUsed;
   if (growth > HEAP_GROWTH_TARGET_BYTES) out.push(`balancer heap grew by ${mb(growth)} (target ≤ ${mb(HEAP_GROWTH_TARGET_BYTES)})`);
   if (r.sessions === 0 || r.succeeded === 0) out.push('no traffic got through at all');
@@ -97,10 +107,11 @@ export function formatReport(r: ChaosResult): string {
   lines.push(`final check              ${r.verification.checked} sessions read back after the faults: ${r.verification.sessionsLost} lost, ${r.verification.updatesLost} updates missing, ${r.verification.errors} errors`);
   lines.push(`latency                  p50 ${r.latency.p50.toFixed(1)} ms, p99 ${r.latency.p99.toFixed(1)} ms, max ${r.latency.max.toFixed(0)} ms`);
   lines.push(`p99 during failover      ${Number.isNaN(r.latency.p99Failover) ? 'n/a' : `${r.latency.p99Failover.toFixed(1)} ms`} (${r.latency.failoverSamples} requests started within a fault or 2 s after it)`);
-  lines.push(`failover gap (kills)     ${fmtMs(r.failoverGapMs)} worst, from SIGKILL until every user of the killed node was served again`);
+  lines.push(`failover gap (kills)     ${fmtMs(r.failoverGapMs)} worst, from SIGKILL to the first successful request for the killed node's users (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
+  lines.push(`all users served (kills) ${fmtMs(r.failoverGapAllMs)} worst, from SIGKILL until every user of the killed node was served again (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
   const b = r.balancer;
-  lines.push(`gap after a pause        ${fmtMs(r.pauseGapMs)} worst (reported; a stopped process holds its requests until timeouts.firstbyte)`);
-  if (o.profile === 'netns') lines.push(`gap after a partition    ${fmtMs(r.partitionGapMs)} worst (reported)`);
+  lines.push(`gap after a pause        ${fmtMs(r.pauseGapMs)} worst, until every user of the paused node was served again (reported; a stopped process holds its requests until timeouts.firstbyte)`);
+  if (o.profile === 'netns') lines.push(`gap after a partition    ${fmtMs(r.partitionGapMs)} worst, until every user of the cut-off node was served again (reported)`);
   lines.push(`balancer heap            ${mb(b.before.heapUsed)} before → ${mb(b.after.heapUsed)} after (${b.after.gc ? 'after forced GC' : 'no --expose-gc'}; ${mb(b.idle.heapUsed)} idle at start)`);
   lines.push(`balancer RSS             ${mb(b.before.rss)} before → ${mb(b.after.rss)} after (${mb(b.idle.rss)} idle at start)`);
   lines.push(`balancer fds             ${b.idle.fds} idle at start, ${b.before.fds} under load, ${b.after.fds} at the end, ${b.idleAfter.fds} idle after the clients closed`);

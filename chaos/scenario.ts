@@ -76,7 +76,8 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
 
   const faults: FaultRecord[] = [];
   const windows: Window[] = [];
-  const gaps: Record<FaultKind, number[]> = { [FaultKind.Kill]: [], [FaultKind.Pause]: [], [FaultKind.Partition]: [] };
+  /** Per fault kind, each fault's gap until its first affected user was served (first) and until all were (all). */
+  const gaps: Record<FaultKind, { first: number; all: number }[]> = { [FaultKind.Kill]: [], [FaultKind.Pause]: [], [FaultKind.Partition]: [] };
   const pending: { fault: Fault; at: number; backAt: number; affected: number[] }[] = [];
   for (const planned of faultPlan(o.profile, ROUTES, o.durationMs, random)) {
     // Room for the fault, a restart and the settle time, or stop.
@@ -99,7 +100,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
 
   for (const p of pending) {
     const g = failoverGap(p.at, p.affected, (u, t) => users.firstSuccessAfter(u, t));
-    if (g.users > 0) gaps[p.fault.kind].push(g.all);
+    if (g.users > 0) gaps[p.fault.kind].push({ first: g.first, all: g.all });
     faults.push({ kind: p.fault.kind, node: p.fault.node, atS: (p.at - t0) / 1000, holdMs: p.fault.holdMs, backAfterMs: p.backAt - p.at, affectedUsers: g.users, gapFirstMs: g.first, gapAllMs: g.all });
   }
   const succeededBeforeCheck = users.samples.filter((s) => s.ok).length;
@@ -128,9 +129,10 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
     updatesLost: lostBefore.updates + verification.updatesLost,
     latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.reduce((a, b) => Math.max(a, b), 0), p99Failover: percentile(failoverLatencies, 99), failoverSamples: failoverLatencies.length },
     faults,
-    failoverGapMs: Math.max(0, ...gaps[FaultKind.Kill]),
-    pauseGapMs: Math.max(0, ...gaps[FaultKind.Pause]),
-    partitionGapMs: Math.max(0, ...gaps[FaultKind.Partition]),
+    failoverGapMs: Math.max(0, ...gaps[FaultKind.Kill].map((g) => g.first)),
+    failoverGapAllMs: Math.max(0, ...gaps[FaultKind.Kill].map((g) => g.all)),
+    pauseGapMs: Math.max(0, ...gaps[FaultKind.Pause].map((g) => g.all)),
+    partitionGapMs: Math.max(0, ...gaps[FaultKind.Partition].map((g) => g.all)),
     verification,
     balancer: { idle, before, after, idleAfter },
   };

@@ -5,7 +5,7 @@ import { SessionLedger, sessionKey } from '../../chaos/ledger.js';
 import { failoverGap, latenciesIn, percentile } from '../../chaos/latency.js';
 import { FaultKind, aimAt, faultPlan } from '../../chaos/plan.js';
 import { parseChaosArgs, UsageError } from '../../chaos/options.js';
-import { missedTargets, type ChaosResult } from '../../chaos/report.js';
+import { formatReport, missedTargets, type ChaosResult } from '../../chaos/report.js';
 import { seededRandom } from '../../src/util/clock.js';
 
 test('ledger: a route change is the same session; a new id or a reset counter is a lost session; a stale count loses updates', () => {
@@ -66,7 +66,7 @@ test('options: profiles, bounds, usage errors', () => {
 test('targets: sync losses, any error, a slow kill failover and heap growth are misses; async losses are not', () => {
   const base = {
     options: parseChaosArgs(['--profile', 'short']), trafficMs: 20_000, requests: 100, succeeded: 100, errors: {}, acknowledgedUpdates: 80, sessions: 10,
-    sessionsLost: 0, updatesLost: 0, latency: { p50: 1, p99: 2, p99Failover: 3, failoverSamples: 4, max: 5 }, faults: [], failoverGapMs: 500, pauseGapMs: 3000, partitionGapMs: 0,
+    sessionsLost: 0, updatesLost: 0, latency: { p50: 1, p99: 2, p99Failover: 3, failoverSamples: 4, max: 5 }, faults: [], failoverGapMs: 40, failoverGapAllMs: 500, pauseGapMs: 3000, partitionGapMs: 0,
     verification: { checked: 10, sessionsLost: 0, updatesLost: 0, errors: 0 },
     balancer: { idle: { heapUsed: 1, rss: 1, fds: 1, gc: true }, before: { heapUsed: 10e6, rss: 1, fds: 1, gc: true }, after: { heapUsed: 11e6, rss: 1, fds: 1, gc: true }, idleAfter: { heapUsed: 1, rss: 1, fds: 1, gc: true } },
   } satisfies ChaosResult;
@@ -74,6 +74,13 @@ test('targets: sync losses, any error, a slow kill failover and heap growth are 
   assert.equal(missedTargets({ ...base, updatesLost: 1 }).length, 1);
   assert.equal(missedTargets({ ...base, updatesLost: 1, options: { ...base.options, consistency: 'async' } }).length, 0);
   assert.equal(missedTargets({ ...base, errors: { 'HTTP 502': 1 } }).length, 1);
-  assert.equal(missedTargets({ ...base, failoverGapMs: 2001 }).length, 1);
+  assert.equal(missedTargets({ ...base, failoverGapMs: 2001, failoverGapAllMs: 2001 }).length, 2);
+  assert.match(missedTargets({ ...base, failoverGapMs: 2001, failoverGapAllMs: 2001 })[0]!, /failover gap \(kills\) 2001 ms: first successful request/);
+  // Some users of a killed node waiting longer than the target is a miss too, even when the first was served at once.
+  assert.equal(missedTargets({ ...base, failoverGapAllMs: 2001 }).length, 1);
+  assert.equal(missedTargets({ ...base, failoverGapAllMs: Infinity }).length, 1);
+  const text = formatReport(base);
+  assert.match(text, /^failover gap \(kills\) +40 ms worst, from SIGKILL to the first successful request for the killed node's users \(target ≤ 2000 ms\)$/m);
+  assert.match(text, /^all users served \(kills\) 500 ms worst, from SIGKILL until every user of the killed node was served again \(target ≤ 2000 ms\)$/m);
   assert.equal(missedTargets({ ...base, balancer: { ...base.balancer, after: { ...base.balancer.after, heapUsed: 40e6 } } }).length, 1);
 });

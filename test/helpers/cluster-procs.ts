@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const BIN = join(ROOT, 'bin', 'cohort.js');
@@ -36,12 +37,24 @@ export interface RunningNode extends NodeSpec {
   stderr: string;
 }
 
+/** A `cohort balancer --config FILE` child process. */
+export interface RunningBalancer {
+  readonly child: ChildProcess;
+  readonly configFile: string;
+  /** The front listener, e.g. http://127.0.0.1:41234 (from the "listening on" line). */
+  readonly url: string;
+  /** The manager's base URL (e.g. http://127.0.0.1:41235), when the config has a `manager:` section. */
+  readonly manager: string | undefined;
+  stderr: string;
+}
+
 export class TestCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'cohort-e2e-'));
   readonly secretFile = join(this.dir, 'secret');
   readonly specs: NodeSpec[] = [];
   readonly nodes = new Map<string, RunningNode>();
   private readonly children = new Set<ChildProcess>();
+  private balancerSeq = 0;
 
   constructor(readonly extraArgs: readonly string[] = []) {
     writeFileSync(this.secretFile, randomBytes(32).toString('base64'), { mode: 0o600 });
@@ -75,6 +88,39 @@ export class TestCluster {
     this.nodes.set(route, node);
     await waitFor(async () => (await health(node.url))?.ready === true, 20_000, `node ${route} ready (stderr: ${node.stderr.slice(-500)})`);
     return node;
+  }
+
+  /**
+   * Starts `cohort balancer --config <dir>/balancer-N.yaml` as a child process
+   * (killed by `stopAll()`). `listen` should be `127.0.0.1:0` (and the
+   * manager's too): the ports are read from the balancer's stderr lines
+   * "cohort balancer listening on URL" / "cohort balancer manager on URL".
+   */
+  async startBalancer(config: Record<string, unknown>): Promise<RunningBalancer> {
+    const configFile = join(this.dir, `balancer-${this.balancerSeq++}.yaml`);
+    writeFileSync(configFile, stringify(config));
+    const child = spawn(process.execPath, [BIN, 'balancer', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.length > 100_000) stderr = stderr.slice(-50_000);
+    });
+    const wantManager = config['manager'] !== undefined && config['manager'] !== false;
+    let front: string | undefined;
+    let manager: string | undefined;
+    await waitFor(() => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`cohort balancer exited (${child.exitCode ?? child.signalCode}): ${stderr.slice(-2000)}`);
+      front = /cohort balancer listening on (http:\/\/\S+)/.exec(stderr)?.[1];
+      manager = /cohort balancer manager on (https?:\/\/[^/\s]+)/.exec(stderr)?.[1];
+      return front !== undefined && (!wantManager || manager !== undefined);
+    }, 20_000, 'cohort balancer to listen').catch((err: Error) => {
+      throw new Error(`${err.message} (stderr: ${stderr.slice(-2000)})`);
+    });
+    const running: RunningBalancer = { child, configFile, url: front!, manager, stderr };
+    child.stderr!.on('data', () => { running.stderr = stderr; });
+    return running;
   }
 
   /** SIGKILL, and wait for the process to be gone. */
