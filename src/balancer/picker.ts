@@ -84,7 +84,11 @@ export function decide(
         const detail = `${failoverFrom ? `${failoverFrom}; ` : ''}${method.name} over ${tier.length} in lbset ${lbset}${standby ? ' (hot standby)' : ''}`;
         return { kind: 'pick', member, reason, detail };
       }
-      if (full > 0) sawFull = true;
+      if (full > 0) {
+        sawFull = true;
+        // regular members at max are busy, not unusable: wait for them rather than wake the hot standbys
+        break;
+      }
     }
     if (sawFull) return { kind: 'queue', detail: `all usable members of lbset ${lbset} are at max` };
   }

@@ -80,6 +80,18 @@ test('hot standby gets traffic only when no regular member of the set is usable'
   assert.ok(d.kind === 'pick' && d.member.route === 'h' && d.reason === 'standby');
 });
 
+test('hot standby is not woken because regular members are busy: at max, a request waits for them', async () => {
+  const { b } = makeBalancer({ timeout: 5, members: [m('a', { max: 1 }), m('h', { status: ['hot-standby'] })] });
+  const d1 = b.acquire({ route: undefined, exclude: undefined });
+  assert.ok(!(d1 instanceof Promise) && d1.kind === 'pick' && d1.member.route === 'a');
+  assert.equal(pick(b).kind, 'queue');
+  const waiting = b.acquire({ route: undefined, exclude: undefined });
+  assert.ok(waiting instanceof Promise, 'queued for a, not sent to the standby');
+  b.release(d1.member);
+  const got = await waiting;
+  assert.ok(got.kind === 'pick' && got.member.route === 'a');
+});
+
 test('lower lbsets are used first', () => {
   const { b, clock } = makeBalancer({ members: [m('hi1', { lbset: 1 }), m('lo1', { lbset: 0 }), m('lo2', { lbset: 0 })] });
   assert.deepEqual(Object.keys(counts(pickMany(b, 40))).sort(), ['lo1', 'lo2']);
