@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../util/clock.js';
 import { extractRoute } from '../balancer/sticky.js';
 import type { Member } from '../balancer/member.js';
+import type { Decision } from '../balancer/picker.js';
 import type { Mount } from './forward.js';
 import { rewritePrefix } from './forward.js';
 import { requestHeadersForMember } from './headers.js';
@@ -24,8 +25,8 @@ export interface UpgradeDeps {
   readonly matchMount: (path: string) => Mount | undefined;
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
-  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+function refuse(socket: Duplex, status: number, text: string, extra = ''): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nconnection: close\r\ncontent-length: 0\r\n${extra}\r\n`);
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
@@ -51,10 +52,19 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
   const headers = requestHeadersForMember(req.rawHeaders, { clientIp, trusted: deps.isTrusted(clientIp), proto, host: req.headers.host, preserveHost: mount.preserveHost }, true);
 
   const tryOnce = (): void => {
-    const d = balancer.pick({ route: sticky?.route, exclude: tried });
-    if (d.kind !== 'pick') return refuse(socket, 503, 'Service Unavailable');
+    // like a request: members at `max` make it wait in the balancer's bounded queue (up to `timeout`)
+    const d = balancer.acquire({ route: sticky?.route, exclude: tried });
+    if (d instanceof Promise) void d.then(connectTo);
+    else connectTo(d);
+  };
+  const connectTo = (d: Decision): void => {
+    if (d.kind !== 'pick') return refuse(socket, 503, 'Service Unavailable', 'retry-after: 1\r\n');
     const member = d.member;
-    member.busy++;
+    if (socket.destroyed) {
+      // the client left while it waited in the queue
+      balancer.release(member);
+      return;
+    }
     member.counters.requests++;
     tried.add(member);
     let released = false;

@@ -364,3 +364,44 @@ describe('explain header (X-Cohort-Explain: 1)', () => {
     }
   });
 });
+
+/** Opens a websocket through the balancer; resolves with the response head and the open socket. */
+async function wsOpen(port: number): Promise<{ head: string; socket: net.Socket }> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await once(s, 'connect');
+  s.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  let head = '';
+  s.on('data', (d: Buffer) => (head += d.toString('latin1')));
+  const end = Date.now() + 8000;
+  while (!head.includes('\r\n\r\n') && !s.destroyed && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  return { head, socket: s };
+}
+
+test('websocket upgrades obey max and the queue like requests: the second waits for the first tunnel to close', async () => {
+  const b = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, timeout: 5, members: [{ url: tc1.url, route: 'tc1', max: 1 }] }], mounts: [{ path: '/', balancer: 'b' }] });
+  try {
+    const first = await wsOpen(b.port);
+    assert.match(first.head, /^HTTP\/1\.1 101 /);
+    const second = wsOpen(b.port);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(b.server.balancers.get('b')!.queued, 1, 'the second upgrade waits in the queue');
+    first.socket.destroy();
+    const { head, socket } = await second;
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    socket.destroy();
+  } finally {
+    await b.close();
+  }
+});
+
+test('websocket upgrade with no usable member: 503 with Retry-After', async () => {
+  const b = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1', status: ['disabled'] }] }], mounts: [{ path: '/', balancer: 'b' }] });
+  try {
+    const { head, socket } = await wsOpen(b.port);
+    socket.destroy();
+    assert.match(head, /^HTTP\/1\.1 503 /);
+    assert.match(head, /retry-after: 1/i);
+  } finally {
+    await b.close();
+  }
+});
