@@ -160,6 +160,11 @@ export const balancerConfigSchema = z.strictObject({
   mounts: z.array(mountSchema).optional(),
   /** Client addresses whose X-Forwarded-* / Forwarded headers are trusted (exact IPs or CIDR). */
   trustedproxies: z.array(z.string()).default([]),
+  /**
+   * A client's FIN aborts its in-flight request (frees the member's slot at once). false: a client that
+   * half-closes after sending its request still gets the answer (HTTP/1.1 allows it; netcat, some tools).
+   */
+  abortonclose: z.boolean().default(true),
   timeouts: z.strictObject({
     connect: z.number().positive().default(DEFAULTS.connectTimeoutS),
     firstbyte: z.number().positive().default(DEFAULTS.firstByteTimeoutS),

@@ -193,6 +193,7 @@ export class BalancerServer {
     const server = tlsSpec
       ? https.createServer({ ...serverOptions, cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key) })
       : http.createServer(serverOptions);
+    setHalfOpen(server, !cfg.abortonclose);
     const proto = tlsSpec ? 'https' : 'http';
     server.on('request', (req, res) => this.proxy.handle(req, res, proto));
     server.on('checkContinue', (req, res) => this.proxy.handle(req, res, proto, true));
@@ -305,6 +306,7 @@ export class BalancerServer {
     }
     // Existing listeners pick up the new proxy through the closure below.
     for (const l of this.listeners) {
+      setHalfOpen(l.server, !next.abortonclose);
       l.server.removeAllListeners('request');
       l.server.removeAllListeners('checkContinue');
       const proto = l.tls ? 'https' : 'http';
@@ -358,4 +360,15 @@ export class BalancerServer {
   snapshot() {
     return [...this.balancers.values()].map((b) => b.snapshot());
   }
+}
+
+/**
+ * abortonclose false: a client may half-close (shut down its write side) after a complete request and
+ * still read the answer, as HTTP/1.1 allows (netcat, `curl -T - <&-`, some load generators). Node's
+ * server aborts the in-flight request at the client's FIN unless `httpAllowHalfOpen` is set (a
+ * long-standing property of http.Server); with it, the answer is written, then the connection closed.
+ * The cost: a client that really left keeps its member slot until the member answers.
+ */
+function setHalfOpen(server: http.Server | https.Server, on: boolean): void {
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = on;
 }

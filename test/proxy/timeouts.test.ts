@@ -6,6 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { startBackend, startBalancer, startSilentServer, request, rawExchange, openFds, until } from '../helpers/backends.js';
 
 const FAST = { connect: 0.4, firstbyte: 0.4, idle: 0.4, keepalive: 1 };
@@ -176,6 +177,24 @@ test('no leaked sockets: open fds return to their level after many failed and ti
   } finally {
     await bal.close();
     await silent.close();
+    await member.close();
+  }
+});
+
+test('abortonclose false: a client that half-closes after its request still gets the answer', async () => {
+  const member = await startBackend('tc1');
+  const bal = await startBalancer({ abortonclose: false, balancers: [{ name: 'b', members: [{ url: member.url, route: 'tc1' }] }] });
+  try {
+    const c = net.connect(bal.port, '127.0.0.1');
+    let out = '';
+    c.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    c.on('error', () => {});
+    c.end('GET /slow/200 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => c.on('close', r));
+    assert.match(out, /^HTTP\/1\.1 200 /);
+    assert.match(out, /x-backend: tc1/i);
+  } finally {
+    await bal.close();
     await member.close();
   }
 });
