@@ -92,6 +92,8 @@ export function buildProgram(): Command {
     .option('--backups <n>', 'backup copies per session in backup mode (default 1)')
     .option('--consistency <c>', 'async | sync (default async)')
     .option('--redis <url>', 'keep sessions in Redis/Valkey instead of replicating them')
+    .option('--loadfactor <n>', 'this node\'s weight for a balancer that learns the nodes (1..100)')
+    .option('--load-report', 'publish a loadfactor derived from event-loop utilization (every 2 s)')
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .action(async (opts) => {
       await runNode(opts);

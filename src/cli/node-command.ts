@@ -19,6 +19,8 @@ export interface NodeCliOptions {
   backups?: string;
   consistency?: string;
   redis?: string;
+  loadfactor?: string;
+  loadReport?: boolean;
   logLevel?: string;
 }
 
@@ -49,6 +51,8 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
     ...(o.listen ? { listen: o.listen } : {}),
     ...(o.app ? { app: o.app } : {}),
     ...(o.logLevel ? { loglevel: o.logLevel } : {}),
+    ...(o.loadfactor !== undefined ? { loadfactor: Number(o.loadfactor) } : {}),
+    ...(o.loadReport ? { loadReport: true } : {}),
     cluster,
     sessions,
   };

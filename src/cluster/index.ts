@@ -32,3 +32,4 @@ export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver
 export { MulticastMembership, createMulticastMembership, type MulticastMembershipConfig, type UdpSocketFactory, type Announcement } from './membership-multicast.js';
 export { plainNet, tlsNet, type NetFactory, type ListeningServer, type TlsFiles } from './net.js';
 export { buildSnapshot, formatMembersTable, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
+export { SEEN_META_KEY, SEEN_META_MAX_CHARS, encodeSeenMembers, parseSeenMembers, publishSeenMembers, type SeenMembers, type SeenState } from './seen-members.js';

@@ -15,10 +15,16 @@ import { DEFAULTS } from '../config/balancer-schema.js';
  * Members from the static configuration are never removed by discovery; a
  * discovered member whose route matches a configured one updates nothing but
  * its loadfactor.
+ *
+ * A reported loadfactor is applied when the node reports a new value (it may
+ * change at run time: `loadReport`), not at every meta update, so a value an
+ * operator set in the manager holds until the node reports a different one.
  */
 export class BalancerDiscovery {
   /** Routes this object added (and may remove). */
   private readonly discovered = new Set<string>();
+  /** Route → the loadfactor the node reported last (applied then). */
+  private readonly reported = new Map<string, number>();
   private unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -45,6 +51,7 @@ export class BalancerDiscovery {
         this.upsert(e.member);
         break;
       case 'gone':
+        this.reported.delete(e.member.route);
         this.remove(e.member, e.reason);
         break;
       case 'suspected':
@@ -63,10 +70,12 @@ export class BalancerDiscovery {
     }
     const lf = Number(meta.loadfactor);
     const loadfactor = Number.isInteger(lf) && lf >= 1 && lf <= 100 ? lf : undefined;
+    const newReport = loadfactor !== undefined && this.reported.get(node.route) !== loadfactor;
+    if (loadfactor !== undefined) this.reported.set(node.route, loadfactor);
     if (existing) {
-      if (loadfactor !== undefined && existing.loadfactor !== loadfactor) {
+      if (newReport && loadfactor !== undefined && existing.loadfactor !== loadfactor) {
+        this.log.info({ balancer: this.balancer.name, member: node.route, from: existing.loadfactor, loadfactor }, 'node reported a new loadfactor');
         existing.loadfactor = loadfactor;
-        this.log.info({ balancer: this.balancer.name, member: node.route, loadfactor }, 'node reported a new loadfactor');
       }
       if (this.discovered.has(node.route) && existing.url.origin !== new URL(meta.http).origin) {
         // Same route, new address (restarted elsewhere): replace it.

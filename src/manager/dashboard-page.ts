@@ -19,6 +19,9 @@ const DASHBOARD_CSS = `
 .state-ok{background:#18794e}.state-drain{background:#b76e00}.state-hot-standby{background:#5b5bd6}
 .state-disabled{background:#6b7280}.state-error,.state-ejected,.state-check-failed{background:#b42318}
 .node-alive{background:#18794e}.node-joining{background:#2b7bb9}.node-suspect{background:#b76e00}.node-gone{background:#b42318}
+.transfer .bar{height:6px;background:rgba(255,255,255,.35);border-radius:3px;overflow:hidden;margin-top:4px}
+.transfer .fill{height:100%;background:#fff;transition:width .2s}
+.matrix-box{overflow:auto;margin:4px 0 8px}.matrix text{fill:#1f2328;font-family:inherit}
 .charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:12px}
 .chart h3{margin:4px 0;font-size:13px}
 .legend{font-size:12px}.legend .item{margin-right:12px}

@@ -497,6 +497,12 @@ export class ManagerServer {
       if (parts.length === 1 && parts[0] === 'session') return this.json(res, 200, { user: p.user, via: p.via, csrf: p.csrf ?? null }, csrfHeader);
       if (parts.length === 1 && parts[0] === 'events') return this.serveEvents(req, res, p);
       if (parts.length === 1 && parts[0] === 'history') return this.json(res, 200, { history: this.balancerSource.history }, csrfHeader);
+      if (parts[0] === 'sources') {
+        // What each dashboard panel draws, as JSON (e.g. sources/cluster: nodes, membership matrix, transfers).
+        if (parts.length === 1) return this.json(res, 200, { sources: this.sources.map((s) => ({ id: s.id, title: s.title })) }, csrfHeader);
+        const source = parts.length === 2 ? this.sources.find((s) => s.id === parts[1]) : undefined;
+        if (source) return this.json(res, 200, source.snapshot(), csrfHeader);
+      }
       if (parts[0] === 'balancers') {
         if (parts.length === 1) return this.json(res, 200, { balancers: [...this.target.balancers.values()].map((b) => b.snapshot()), persisted: this.persisted }, csrfHeader);
         const b = findBalancer(this.target.balancers, parts[1]!);

@@ -31,6 +31,19 @@ export const nodeSectionSchema = z.strictObject({
     replication: replicationConfigSchema.optional(),
     cookie: cookieConfigSchema.optional(),
   }).prefault({}),
+  /**
+   * The balancer's weight for this node (1..100, like httpd's loadfactor),
+   * published in the cluster meta; a balancer that learns the nodes applies
+   * it. Unset: nothing is published and the balancer keeps its own setting
+   * (1 for a discovered node). With `loadReport`, the loadfactor of an idle node.
+   */
+  loadfactor: z.number().int('expected an integer 1..100').min(1, 'expected an integer 1..100').max(100, 'expected an integer 1..100').optional(),
+  /**
+   * Publish a loadfactor derived from the event loop's utilization (every
+   * 2 s, only when it changed): from `loadfactor` (default 100) when idle
+   * down to 1 when saturated.
+   */
+  loadReport: z.boolean().default(false),
   /** Besides loopback, clients (IPs or CIDRs) allowed to scrape the node's metrics. */
   metricsFrom: z.array(z.string()).default([]),
   /** Where the node also serves its Prometheus metrics on the app listener (always at /.cohort/metrics); false = only there, leaving this path to the app. */

@@ -1,14 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createClusterNode, type ClusterNode } from '../cluster/index.js';
-import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager } from '../sessions/index.js';
+import { createClusterNode, publishSeenMembers, type ClusterNode } from '../cluster/index.js';
+import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
+import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
+import { Throttle } from '../util/throttle.js';
+import { systemClock } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
@@ -25,6 +28,14 @@ const META_PUBLISH_MS = 2_000;
  * per-peer queue as the session deltas, so deltas queued ahead of it count.
  */
 const LAG_TOPIC = 'cohort.lag-probe';
+/** ms between published state-transfer progress updates (at most 4 a second). */
+const TRANSFER_PROGRESS_MS = 250;
+
+/** What a node takes from its environment besides its config (tests replace it). */
+export interface NodeRuntimeDeps {
+  /** Event-loop utilization (0..1) since the previous call, for `loadReport`. */
+  readonly utilization?: () => number;
+}
 
 export enum NodeState {
   New = 'new',
@@ -51,6 +62,7 @@ export class NodeRuntime {
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
+  private readonly loadReporter: LoadReporter | undefined;
   readonly metrics: NodeMetrics;
   private readonly metricsFrom: (ip: string) => boolean;
   httpUrl = '';
@@ -59,8 +71,10 @@ export class NodeRuntime {
     readonly config: NodeConfig,
     private readonly log: Logger,
     private readonly configFile?: string,
+    deps: NodeRuntimeDeps = {},
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
+    if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
     this.metrics = new NodeMetrics(
       config.route,
       () => this.cluster,
@@ -98,9 +112,12 @@ export class NodeRuntime {
       ...(cl.secret ? { secret: cl.secret } : {}),
       ...(cl.secretFile ? { secretFile: cl.secretFile } : {}),
       membership,
-      meta: { role: 'node', http: this.httpUrl, ready: 'false' },
+      meta: { role: 'node', http: this.httpUrl, ready: 'false', ...this.initialLoadMeta() },
     }, { configFile: this.configFile });
     this.cluster.handle(LAG_TOPIC, () => null);
+    // What this node sees of the membership, for the dashboard's picture of every node's view.
+    const cluster = this.cluster;
+    publishSeenMembers(cluster, () => this.state === NodeState.Starting || this.state === NodeState.Ready);
     this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
     await this.cluster.start();
     await this.settleMembership();
@@ -131,12 +148,28 @@ export class NodeRuntime {
       this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
     }
     const started = performance.now();
-    this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running' });
-    await this.sessions.start();
+    const replicated = this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined;
+    this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
+    // Progress while pages arrive ("received/total" sessions), at most every TRANSFER_PROGRESS_MS.
+    let last: TransferProgress | undefined;
+    const progress = new Throttle<TransferProgress>(systemClock, TRANSFER_PROGRESS_MS, (p) => {
+      if (this.state === NodeState.Starting) cluster.setMeta({ ...cluster.self.meta, transferProgress: `${p.received}/${p.total}` });
+    });
+    replicated?.on('transferProgress', (p: TransferProgress) => {
+      last = p;
+      progress.push(p);
+    });
+    try {
+      await this.sessions.start();
+    } finally {
+      progress.cancel();
+    }
     this.state = NodeState.Ready;
-    const report = this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastTransfer : undefined;
+    const report = replicated?.getStats().lastTransfer;
     const transfer = report ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${report.complete ? '' : ' (incomplete)'}` : 'none';
-    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, sessions: String(this.sessionCount() ?? 0) });
+    // The final count: everything announced arrived, or (incomplete) how far it got.
+    const done: Record<string, string> = report ? { transferProgress: report.complete ? `${report.sessions}/${report.sessions}` : `${last?.received ?? 0}/${last?.total ?? 0}` } : {};
+    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
     this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
     this.publishTimer.unref();
     this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
@@ -167,6 +200,13 @@ export class NodeRuntime {
     this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
   }
 
+  /** The loadfactor published from the start: the configured one (or, reporting load, the idle ceiling). */
+  private initialLoadMeta(): Record<string, string> {
+    const cfg = this.config;
+    if (cfg.loadReport) return { loadfactor: String(cfg.loadfactor ?? DEFAULT_LOAD_CEILING) };
+    return cfg.loadfactor !== undefined ? { loadfactor: String(cfg.loadfactor) } : {};
+  }
+
   private sessionCount(): number | undefined {
     return this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().sessions : undefined;
   }
@@ -181,6 +221,11 @@ export class NodeRuntime {
   private publishLoad(): void {
     const cluster = this.cluster;
     if (!cluster || this.state !== NodeState.Ready) return;
+    const load = this.loadReporter?.sample();
+    if (load) {
+      cluster.setMeta({ ...cluster.self.meta, loadfactor: String(load.loadfactor), load: load.load });
+      this.log.debug({ route: this.config.route, loadfactor: load.loadfactor, load: load.load }, 'reported a new loadfactor');
+    }
     void this.probeLag().then(() => {
       if (this.state !== NodeState.Ready) return;
       const meta = { ...cluster.self.meta };

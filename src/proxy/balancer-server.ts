@@ -15,7 +15,7 @@ import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from 
 import { HealthChecker } from './health-check.js';
 import { proxyUpgrade } from './upgrade.js';
 import { randomBytes } from 'node:crypto';
-import { createClusterNode, type ClusterNode } from '../cluster/index.js';
+import { createClusterNode, publishSeenMembers, type ClusterNode } from '../cluster/index.js';
 import { BalancerDiscovery } from '../discovery/balancer-discovery.js';
 
 export interface BalancerServerOptions {
@@ -88,6 +88,8 @@ export class BalancerServer {
   /** Set when the balancer joined the cluster's membership (config `cluster`). */
   cluster: ClusterNode | undefined;
   private discovery: BalancerDiscovery | undefined;
+  /** Stops publishing this balancer's view of the membership (meta `sees`). */
+  private stopSeen: (() => void) | undefined;
 
   constructor(
     private config: BalancerConfig,
@@ -266,6 +268,8 @@ export class BalancerServer {
       meta: { role: 'balancer' },
     });
     await this.cluster.start();
+    // Like the nodes, publish what this balancer sees of the membership (other balancers' dashboards draw it).
+    this.stopSeen = publishSeenMembers(this.cluster);
     this.discovery = new BalancerDiscovery(this.cluster, balancer, this.log);
     this.discovery.start();
     this.log.info({ cluster: c.name, balancer: balancer.name, channel: this.cluster.self.channelAddress }, 'joined the cluster to learn the nodes');
@@ -325,6 +329,7 @@ export class BalancerServer {
     this.closing ??= (async () => {
       for (const c of this.checkers.values()) c.close();
       this.discovery?.stop();
+      this.stopSeen?.();
       await this.cluster?.close();
       const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
       // Node closes only the keep-alive connections idle at close() time; one that finishes its
@@ -351,6 +356,7 @@ export class BalancerServer {
   async destroy(): Promise<void> {
     for (const c of this.checkers.values()) c.close();
     this.discovery?.stop();
+    this.stopSeen?.();
     this.cluster?.destroy();
     for (const l of this.listeners) l.server.close();
     for (const s of this.sockets) s.destroy();

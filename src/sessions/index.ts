@@ -44,7 +44,7 @@ export {
   type SessionLogger,
 } from './manager.js';
 export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
-export type { TransferReport } from './state-transfer.js';
+export type { TransferReport, TransferProgress } from './state-transfer.js';
 export { RedisSessionManager, type RedisManagerOptions } from './redis-manager.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http-cookie.js';
 export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './request-session.js';

@@ -30,7 +30,7 @@ import { Holders } from './holders.js';
 import { Session, type SessionLimits } from './session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
-import { transferState, type TransferReport } from './state-transfer.js';
+import { transferState, type TransferProgress, type TransferReport } from './state-transfer.js';
 import { SessionServer } from './serving.js';
 import { rereplicate } from './rereplication.js';
 import { fallbackSources, fetchCopies } from './take-over.js';
@@ -160,7 +160,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /**
    * Registers handlers, then pulls the sessions this node needs from its
-   * peers. Resolves (and publishes ready=true) when the transfer is done or
+   * peers, emitting `transferProgress` ({@link TransferProgress}) after each
+   * page. Resolves (and publishes ready=true) when the transfer is done or
    * timed out (logged with COHORT_SESSION_TRANSFER_TIMEOUT).
    */
   async start(): Promise<void> {
@@ -189,6 +190,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
           for (const snap of list) this.installCopy(snap);
         },
         this.log,
+        (p: TransferProgress) => this.emit('transferProgress', p),
       );
     } finally {
       if (this.lifecycle === ManagerState.Starting) this.transition([ManagerState.Starting], ManagerState.Running);

@@ -60,6 +60,22 @@ export interface TransferOptions {
   readonly transferId: string;
 }
 
+/**
+ * Progress of a running state transfer, summed over the peers pulled from:
+ * sessions received so far and the total the peers announced (their frozen
+ * id lists; 0 until the first page of a peer arrived). In all-to-all mode a
+ * peer that failed is forgotten (its sessions stay installed) and the next
+ * one counts from 0.
+ */
+export interface TransferProgress {
+  readonly received: number;
+  readonly total: number;
+  readonly chunks: number;
+}
+
+/** Called after each page is installed; must not throw. */
+export type TransferProgressListener = (p: TransferProgress) => void;
+
 export interface TransferReport {
   readonly sessions: number;
   readonly chunks: number;
@@ -80,6 +96,7 @@ export async function pullFrom(
   deadline: number,
   install: (s: SessionSnapshot[]) => void,
   log: SessionLogger,
+  onPage?: (received: number, total: number) => void,
 ): Promise<{ sessions: number; chunks: number }> {
   let k: number | null = 0;
   let sessions = 0;
@@ -104,6 +121,7 @@ export async function pullFrom(
     sessions += raw.length;
     chunks++;
     k = next;
+    onPage?.(sessions, total);
     if (clock.now() - lastLog >= 1000 || k === null) {
       lastLog = clock.now();
       log.info({ peer: peer.route, received: sessions, total }, `state transfer: ${sessions}/${total} sessions from ${peer.route}`);
@@ -134,6 +152,7 @@ export async function transferState(
   clock: Clock,
   install: (s: SessionSnapshot[]) => void,
   log: SessionLogger,
+  onProgress?: TransferProgressListener,
 ): Promise<TransferReport> {
   const started = clock.now();
   const peers = channel.members().slice().sort((a, b) => a.startTime - b.startTime);
@@ -144,24 +163,40 @@ export async function transferState(
   let chunks = 0;
   let complete = false;
   const used: string[] = [];
+  // Per peer (by id): sessions received and announced total, for onProgress.
+  const progress = new Map<string, { received: number; total: number }>();
+  let pages = 0;
+  const track = (peer: MemberView) => (received: number, total: number): void => {
+    progress.set(peer.id, { received, total });
+    pages++;
+    if (!onProgress) return;
+    let r = 0;
+    let t = 0;
+    for (const p of progress.values()) {
+      r += p.received;
+      t += p.total;
+    }
+    onProgress({ received: r, total: t, chunks: pages });
+  };
   log.info({ node: plan.node, peers: peers.map((p) => p.route), mode: plan.mode }, 'state transfer: starting');
   if (plan.mode === 'all-to-all') {
     for (const peer of peers) {
       try {
-        const r = await pullFrom(channel, peer, { ...base, scope: 'all', transferId: plan.nextId() }, clock, deadline, install, log);
+        const r = await pullFrom(channel, peer, { ...base, scope: 'all', transferId: plan.nextId() }, clock, deadline, install, log, track(peer));
         sessions += r.sessions;
         chunks += r.chunks;
         used.push(peer.route);
         complete = true;
         break;
       } catch (err) {
+        progress.delete(peer.id);
         log.warn({ node: plan.node, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
         if (clock.now() >= deadline) break;
       }
     }
   } else {
     const rs = await Promise.allSettled(
-      peers.map((peer) => pullFrom(channel, peer, { ...base, scope: 'placed', transferId: plan.nextId() }, clock, deadline, install, log)),
+      peers.map((peer) => pullFrom(channel, peer, { ...base, scope: 'placed', transferId: plan.nextId() }, clock, deadline, install, log, track(peer))),
     );
     complete = true;
     rs.forEach((r, i) => {

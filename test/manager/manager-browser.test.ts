@@ -83,6 +83,19 @@ test('browser: log in, disable a member, its traffic stops and the charts move, 
     // The session-cluster panel (another data source): a node leaving shows within a second.
     await page.waitForSelector('#nodes .tile[data-node="n1"][data-state="alive"]');
     assert.match((await page.textContent('#nodes .tile[data-node="n1"]')) ?? '', /42 sessions/);
+    // What each node sees, as a matrix, and a node receiving sessions, as a progress bar. A route
+    // that looks like markup stays text.
+    const evil = '<img src=x onerror=alert(1)>';
+    cluster.put('n2', MemberState.Alive, { role: 'node', http: 'http://127.0.0.1:9002', ready: 'false', transfer: 'running', transferProgress: '30/120', sees: `lb-1=a,n1=s,${encodeURIComponent(evil)}=a` });
+    await page.waitForSelector('#membership-matrix rect[data-observer="n2"][data-member="n1"][data-cell="suspect"]', { timeout: 1000 });
+    assert.equal(await page.getAttribute('#membership-matrix rect[data-observer="lb-1"][data-member="n2"]', 'data-cell'), 'alive');
+    assert.equal(await page.getAttribute('#membership-matrix rect[data-observer="n1"][data-member="n2"]', 'data-cell'), 'unknown', 'n1 publishes no view');
+    assert.equal(await page.getAttribute('#nodes .tile[data-node="n2"] .transfer .bar', 'aria-valuenow'), '25');
+    assert.match((await page.textContent('#nodes .tile[data-node="n2"] .transfer')) ?? '', /receiving sessions 30\/120/);
+    assert.equal(await page.locator('#membership-matrix img').count(), 0);
+    assert.equal(await page.textContent(`#membership-matrix text[data-column="${evil.replace(/"/g, '\\"')}"] title`), evil);
+    for (const k of ['alive', 'suspect', 'absent', 'unknown', 'self']) assert.ok(await page.isVisible(`#membership-matrix .legend [data-legend="${k}"]`), `legend ${k}`);
+    await page.locator('section.panel[data-source="cluster"]').screenshot({ path: join(OUT, 'dashboard-cluster.png') });
     cluster.put('n1', MemberState.Gone, {}, 'gone');
     await page.waitForSelector('#nodes .tile[data-node="n1"][data-state="gone"]', { timeout: 1000 });
     assert.ok(await page.isVisible('#cluster-history li:has-text("n1: gone")'));

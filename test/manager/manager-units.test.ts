@@ -227,7 +227,7 @@ test('cluster source: nodes, readiness and meta, per-peer counters, membership c
   const fake = new FakeCluster();
   let channel: FakeCluster | undefined;
   const src = new ClusterSource(() => channel, clock, 10, () => 7);
-  assert.deepEqual(src.snapshot(), { attached: false, cluster: null, nodes: [], history: [] });
+  assert.deepEqual(src.snapshot(), { attached: false, cluster: null, nodes: [], matrix: { columns: [], rows: [] }, history: [] });
   channel = fake;
   const events: Array<{ type: string; data: any }> = [];
   src.subscribe((type, data) => events.push({ type, data }));
