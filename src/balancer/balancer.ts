@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { BalancerSpec, HcheckSpec, MemberSpec } from '../config/balancer-schema.js';
+import { hcheckSchema, type BalancerSpec, type HcheckSpec, type MemberSpec } from '../config/balancer-schema.js';
+
+const HCHECK_DEFAULTS: HcheckSpec = hcheckSchema.parse({});
 import type { Clock, Random } from '../util/clock.js';
 import { Member, MemberFlag, MemberHealth, type MemberTransition } from './member.js';
 import type { LbMethod, LbContext } from './methods/method.js';
@@ -101,6 +103,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         kept.max = fresh.max;
         kept.retryMs = fresh.retryMs;
         kept.lbset = fresh.lbset;
+        kept.hcheck = fresh.hcheck;
         const wasOut = kept.administrativelyOut;
         kept.flags.clear();
         for (const f of fresh.flags) kept.flags.add(f);
@@ -116,6 +119,15 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.members = next;
     this.emit('change', { balancer: this.name, what: 'reconfigured' });
     this.drainQueue();
+  }
+
+  /** The health-check settings for one member: its own over the balancer's (or over the defaults); false = not checked. */
+  hcheckFor(m: Member): HcheckSpec | false {
+    if (m.hcheck === false) return false;
+    if (m.hcheck === undefined) return this.hcheck;
+    const base = this.hcheck === false ? HCHECK_DEFAULTS : this.hcheck;
+    const own = Object.fromEntries(Object.entries(m.hcheck).filter(([, v]) => v !== undefined));
+    return { ...base, ...own };
   }
 
   get ctx(): LbContext {

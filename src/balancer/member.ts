@@ -1,4 +1,4 @@
-import type { MemberSpec } from '../config/balancer-schema.js';
+import type { MemberHcheck, MemberSpec } from '../config/balancer-schema.js';
 
 /**
  * One balancer member (an app node) and everything the balancer knows about it.
@@ -72,6 +72,8 @@ export class Member {
   /** ms a member stays in error before it's tried again. */
   retryMs: number;
   lbset: number;
+  /** Its own health-check settings over the balancer's (`false`: never checked); undefined = the balancer's. */
+  hcheck: MemberHcheck | undefined;
   readonly flags = new Set<MemberFlag>();
 
   health: MemberHealth = MemberHealth.Ok;
@@ -114,6 +116,7 @@ export class Member {
     this.max = spec.max;
     this.retryMs = spec.retry * 1000;
     this.lbset = spec.lbset;
+    this.hcheck = spec.hcheck;
     for (const s of spec.status) this.flags.add(s as MemberFlag);
     this.onTransition = onTransition;
   }

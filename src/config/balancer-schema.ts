@@ -63,16 +63,6 @@ export const listenerSchema = z.union([
 
 export const memberStatusSchema = z.enum(['disabled', 'drain', 'hot-standby', 'ignore-errors', 'stopped']);
 
-export const memberSchema = z.strictObject({
-  url: z.string().url('expected an http:// or https:// URL').refine((u) => /^https?:\/\//i.test(u), 'expected an http:// or https:// URL'),
-  route: z.string().regex(/^[A-Za-z0-9_~-][A-Za-z0-9_.~-]*$/, 'expected a route id of letters, digits, "-", "_", "." or "~"').optional(),
-  loadfactor: z.number().int('expected an integer 1..100').min(1, 'expected an integer 1..100').max(100, 'expected an integer 1..100').default(DEFAULTS.loadfactor),
-  max: z.number().int().min(1, 'expected an integer ≥ 1').default(DEFAULTS.max),
-  retry: seconds.default(DEFAULTS.retryS),
-  lbset: z.number().int().min(0).max(99, 'expected an integer 0..99').default(DEFAULTS.lbset),
-  status: z.array(memberStatusSchema).default([]),
-});
-
 export const hcheckSchema = z.strictObject({
   path: z.string().startsWith('/', 'expected a path starting with "/"').default('/'),
   method: z.enum(['GET', 'HEAD', 'OPTIONS']).default('GET'),
@@ -83,6 +73,35 @@ export const hcheckSchema = z.strictObject({
   /** Accepted status codes; default 2xx and 3xx. */
   expect: z.array(z.number().int().min(100).max(599)).optional(),
 });
+
+/**
+ * A member's own health-check settings, over the balancer's `hcheck` (or over the defaults when the
+ * balancer has none): e.g. another path for one member. `false`: never check this member.
+ */
+export const memberHcheckSchema = z.union([
+  z.literal(false),
+  z.strictObject({
+    path: hcheckSchema.shape.path.unwrap().optional(),
+    method: hcheckSchema.shape.method.unwrap().optional(),
+    interval: hcheckSchema.shape.interval.unwrap().optional(),
+    timeout: hcheckSchema.shape.timeout.unwrap().optional(),
+    rise: hcheckSchema.shape.rise.unwrap().optional(),
+    fall: hcheckSchema.shape.fall.unwrap().optional(),
+    expect: hcheckSchema.shape.expect,
+  }),
+]);
+
+export const memberSchema = z.strictObject({
+  url: z.string().url('expected an http:// or https:// URL').refine((u) => /^https?:\/\//i.test(u), 'expected an http:// or https:// URL'),
+  route: z.string().regex(/^[A-Za-z0-9_~-][A-Za-z0-9_.~-]*$/, 'expected a route id of letters, digits, "-", "_", "." or "~"').optional(),
+  loadfactor: z.number().int('expected an integer 1..100').min(1, 'expected an integer 1..100').max(100, 'expected an integer 1..100').default(DEFAULTS.loadfactor),
+  max: z.number().int().min(1, 'expected an integer ≥ 1').default(DEFAULTS.max),
+  retry: seconds.default(DEFAULTS.retryS),
+  lbset: z.number().int().min(0).max(99, 'expected an integer 0..99').default(DEFAULTS.lbset),
+  status: z.array(memberStatusSchema).default([]),
+  hcheck: memberHcheckSchema.optional(),
+});
+
 
 export const outlierSchema = z.strictObject({
   consecutive5xx: z.number().int().min(1).default(DEFAULTS.outlierConsecutive5xx),
@@ -235,5 +254,6 @@ export type BalancerSpec = z.output<typeof balancerSchema>;
 export type MemberSpec = z.output<typeof memberSchema>;
 export type MountSpec = z.output<typeof mountSchema>;
 export type HcheckSpec = z.output<typeof hcheckSchema>;
+export type MemberHcheck = z.output<typeof memberHcheckSchema>;
 export type ListenerSpec = z.output<typeof listenerSchema>;
 export type ManagerSpec = z.output<typeof managerSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Balancer } from '../balancer/balancer.js';
 import { MemberFlag, type Member } from '../balancer/member.js';
-import { balancerSchema, memberSchema, memberStatusSchema } from '../config/balancer-schema.js';
+import { balancerSchema, memberSchema, memberStatusSchema, type MemberHcheck } from '../config/balancer-schema.js';
 import type { MethodRegistry } from '../balancer/methods/index.js';
 import { parseStickyNames } from '../balancer/sticky.js';
 import { formatIssues } from '../config/load.js';
@@ -99,10 +99,11 @@ export interface MemberSettings {
   readonly max: number;
   readonly retry: number;
   readonly status: readonly string[];
+  readonly hcheck?: MemberHcheck | undefined;
 }
 
 export function memberSettings(m: Member): MemberSettings {
-  return { url: m.url.href, route: m.route, loadfactor: m.loadfactor, lbset: m.lbset, max: m.max, retry: m.retryMs / 1000, status: [...m.flags] };
+  return { url: m.url.href, route: m.route, loadfactor: m.loadfactor, lbset: m.lbset, max: m.max, retry: m.retryMs / 1000, status: [...m.flags], ...(m.hcheck !== undefined ? { hcheck: m.hcheck } : {}) };
 }
 
 /** Gives a member saved settings (no event: the caller emits one 'change' for the batch). */
@@ -118,7 +119,7 @@ export function setMemberSettings(m: Member, w: MemberSettings): void {
 
 /** A member spec from saved settings. */
 export function memberSpecOf(w: MemberSettings) {
-  return parseOrThrow(newMemberSchema, { url: w.url, route: w.route, loadfactor: w.loadfactor, lbset: w.lbset, max: w.max, retry: w.retry, status: [...w.status] });
+  return parseOrThrow(newMemberSchema, { url: w.url, route: w.route, loadfactor: w.loadfactor, lbset: w.lbset, max: w.max, retry: w.retry, status: [...w.status], ...(w.hcheck !== undefined ? { hcheck: w.hcheck } : {}) });
 }
 
 /** A change to a balancer's own settings (httpd's manager edits these too). */

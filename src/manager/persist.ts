@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Balancer } from '../balancer/balancer.js';
 import type { Member } from '../balancer/member.js';
 import type { MethodRegistry } from '../balancer/methods/index.js';
-import type { BalancerSpec } from '../config/balancer-schema.js';
+import { memberHcheckSchema, type BalancerSpec } from '../config/balancer-schema.js';
 import { balancerChangeSchema, balancerSettings, changeBalancer, memberSettings, memberSpecOf, setMemberSettings, type MemberSettings } from './actions.js';
 import { ManagerError } from './errors.js';
 
@@ -36,6 +36,7 @@ const persistedMember = z.object({
   max: z.number(),
   retry: z.number(),
   status: z.array(z.string()),
+  hcheck: memberHcheckSchema.optional(),
 });
 
 const stateFileSchema = z.object({

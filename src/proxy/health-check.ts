@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 
 /**
  * Active health checks (mod_proxy_hcheck / HAProxy `check`): for each member
- * of a balancer with `hcheck`, a request to a path every `interval`, with a
+ * with health checks (the balancer's `hcheck`, or the member's own over it), a request to a path every `interval`, with a
  * `timeout`; `fall` failures in a row take it out, `rise` passes bring it
  * back at once (not after `retry`). The counting rules live in
  * Member.recordCheck; this file only owns timers and sockets.
@@ -28,17 +28,15 @@ export class HealthChecker {
   /** (Re)starts checks for the balancer's current members. */
   sync(): void {
     if (this.closed) return;
-    const spec = this.balancer.hcheck;
     const live = new Set(this.balancer.members);
     for (const [m, t] of this.timers) {
-      if (!live.has(m) || spec === false) {
+      if (!live.has(m) || this.balancer.hcheckFor(m) === false) {
         clearTimeout(t);
         this.timers.delete(m);
       }
     }
-    if (spec === false) return;
     for (const m of live) {
-      if (!this.timers.has(m)) this.schedule(m, 0);
+      if (!this.timers.has(m) && this.balancer.hcheckFor(m) !== false) this.schedule(m, 0);
     }
   }
 
@@ -49,7 +47,7 @@ export class HealthChecker {
   }
 
   async check(m: Member): Promise<void> {
-    const spec = this.balancer.hcheck;
+    const spec = this.balancer.hcheckFor(m);
     if (spec === false || this.closed || !this.balancer.members.includes(m)) return;
     let ok = false;
     let detail: string;

@@ -37,6 +37,8 @@ export interface Backend {
   readonly port: number;
   readonly url: string;
   /** Every request the backend received (head and up to 64 KiB of body). */
+  /** Health-check requests received. */
+  checks: number;
   readonly seen: Seen[];
   mode: Mode;
   /** Requests in progress now, and the most ever in progress at once (health checks excluded). */
@@ -94,6 +96,7 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
     mode: { kind: 'ok' },
     active: 0,
     maxActive: 0,
+    checks: 0,
     refuse: async () => {
       await new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();
@@ -110,9 +113,12 @@ export async function startBackend(name: string, opts: { port?: number } = {}): 
   function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const entry: Seen = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, bodyBytes: 0, body: '' };
     if (req.headers['user-agent'] === 'cohort-hcheck') {
-      // Health checks follow `mode` too, but are not logged as traffic.
+      // Health checks follow `mode` (or a /status/NNN path) too, but are not logged as traffic.
       req.resume();
-      if (b.mode.kind === 'status') res.writeHead(b.mode.status).end();
+      b.checks++;
+      const status = /^\/status\/(\d{3})$/.exec(req.url ?? '');
+      if (status) res.writeHead(Number(status[1])).end();
+      else if (b.mode.kind === 'status') res.writeHead(b.mode.status).end();
       else if (b.mode.kind === 'hang') return;
       else res.writeHead(200).end('ok');
       return;

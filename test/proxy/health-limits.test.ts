@@ -31,6 +31,30 @@ async function withMembers(names: string[], fn: (b: Backend[]) => Promise<void>)
 }
 
 describe('active health checks', () => {
+  test('per member: its own hcheck settings over the balancer\'s (another path), or false (never checked)', async () => {
+    await withMembers(['tc1', 'tc2', 'tc3'], async ([tc1, tc2, tc3]) => {
+      const bal = await startBalancer(cfg([
+        // tc1 is checked on a path that fails; tc2 on the balancer's; tc3 not at all (its checks would fail too)
+        { url: tc1!.url, route: 'tc1', hcheck: { path: '/status/500' } },
+        { url: tc2!.url, route: 'tc2' },
+        { url: tc3!.url, route: 'tc3', hcheck: false },
+      ], { hcheck: { ...HCHECK, path: '/status/200' } }));
+      try {
+        const b = bal.server.balancers.get('b')!;
+        assert.deepEqual(b.hcheckFor(b.findMember('tc1')!), { ...HCHECK, method: 'GET', path: '/status/500' });
+        assert.equal(b.hcheckFor(b.findMember('tc3')!), false);
+        await until(() => health(bal, 'tc1').health === 'check-failed', 5000, 'tc1 to fail its own check');
+        assert.deepEqual([...new Set(await served(bal, 12))].sort(), ['tc2', 'tc3']);
+        assert.equal(health(bal, 'tc2').health, 'ok');
+        assert.equal(health(bal, 'tc3').lastCheck, undefined, 'tc3 is never checked');
+        assert.equal(tc3!.checks, 0, 'no check request reached tc3');
+        assert.ok(tc2!.checks > 0);
+      } finally {
+        await bal.close();
+      }
+    });
+  });
+
   test('a failing member gets no new traffic and its sticky users fail over', async () => {
     await withMembers(['tc1', 'tc2'], async ([tc1, tc2]) => {
       const bal = await startBalancer(cfg([{ url: tc1!.url, route: 'tc1' }, { url: tc2!.url, route: 'tc2' }], { hcheck: HCHECK }));
