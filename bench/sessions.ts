@@ -117,6 +117,42 @@ async function transfer(n: number): Promise<void> {
   b.manager.destroy();
 }
 
+/**
+ * Graceful handoff: n1 owns `n` sessions of 1 KiB, two peers hold copies;
+ * `close()` hands them over. `stale`: the peers missed n1's last delta of
+ * every session (held back), so each one is sent in full.
+ */
+async function handoff(n: number, mode: 'all-to-all' | 'backup', stale: boolean): Promise<void> {
+  const hub = new MemoryHub();
+  const a = await node(hub, 'n1', { mode, handoffTimeoutMs: 60_000 });
+  const b = await node(hub, 'n2', { mode });
+  const c = await node(hub, 'n3', { mode });
+  const pad = 'x'.repeat(1024 - 40);
+  const sessions = [];
+  for (let i = 0; i < n; i++) {
+    const s = a.manager.create();
+    s.attributes.user = `u${i}`;
+    s.attributes.data = pad;
+    await a.manager.commit(s);
+    sessions.push(s);
+  }
+  if (stale) {
+    hub.hold = (m) => m.topic === 'sessions.delta';
+    for (const s of sessions) {
+      s.attributes.seen = true;
+      await a.manager.commit(s);
+    }
+  }
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  const t0 = performance.now();
+  await a.manager.close();
+  const ms = performance.now() - t0;
+  const r = a.manager.getStats().lastHandoff!;
+  console.log(`graceful handoff ${n} x 1 KiB (${mode}${stale ? ', peers one version behind: full copies' : ''}): handed ${r.handed} to ${r.members} members in ${ms.toFixed(0)} ms, ${r.failed} failed`);
+  hub.hold = undefined;
+  for (const x of [a, b, c]) x.manager.destroy();
+}
+
 async function convergence(): Promise<void> {
   let converged = 0;
   const bursts = 7;
@@ -166,4 +202,7 @@ console.log(`session-writing requests/s (one process, loopback HTTP, 16 conns, m
 await transfer(10_000);
 await transfer(100_000);
 await convergence();
+for (const mode of ['all-to-all', 'backup'] as const) await handoff(10_000, mode, false);
+await handoff(10_000, 'all-to-all', true);
+await handoff(50_000, 'all-to-all', false);
 process.exit(0);

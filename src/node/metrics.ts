@@ -84,6 +84,15 @@ export class NodeMetrics {
     sessionCounter('cohort_node_takeovers_total', 'Sessions this node took over from another route (JvmRouteBinderValve).', (s) => s.takeOvers);
     sessionCounter('cohort_node_sessions_expired_total', 'Sessions expired on this node.', (s) => s.expired);
     sessionCounter('cohort_node_replication_send_failures_total', 'Replication messages that could not be delivered.', (s) => s.sendFailures);
+    sessionCounter('cohort_node_handoff_received_total', 'Sessions this node became the owner of through a leaving peer\'s graceful handoff.', (s) => s.handoffsReceived);
+    new Gauge({
+      name: 'cohort_node_handoff_sessions', help: 'This node\'s own graceful handoff (while it shuts down), sessions by result (handed, moved, failed).', labelNames: ['result'] as const, registers: [reg],
+      collect() {
+        this.reset();
+        const h = sessions()?.getStats().lastHandoff;
+        if (h) for (const result of ['handed', 'moved', 'failed'] as const) this.set({ result }, h[result]);
+      },
+    });
     sessionGauge('cohort_node_state_transfer_sessions', 'Sessions received by the last state transfer.', (s) => s.lastTransfer?.sessions ?? 0);
     sessionGauge('cohort_node_state_transfer_seconds', 'Duration of the last state transfer.', (s) => (s.lastTransfer?.ms ?? 0) / 1000);
   }

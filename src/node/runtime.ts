@@ -50,7 +50,8 @@ export enum NodeState {
  * A cluster node running a user's app: its HTTP listener, its cluster
  * membership and channel, and its replicated sessions. Ready (health 200,
  * meta ready=true) only after state transfer; on close() it stops taking
- * traffic, finishes in-flight requests, flushes replication and leaves.
+ * traffic, finishes in-flight requests, flushes replication, hands the
+ * sessions it owns over to the other nodes and leaves.
  */
 export class NodeRuntime {
   state = NodeState.New;
@@ -284,6 +285,7 @@ export class NodeRuntime {
         members: this.cluster?.members().map((m) => ({ route: m.route, state: m.state })) ?? [],
         sessions: this.sessionCount(),
         replicationLagMs: this.replicationLagMs,
+        handoff: this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastHandoff : undefined,
       });
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
       res.end(body);
@@ -325,7 +327,8 @@ export class NodeRuntime {
   /**
    * Graceful: stop being ready (the balancer stops sending new sessions), stop
    * accepting, finish in-flight requests within `shutdownTimeout`, flush
-   * replication so the peers hold every session, then leave the cluster.
+   * replication, hand the sessions owned here over to the surviving members
+   * (within `sessions.replication.handoffTimeoutMs`), then leave the cluster.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -341,11 +344,13 @@ export class NodeRuntime {
         clearTimeout(t);
         for (const s of this.sockets) s.destroy();
       }
+      // Hands the sessions this node owns over to the survivors (sessions.replication.handoffTimeoutMs), then leaves.
       await this.sessions?.close();
       if (this.app?.kind === 'fastify') await this.app.instance.close();
       await this.cluster?.close();
       this.state = NodeState.Stopped;
-      this.log.info({ route: this.config.route }, 'node stopped');
+      const handoff = this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastHandoff : undefined;
+      this.log.info({ route: this.config.route, ...(handoff ? { handoff } : {}) }, 'node stopped');
     })();
     return this.closing;
   }

@@ -21,6 +21,7 @@ export const DEFAULT_TRANSFER_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_TOMBSTONE_TTL_MS = 10 * 60_000;
 export const DEFAULT_REPLICATION_BATCH = 500;
 export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_HANDOFF_TIMEOUT_MS = 5_000;
 
 const ms = z.number().int().positive();
 
@@ -47,6 +48,8 @@ export const replicationConfigSchema = z.strictObject({
   replicationBatch: z.number().int().min(1).max(100_000).default(DEFAULT_REPLICATION_BATCH),
   /** periodic digest comparison with one random peer; 0 disables */
   antiEntropyIntervalMs: z.number().int().min(0).default(DEFAULT_ANTI_ENTROPY_INTERVAL_MS),
+  /** graceful close: ms to hand owned sessions over to survivors before leaving; 0 disables the handoff */
+  handoffTimeoutMs: z.number().int().min(0).default(DEFAULT_HANDOFF_TIMEOUT_MS),
   /** async commits wait until the channel wrote the delta (no ack), so a kill -9 after the response keeps it */
   asyncAwaitsWrite: z.boolean().default(true),
   /** fire created/destroyed/attributeChanged on replicas too */

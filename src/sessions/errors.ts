@@ -22,6 +22,10 @@ export const SessionErrorCode = {
   StoreFailed: 'COHORT_SESSION_STORE_FAILED',
   /** The manager was used before start() or after close(). */
   NotRunning: 'COHORT_SESSION_NOT_RUNNING',
+  /** A commit on a leaving node of a session whose ownership it handed (or is handing) over. */
+  HandedOff: 'COHORT_SESSION_HANDED_OFF',
+  /** A graceful handoff ended with sessions not handed over (logged; they are left to take-over). */
+  HandoffIncomplete: 'COHORT_SESSION_HANDOFF_INCOMPLETE',
 } as const;
 
 export type SessionErrorCode = (typeof SessionErrorCode)[keyof typeof SessionErrorCode];

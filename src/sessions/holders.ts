@@ -24,6 +24,12 @@ export class Holders {
   private readonly lastTargets = new Map<string, readonly string[]>();
   /** base → route of a previous owner to tell at the next commit (take-over). */
   private readonly previousOwner = new Map<string, string>();
+  /**
+   * Member ids that announced a graceful departure: they stay owners of what
+   * they own until they hand it over, but no longer receive copies. By id, so
+   * a restart of the same route (new id) is a full member again.
+   */
+  private readonly departing = new Set<string>();
 
   constructor(
     private readonly selfRoute: () => string,
@@ -35,6 +41,18 @@ export class Holders {
     const m = new Map<string, MemberView>();
     for (const v of members) m.set(v.route, v);
     this.byRoute = m;
+    const ids = new Set(members.map((v) => v.id));
+    for (const id of this.departing) if (!ids.has(id)) this.departing.delete(id);
+  }
+
+  /** A member announced it is leaving (handoff): no more copies are placed on it. */
+  markDeparting(id: string): void {
+    this.departing.add(id);
+  }
+
+  isDeparting(route: string): boolean {
+    const m = this.byRoute.get(route);
+    return m !== undefined && this.departing.has(m.id);
   }
 
   member(route: string): MemberView | undefined {
@@ -45,12 +63,14 @@ export class Holders {
     return route === this.selfRoute() || this.byRoute.has(route);
   }
 
+  /** Members that hold copies (all-to-all) or may be placed on: departing ones excluded. */
   peers(): MemberView[] {
-    return [...this.byRoute.values()];
+    return [...this.byRoute.values()].filter((m) => !this.departing.has(m.id));
   }
 
+  /** Routes copies are placed on: self and the peers, departing members excluded (they stay live owners, see {@link isLive}). */
   liveRoutes(): string[] {
-    return [this.selfRoute(), ...this.byRoute.keys()];
+    return [this.selfRoute(), ...this.peers().map((m) => m.route)];
   }
 
   /** Routes that should hold a copy of `base` besides its owner `owner`. */
@@ -127,6 +147,19 @@ export class Holders {
     }
     if (!this.isLive(owner)) return orphanHolders(base, this.liveRoutes(), this.policy.backups).filter((r) => r !== this.selfRoute());
     return [];
+  }
+
+  /**
+   * Handoff: this node became the owner of `base`, until now owned by
+   * `previousOwner` (leaving). Assume the previous owner's backups hold the
+   * version the route change applies to, so the next {@link targetsForCommit}
+   * sends them a delta, full copies to new backups and drops to the rest.
+   */
+  adoptFrom(base: string, previousOwner: string): void {
+    this.previousOwner.delete(base);
+    if (this.policy.mode === 'all-to-all') return;
+    const self = this.selfRoute();
+    this.lastTargets.set(base, backupRoutes(base, previousOwner, this.liveRoutes(), this.policy.backups).filter((r) => r !== self));
   }
 
   rename(from: string, to: string): void {

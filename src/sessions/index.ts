@@ -45,6 +45,8 @@ export {
 } from './manager.js';
 export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
 export type { TransferReport, TransferProgress } from './state-transfer.js';
+export type { HandoffReport } from './handoff.js';
+export { chooseNewOwner, planHandoff, type HandoffCandidate } from './handoff-plan.js';
 export { RedisSessionManager, type RedisManagerOptions } from './redis-manager.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http-cookie.js';
 export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './request-session.js';

@@ -35,6 +35,7 @@ import { SessionServer } from './serving.js';
 import { rereplicate } from './rereplication.js';
 import { fallbackSources, fetchCopies } from './take-over.js';
 import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
+import { handOff, receiveHandoff, type HandoffHost, type HandoffReport } from './handoff.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface ReplicatedManagerOptions {
@@ -66,16 +67,22 @@ export interface ReplicationStats {
   readonly expired: number;
   readonly sendFailures: number;
   readonly lastTransfer: TransferReport | undefined;
+  /** Sessions this node became the owner of through a leaving peer's handoff. */
+  readonly handoffsReceived: number;
+  /** This node's own graceful handoff (set by close()). */
+  readonly lastHandoff: HandoffReport | undefined;
 }
 
 /** Repair requests per gap before the buffered deltas are dropped. */
 const MAX_REPAIR_ATTEMPTS = 5;
 
-/** Lifecycle of a manager: new → starting (state transfer) → running → closed. */
+/** Lifecycle of a manager: new → starting (state transfer) → running → handing-off (graceful close) → closed. */
 export enum ManagerState {
   New = 'new',
   Starting = 'starting',
   Running = 'running',
+  /** close(): handing owned sessions over; loads no longer take sessions over, commits of handed sessions fail. */
+  HandingOff = 'handing-off',
   Closed = 'closed',
 }
 
@@ -104,9 +111,13 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private rereplicateAgain = false;
   private state = ManagerState.New;
   private transferSeq = 0;
+  private closing: Promise<void> | undefined;
+  /** Bases whose ownership is being (or was) handed over during close(): commits of them fail. */
+  private readonly handoffLocked = new Set<string>();
   private readonly stats: Mutable<ReplicationStats> = {
     sessions: 0, owned: 0, tombstones: 0, deltasSent: 0, deltasApplied: 0, staleRejected: 0, gapsBuffered: 0, gapRepairs: 0,
     copiesSent: 0, copiesInstalled: 0, takeOvers: 0, expired: 0, sendFailures: 0, lastTransfer: undefined,
+    handoffsReceived: 0, lastHandoff: undefined,
   };
 
   constructor(private readonly opts: ReplicatedManagerOptions) {
@@ -176,6 +187,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     ch.handle(Topic.Get, (_from, p) => this.server.get(p));
     ch.handle(Topic.Transfer, (from, p) => this.server.transfer(from, p, this.clock.now()));
     ch.handle(Topic.Digest, (from, p) => this.server.digest(from, p, this.clock.now()));
+    ch.handle(Topic.Leaving, (from) => this.onLeaving(from));
+    ch.handle(Topic.Handoff, (from, p) => receiveHandoff(this.handoffHost(), from, p));
     this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.scheduleSweep();
@@ -198,16 +211,36 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (this.opts.publishReady !== false && this.lifecycle === ManagerState.Running) ch.setMeta({ ...ch.self.meta, ready: 'true' });
   }
 
-  async close(): Promise<void> {
-    if (this.state === ManagerState.Closed) return;
-    this.flushAccess();
-    await this.rereplicating;
-    this.destroy();
+  /**
+   * Graceful: flushes pending replication, waits for re-replication, hands
+   * the sessions owned here over to surviving members (at most
+   * `handoffTimeoutMs`; the summary is in getStats().lastHandoff), then stops.
+   */
+  close(): Promise<void> {
+    if (this.state === ManagerState.Closed) return Promise.resolve();
+    this.closing ??= (async () => {
+      try {
+        this.flushAccess();
+        await this.rereplicating;
+        if (this.state === ManagerState.Running && this.config.handoffTimeoutMs > 0) {
+          this.transition([ManagerState.Running], ManagerState.HandingOff);
+          this.sweep();
+          this.stats.lastHandoff = await handOff(this.handoffHost(), {
+            timeoutMs: this.config.handoffTimeoutMs,
+            requestTimeoutMs: this.config.syncTimeoutMs,
+            batch: this.config.replicationBatch,
+          }, this.log);
+        }
+      } finally {
+        this.destroy();
+      }
+    })();
+    return this.closing;
   }
 
   destroy(): void {
     if (this.state === ManagerState.Closed) return;
-    this.transition([ManagerState.New, ManagerState.Starting, ManagerState.Running], ManagerState.Closed);
+    this.transition([ManagerState.New, ManagerState.Starting, ManagerState.Running, ManagerState.HandingOff], ManagerState.Closed);
     this.unsubscribe?.();
     for (const t of [this.sweepTimer, this.flushTimer, this.gapTimer, this.aeTimer]) if (t) this.clock.clearTimeout(t);
     this.sweepTimer = this.flushTimer = this.gapTimer = undefined;
@@ -257,7 +290,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     if (options.takeOver === false && local) return local;
     // Concurrent requests for the same session share one fetch (and one take-over).
-    const claim = options.takeOver !== false;
+    // A node handing its sessions over takes nothing over (it would steal back what it handed).
+    const claim = options.takeOver !== false && this.state !== ManagerState.HandingOff;
     const key = `${p.base}|${claim}`;
     let inflight = this.takeOvers.get(key);
     if (!inflight) {
@@ -326,6 +360,9 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   async commit(session: Session, options: CommitOptions = {}): Promise<CommitResult> {
     this.assertRunning();
+    if (this.state === ManagerState.HandingOff && (session.route !== this.route || this.handoffLocked.has(session.base))) {
+      throw new SessionError(SessionErrorCode.HandedOff, `session ${session.base.slice(0, 6)}… is being handed over to another node: ${this.route} is leaving`);
+    }
     const sync = options.sync ?? this.syncByDefault;
     const now = this.clock.now();
     if (session.invalidated) return this.commitDestroy(session, sync, now);
@@ -556,6 +593,41 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         this.reorder.drop(base);
       }
     }
+  }
+
+  // ---------------------------------------------------------------- handoff (handoff.ts)
+
+  /** A peer is leaving gracefully: place no more copies on it; in backup mode re-create the backups it held now, while it still answers. */
+  private onLeaving(from: MemberView): void {
+    this.holders.markDeparting(from.id);
+    this.log.info({ node: this.route, member: from.route }, `${from.route} is leaving: handing its sessions over`);
+    if (this.config.mode === 'backup' && this.state !== ManagerState.Closed) this.scheduleRereplication();
+  }
+
+  /** What handoff.ts works on: this node's table and placement, and the few steps that stay the manager's. */
+  private handoffHost(): HandoffHost {
+    return {
+      route: this.route,
+      channel: this.channel,
+      clock: this.clock,
+      table: this.table,
+      holders: this.holders,
+      locked: this.handoffLocked,
+      accepting: () => this.state === ManagerState.Running || this.state === ManagerState.Starting,
+      applyDelta: (d) => {
+        const now = this.clock.now();
+        let s = this.applyInOrder(this.table.get(d.i), d, now);
+        for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
+        return s;
+      },
+      install: (snap) => this.installCopy(snap),
+      adopted: (s, previousId) => {
+        this.stats.handoffsReceived++;
+        this.emit('takenOver', { id: s.id, previousId, replica: false });
+      },
+      handed: (base) => void this.pendingAccess.delete(base),
+      sendFailed: (err, to) => this.fireAndForget(Promise.reject(err), to),
+    };
   }
 
   // ---------------------------------------------------------------- membership

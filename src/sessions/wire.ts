@@ -58,7 +58,32 @@ export const Topic = {
   Transfer: 'sessions.transfer',
   /** request {t, k, n} → {e: [base, version, tomb(0|1)][], k: next|null} */
   Digest: 'sessions.digest',
+  /** {} — the sender is leaving gracefully: stop placing copies on it (applied before its handoff) */
+  Leaving: 'sessions.leaving',
+  /**
+   * request {e: HandoffEntry[]} → {ok, moved, need, refused: base[]} — a leaving owner hands
+   * sessions over; `ok`: the receiver owns them now, `need`: send the full session.
+   */
+  Handoff: 'sessions.handoff',
 } as const;
+
+/** One session in a handoff request: the route change (delta) or, when the receiver lacked the version, the full copy. */
+export interface HandoffEntry {
+  /** route change v → v + 1 naming the receiver (no attributes) */
+  readonly d?: SessionDelta;
+  /** full copy at v + 1 naming the receiver */
+  readonly s?: SessionSnapshot;
+  /** ms since the last access on the leaving owner (a duration, never a timestamp) */
+  readonly t: number;
+}
+
+/** Checks the shape of a handoff entry received from a peer. */
+export function asHandoffEntry(v: JsonValue, topic: string): HandoffEntry {
+  if (!isObj(v) || typeof v.t !== 'number' || !Number.isFinite(v.t) || (v.d === undefined) === (v.s === undefined)) bad(topic, 'malformed handoff entry');
+  if (v.d !== undefined) asDelta(v.d, topic);
+  if (v.s !== undefined) asSnapshot(v.s, topic);
+  return v as unknown as HandoffEntry;
+}
 
 export type VersionPair = [string, number];
 
