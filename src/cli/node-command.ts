@@ -14,7 +14,12 @@ export interface NodeCliOptions {
   member?: string[];
   multicast?: boolean;
   dns?: string;
+  dnsType?: string;
+  dnsPort?: string;
   secretFile?: string;
+  clusterTlsCa?: string;
+  clusterTlsCert?: string;
+  clusterTlsKey?: string;
   sessionsMode?: string;
   backups?: string;
   consistency?: string;
@@ -34,9 +39,20 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
   if (o.clusterName) cluster.name = o.clusterName;
   if (o.advertise) cluster.advertise = o.advertise;
   if (o.member && o.member.length > 0) cluster.members = o.member;
-  if (o.multicast) cluster.multicast = true;
-  if (o.dns) cluster.dns = o.dns;
+  // --multicast turns it on; it keeps the file's multicast settings, if any
+  if (o.multicast && (typeof cluster.multicast !== 'object' || cluster.multicast === null)) cluster.multicast = true;
+  if (o.dns || o.dnsType || o.dnsPort) cluster.dns = dnsFromFlags(cluster.dns, o);
   if (o.secretFile) cluster.secretFile = o.secretFile;
+  if (o.clusterTlsCa || o.clusterTlsCert || o.clusterTlsKey) {
+    const tls = { ...((cluster.tls as Record<string, unknown> | undefined) ?? {}) };
+    if (o.clusterTlsCa) tls.ca = o.clusterTlsCa;
+    if (o.clusterTlsCert) tls.cert = o.clusterTlsCert;
+    if (o.clusterTlsKey) tls.key = o.clusterTlsKey;
+    for (const k of ['ca', 'cert', 'key'] as const) {
+      if (tls[k] === undefined) throw new ConfigError(o.config, [`node.cluster.tls.${k}: mutual TLS needs ca, cert and key: add --cluster-tls-${k} FILE (or cluster.tls.${k} in the file)`]);
+    }
+    cluster.tls = tls;
+  }
   if (o.sessionsMode) replication.mode = o.sessionsMode;
   if (o.backups) replication.backups = Number(o.backups);
   if (o.consistency) replication.consistency = o.consistency;
@@ -59,6 +75,20 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
   if (!merged.route) throw new ConfigError(o.config, ['node.route: expected a route id, e.g. --route tc1']);
   if (!merged.app) throw new ConfigError(o.config, ['node.app: expected the app module, e.g. --app ./app.mjs']);
   return parseNodeConfig(merged, o.config);
+}
+
+/**
+ * `cluster.dns` after the flags: `--dns NAME` sets the name (alone it is the
+ * plain string form, A and AAAA), `--dns-type` and `--dns-port` the other keys;
+ * the file's other `dns` keys stay.
+ */
+function dnsFromFlags(fromFile: unknown, o: NodeCliOptions): unknown {
+  const spec: Record<string, unknown> = typeof fromFile === 'string' ? { name: fromFile } : typeof fromFile === 'object' && fromFile !== null ? { ...fromFile } : {};
+  if (o.dns) spec.name = o.dns;
+  if (spec.name === undefined) throw new ConfigError(o.config, ['node.cluster.dns: --dns-type and --dns-port need the name to resolve: add --dns NAME (or cluster.dns in the file)']);
+  if (o.dnsType) spec.type = o.dnsType.toUpperCase();
+  if (o.dnsPort) spec.port = Number(o.dnsPort);
+  return Object.keys(spec).length === 1 ? spec.name : spec;
 }
 
 /** `cohort node`: runs until SIGTERM (graceful) or SIGINT. */

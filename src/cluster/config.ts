@@ -65,7 +65,8 @@ const dnsSchema = z
   .object({
     type: z.literal('dns'),
     name: z.string().min(1),
-    rrtype: z.enum(['A', 'AAAA', 'SRV']).default('A'),
+    /** `A+AAAA`: both address families each round, merged. */
+    rrtype: z.enum(['A', 'AAAA', 'SRV', 'A+AAAA']).default('A'),
     /** Channel port of the members for A/AAAA answers; default this node's listen port. */
     port: z.number().int().min(1).max(65535).optional(),
     intervalMs: ms.default(DEFAULT_DNS_INTERVAL_MS),

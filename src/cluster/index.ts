@@ -28,7 +28,7 @@ export { ClientHandshake, ServerHandshake, HandshakeError, type SecureSession, t
 export { envelopeSchema, decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, EnvelopeError, type Envelope } from './envelope.js';
 export { MembershipRegistry, addressKey, parseHostPort, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type MembershipFactory } from './membership.js';
 export { StaticMembership, createStaticMembership, type StaticMembershipConfig } from './membership-static.js';
-export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver, type DnsRecordType, type DnsMembershipConfig } from './membership-dns.js';
+export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver, type DnsRecordType, type DnsQueryType, type DnsMembershipConfig } from './membership-dns.js';
 export { MulticastMembership, createMulticastMembership, type MulticastMembershipConfig, type UdpSocketFactory, type Announcement } from './membership-multicast.js';
 export { plainNet, tlsNet, type NetFactory, type ListeningServer, type TlsFiles } from './net.js';
 export { buildSnapshot, formatMembersTable, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';

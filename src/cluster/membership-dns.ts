@@ -1,6 +1,6 @@
 /**
  * DNS membership (the Kubernetes headless-service case): a name resolved every
- * `intervalMs` (A, AAAA or SRV). Each address found is only a candidate: the
+ * `intervalMs` (A, AAAA, both, or SRV). Each address found is only a candidate: the
  * node verifies it over the authenticated channel before it becomes a member.
  * A DNS answer alone never makes a member, and an address that disappears from
  * DNS is not removed (liveness is the channel's business).
@@ -8,9 +8,17 @@
 import { promises as dns } from 'node:dns';
 import { CohortError } from '../errors.js';
 import type { TimerHandle } from '../util/clock.js';
-import type { Address, DiscoverySink, MembershipContext, MembershipService } from './membership.js';
+import { addressKey, type Address, type DiscoverySink, type MembershipContext, type MembershipService } from './membership.js';
 
 export type DnsRecordType = 'A' | 'AAAA' | 'SRV';
+/**
+ * What the service asks for each round: one record type, or `A+AAAA` — both
+ * address families, resolved in parallel and merged. In that mode a family
+ * the name has no records of (ENODATA) is simply empty; the round fails only
+ * if both lookups fail, and a failure of one family other than ENODATA is
+ * reported while the other family's addresses are still used.
+ */
+export type DnsQueryType = DnsRecordType | 'A+AAAA';
 
 /** Resolves a name to channel addresses. Injectable (deps.dnsResolver) so tests can fake DNS. */
 export type DnsResolver = (name: string, rrtype: DnsRecordType, defaultPort: number) => Promise<Address[]>;
@@ -24,7 +32,7 @@ export const systemDnsResolver: DnsResolver = async (name, rrtype, defaultPort) 
 export interface DnsMembershipConfig {
   readonly type: 'dns';
   readonly name: string;
-  readonly rrtype: DnsRecordType;
+  readonly rrtype: DnsQueryType;
   readonly port?: number | undefined;
   readonly intervalMs: number;
 }
@@ -43,11 +51,21 @@ export class DnsMembership implements MembershipService {
     const port = this.config.port ?? this.ctx.self().channelAddress.port;
     const round = async (): Promise<void> => {
       if (this.closed) return;
-      try {
-        const addrs = await this.resolver(this.config.name, this.config.rrtype, port);
-        if (!this.closed) sink.candidates(addrs, `dns ${this.config.name}`);
-      } catch (err) {
-        sink.error(new CohortError('COHORT_DNS_FAILED', `resolving ${this.config.rrtype} ${this.config.name} failed: ${(err as Error).message}`, { cause: err }));
+      const types: readonly DnsRecordType[] = this.config.rrtype === 'A+AAAA' ? ['A', 'AAAA'] : [this.config.rrtype];
+      const results = await Promise.allSettled(types.map((t) => this.resolver(this.config.name, t, port)));
+      if (this.closed) return;
+      const found = new Map<string, Address>();
+      const failed: { type: DnsRecordType; err: unknown }[] = [];
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') for (const a of r.value) found.set(addressKey(a), a);
+        else failed.push({ type: types[i]!, err: r.reason });
+      });
+      if (failed.length < types.length) sink.candidates([...found.values()], `dns ${this.config.name}`);
+      // With both families, a name that has only one of them answers ENODATA for the other: not a failure.
+      const reported = failed.length === types.length ? failed : failed.filter((f) => (f.err as { code?: unknown } | undefined)?.code !== 'ENODATA');
+      if (reported.length > 0) {
+        const what = reported.map((f) => (types.length > 1 ? `${f.type}: ` : '') + ((f.err as Error | undefined)?.message ?? String(f.err))).join('; ');
+        sink.error(new CohortError('COHORT_DNS_FAILED', `resolving ${this.config.rrtype} ${this.config.name} failed: ${what}`, { cause: reported[0]!.err }));
       }
       if (this.closed) return;
       this.timer = this.ctx.clock.setTimeout(() => void round(), this.config.intervalMs);

@@ -5,8 +5,12 @@
  * from the cluster secret, with the cluster name in clear (so other clusters
  * sharing the group are ignored cheaply) and authenticated as AAD; a per-sender
  * sequence number drops replays. An announcement from an unknown node is only
- * a candidate: the node verifies it over the channel. Announcements from known
- * members are evidence of life.
+ * a candidate: the node verifies it over the channel. Sealed announcements
+ * from known members are evidence of life, but only while the channel heard
+ * from that member within `dropTimeMs`: a member heard on multicast alone is
+ * suspected once its channel has been silent for dropTimeMs + suspectAfterMs.
+ * Under TLS-only security (no secret, nothing to seal with) announcements are
+ * only hints: they make candidates, never evidence.
  */
 import dgram from 'node:dgram';
 import { z } from 'zod';
@@ -162,8 +166,10 @@ export class MulticastMembership implements MembershipService {
       return;
     }
     this.heard.set(a.id, { seq: a.seq, at: now });
-    if (sink.isKnown(a.id)) sink.evidence(a.id, a.inc);
-    else sink.candidates([{ host: a.host, port: a.port }], 'multicast');
+    if (!sink.isKnown(a.id)) sink.candidates([{ host: a.host, port: a.port }], 'multicast');
+    // Evidence of life only if sealed (under TLS-only security anyone could forge it: it stays a hint),
+    // and only while the channel heard from the member within dropTimeMs (Tomcat's member drop time).
+    else if (this.ctx.keys) sink.evidence(a.id, a.inc, this.config.dropTimeMs);
   }
 
   private announce(sink: DiscoverySink): void {

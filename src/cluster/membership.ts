@@ -29,8 +29,14 @@ export function parseHostPort(s: string): Address {
 export interface DiscoverySink {
   /** Channel addresses worth verifying (the node dials those it is not connected to). */
   candidates(addrs: readonly Address[], source: string): void;
-  /** Evidence of life of a member from outside the channel (e.g. an authenticated multicast heartbeat). */
-  evidence(id: string, incarnation: number): void;
+  /**
+   * Evidence of life of a member from outside the channel (e.g. an
+   * authenticated multicast heartbeat). With `maxChannelSilenceMs` it counts
+   * only while the channel itself heard from the member within that many ms:
+   * a member heard on this side path alone is then still suspected, once its
+   * channel has been silent that long (plus `timing.suspectAfterMs`).
+   */
+  evidence(id: string, incarnation: number, maxChannelSilenceMs?: number): void;
   /** Whether a member id is already verified and not gone. */
   isKnown(id: string): boolean;
   /** A non-fatal problem (resolver failure, bad datagram...). */

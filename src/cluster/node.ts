@@ -485,6 +485,7 @@ export class ClusterNode implements ClusterChannel {
     }
     peer.messagesIn++;
     peer.bytesIn += bytes;
+    peer.lastHeardAt = this.clock.now();
     switch (env.t) {
       case 'hb':
         this.detector.alive(peer.id, env.inc);
@@ -550,6 +551,7 @@ export class ClusterNode implements ClusterChannel {
       this.peers.set(m.id, peer);
     }
     peer.info = m;
+    peer.lastHeardAt = this.clock.now();
     conn.peerId = m.id;
     if (conn.role === 'client') {
       if (dialKey) {
@@ -650,7 +652,13 @@ export class ClusterNode implements ClusterChannel {
           if (!connected) this.dial(a);
         }
       },
-      evidence: (id, inc) => this.detector.alive(id, inc),
+      evidence: (id, inc, maxChannelSilenceMs) => {
+        if (maxChannelSilenceMs !== undefined) {
+          const peer = this.peers.get(id);
+          if (!peer || this.clock.now() - peer.lastHeardAt > maxChannelSilenceMs) return;
+        }
+        this.detector.alive(id, inc);
+      },
       isKnown: (id) => this.peers.has(id),
       error: (err) => this.emitError({ code: err.code, message: err.message }),
     };

@@ -24,6 +24,8 @@ export class Peer {
   queue: QueuedFrame[] = [];
   queueBytes = 0;
   lastDialAt = -Infinity;
+  /** Clock time of the last envelope received from this member on any of its connections (set at hello). */
+  lastHeardAt = -Infinity;
   messagesIn = 0;
   messagesOut = 0;
   bytesIn = 0;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { clusterTlsSchema, dnsSpecSchema, multicastSpecSchema } from './cluster-section.js';
 
 /**
  * The balancer's configuration schema. Key names follow httpd's
@@ -223,9 +224,11 @@ export const balancerConfigSchema = z.strictObject({
     advertise: hostPort.optional(),
     secret: z.string().optional(),
     secretFile: z.string().optional(),
+    /** Mutual TLS on the channel (PEM files, checked at load). */
+    tls: clusterTlsSchema.optional(),
     members: z.array(hostPort).default([]),
-    multicast: z.boolean().default(false),
-    dns: z.string().optional(),
+    multicast: multicastSpecSchema.default(false),
+    dns: dnsSpecSchema.optional(),
   }).optional(),
   manager: z.union([z.literal(false), managerSchema]).optional(),
 }).superRefine((cfg, ctx) => {

@@ -3,6 +3,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { balancerConfigSchema, type BalancerConfig } from './balancer-schema.js';
+import { mutualTlsIssues, pemFileIssues } from './pem-files.js';
 
 /** Renders a zod issue path as a key path: `balancers[0].members[1].loadfactor`. */
 export function keyPath(path: readonly PropertyKey[]): string {
@@ -30,7 +31,7 @@ export function formatIssues(error: z.ZodError): string[] {
 export function parseBalancerConfig(raw: unknown, file?: string): BalancerConfig {
   const result = balancerConfigSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(file, formatIssues(result.error));
-  const issues = pemFileIssues(result.data);
+  const issues = configPemIssues(result.data);
   if (issues.length > 0) throw new ConfigError(file, issues);
   return result.data;
 }
@@ -40,7 +41,7 @@ export function parseBalancerConfig(raw: unknown, file?: string): BalancerConfig
  * data; otherwise the balancer would die at start (or at reload) with a bare
  * ENOENT instead of a message naming the key.
  */
-function pemFileIssues(cfg: BalancerConfig): string[] {
+function configPemIssues(cfg: BalancerConfig): string[] {
   const refs: [string, string][] = [];
   const listen = Array.isArray(cfg.listen) ? cfg.listen : [cfg.listen];
   listen.forEach((l, i) => {
@@ -49,18 +50,7 @@ function pemFileIssues(cfg: BalancerConfig): string[] {
     refs.push([`${at}.tls.cert`, l.tls.cert], [`${at}.tls.key`, l.tls.key]);
   });
   if (cfg.upstreamtls.ca !== undefined) refs.push(['upstreamtls.ca', cfg.upstreamtls.ca]);
-  const issues: string[] = [];
-  for (const [key, path] of refs) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      issues.push(`${key}: expected a readable PEM file, cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      continue;
-    }
-    if (!text.includes('-----BEGIN ')) issues.push(`${key}: expected a PEM file, "${path}" has no "-----BEGIN" line`);
-  }
-  return issues;
+  return [...pemFileIssues(refs), ...(cfg.cluster?.tls ? mutualTlsIssues('cluster.tls', cfg.cluster.tls) : [])];
 }
 
 /** Reads YAML (or JSON) text and validates it. */

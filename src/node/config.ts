@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { readConfigFile, formatIssues } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { replicationConfigSchema, cookieConfigSchema } from '../sessions/config.js';
+import { clusterTlsSchema, dnsSpecSchema, multicastSpecSchema } from '../config/cluster-section.js';
+import { mutualTlsIssues } from '../config/pem-files.js';
 
 /**
  * `cohort node` configuration: the `node:` section of a YAML file, or the
@@ -21,9 +23,11 @@ export const nodeSectionSchema = z.strictObject({
     advertise: hostPort.optional(),
     secret: z.string().optional(),
     secretFile: z.string().optional(),
+    /** Mutual TLS on the channel (PEM files, checked at load). */
+    tls: clusterTlsSchema.optional(),
     members: z.array(hostPort).default([]),
-    multicast: z.union([z.boolean(), z.strictObject({ address: z.string().optional(), port: z.number().int().optional(), interface: z.string().optional(), ttl: z.number().int().optional() })]).default(false),
-    dns: z.string().optional(),
+    multicast: multicastSpecSchema.default(false),
+    dns: dnsSpecSchema.optional(),
   }).prefault({}),
   sessions: z.strictObject({
     store: z.enum(['replicated', 'redis']).default('replicated'),
@@ -58,6 +62,8 @@ export type NodeConfig = z.output<typeof nodeSectionSchema>;
 export function parseNodeConfig(raw: unknown, file?: string): NodeConfig {
   const r = nodeSectionSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(file, formatIssues(r.error).map((l) => `node.${l}`));
+  const tlsIssues = r.data.cluster.tls ? mutualTlsIssues('node.cluster.tls', r.data.cluster.tls) : [];
+  if (tlsIssues.length > 0) throw new ConfigError(file, tlsIssues);
   return r.data;
 }
 

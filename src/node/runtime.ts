@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { createClusterNode, publishSeenMembers, type ClusterNode } from '../cluster/index.js';
+import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
+import { membershipFor, securityFor } from '../config/cluster-section.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
@@ -35,6 +36,8 @@ const TRANSFER_PROGRESS_MS = 250;
 export interface NodeRuntimeDeps {
   /** Event-loop utilization (0..1) since the previous call, for `loadReport`. */
   readonly utilization?: () => number;
+  /** Injected into the cluster node (tests: a fake DNS resolver, UDP sockets, env). */
+  readonly cluster?: Omit<ClusterNodeDeps, 'configFile'>;
 }
 
 export enum NodeState {
@@ -64,6 +67,7 @@ export class NodeRuntime {
   private closing: Promise<void> | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
   private readonly loadReporter: LoadReporter | undefined;
+  private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
   private readonly metricsFrom: (ip: string) => boolean;
   httpUrl = '';
@@ -75,6 +79,7 @@ export class NodeRuntime {
     deps: NodeRuntimeDeps = {},
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
+    this.clusterDeps = deps.cluster ?? {};
     if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
     this.metrics = new NodeMetrics(
       config.route,
@@ -100,21 +105,15 @@ export class NodeRuntime {
     // 2. The cluster channel and membership.
     const cl = cfg.cluster;
     const listen = parseHostPort(cl.listen);
-    const membership = cl.dns
-      ? { type: 'dns', name: cl.dns }
-      : cl.multicast
-        ? { type: 'multicast', ...(typeof cl.multicast === 'object' ? cl.multicast : {}) }
-        : { type: 'static', members: cl.members };
     this.cluster = createClusterNode({
       route: cfg.route,
       clusterName: cl.name,
       listen,
       ...(cl.advertise ? { advertise: parseHostPort(cl.advertise) } : {}),
-      ...(cl.secret ? { secret: cl.secret } : {}),
-      ...(cl.secretFile ? { secretFile: cl.secretFile } : {}),
-      membership,
+      ...securityFor(cl),
+      membership: membershipFor(cl),
       meta: { role: 'node', http: this.httpUrl, ready: 'false', ...this.initialLoadMeta() },
-    }, { configFile: this.configFile });
+    }, { ...this.clusterDeps, configFile: this.configFile });
     this.cluster.handle(LAG_TOPIC, () => null);
     // What this node sees of the membership, for the dashboard's picture of every node's view.
     const cluster = this.cluster;

@@ -15,7 +15,8 @@ import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from 
 import { HealthChecker } from './health-check.js';
 import { proxyUpgrade } from './upgrade.js';
 import { randomBytes } from 'node:crypto';
-import { createClusterNode, publishSeenMembers, type ClusterNode } from '../cluster/index.js';
+import { createClusterNode, publishSeenMembers, DEFAULT_LISTEN_PORT, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
+import { membershipFor, securityFor } from '../config/cluster-section.js';
 import { BalancerDiscovery } from '../discovery/balancer-discovery.js';
 
 export interface BalancerServerOptions {
@@ -27,6 +28,8 @@ export interface BalancerServerOptions {
   readonly poolFactory?: PoolFactory;
   readonly methods?: MethodRegistry;
   readonly onFinish?: (e: FinishedExchange) => void;
+  /** Injected into the cluster node of the `cluster` section (tests: a fake DNS resolver, UDP sockets, env). */
+  readonly clusterDeps?: ClusterNodeDeps;
 }
 
 export interface ListeningAddress {
@@ -256,17 +259,19 @@ export class BalancerServer {
     const c = this.config.cluster;
     if (c === undefined) return;
     const balancer = this.balancers.get(c.balancer ?? this.config.balancers[0]!.name)!;
-    const membership = c.dns ? { type: 'dns', name: c.dns } : c.multicast ? { type: 'multicast' } : { type: 'static', members: c.members };
+    const listen = parseHostPort(c.listen);
+    // A/AAAA answers name hosts, not ports: dial the nodes on our own channel port, unless that is
+    // ephemeral (the default), then on the nodes' default channel port.
+    const dnsPort = listen.port !== 0 ? listen.port : DEFAULT_LISTEN_PORT;
     this.cluster = createClusterNode({
       route: `lb-${randomBytes(4).toString('hex')}`,
       clusterName: c.name,
-      listen: parseHostPort(c.listen),
+      listen,
       ...(c.advertise ? { advertise: parseHostPort(c.advertise) } : {}),
-      ...(c.secret ? { secret: c.secret } : {}),
-      ...(c.secretFile ? { secretFile: c.secretFile } : {}),
-      membership,
+      ...securityFor(c),
+      membership: membershipFor(c, dnsPort),
       meta: { role: 'balancer' },
-    });
+    }, this.options.clusterDeps ?? {});
     await this.cluster.start();
     // Like the nodes, publish what this balancer sees of the membership (other balancers' dashboards draw it).
     this.stopSeen = publishSeenMembers(this.cluster);

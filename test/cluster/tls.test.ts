@@ -1,30 +1,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClusterNode, type ClusterNode } from '../../src/cluster/index.js';
 import { until } from './helpers.js';
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function makeCa(dir: string, name: string): void {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-subj', `/CN=${name}`, '-days', '1'], { stdio: 'ignore' });
-}
-
-function makeCert(dir: string, ca: string, name: string): void {
-  const k = join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', k, '-out', join(dir, `${name}.csr`), '-subj', `/CN=${name}`], { stdio: 'ignore' });
-  execFileSync('openssl', ['x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', join(dir, `${ca}.crt`), '-CAkey', join(dir, `${ca}.key`), '-CAcreateserial', '-out', join(dir, `${name}.crt`), '-days', '1'], { stdio: 'ignore' });
-}
+import { hasOpenssl, makeCa, makeCert } from '../helpers/certs.js';
 
 test('mutual TLS instead of the secret: members of the CA join, a certificate from another CA is refused and counted', { skip: hasOpenssl() ? false : 'openssl not installed' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-tls-'));
