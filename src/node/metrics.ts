@@ -81,6 +81,7 @@ export class NodeMetrics {
     sessionCounter('cohort_node_deltas_applied_total', 'Session deltas received and applied.', (s) => s.deltasApplied);
     sessionCounter('cohort_node_deltas_stale_total', 'Deltas rejected because this node held a newer version.', (s) => s.staleRejected);
     sessionCounter('cohort_node_gap_repairs_total', 'Full copies requested because deltas arrived with a version gap.', (s) => s.gapRepairs);
+    sessionCounter('cohort_node_session_conflicts_total', 'Session copies replaced by another write of the same version (both sides of a partition wrote it; the losing write is discarded).', (s) => s.conflictsResolved);
     sessionCounter('cohort_node_takeovers_total', 'Sessions this node took over from another route (JvmRouteBinderValve).', (s) => s.takeOvers);
     sessionCounter('cohort_node_sessions_expired_total', 'Sessions expired on this node.', (s) => s.expired);
     sessionCounter('cohort_node_replication_send_failures_total', 'Replication messages that could not be delivered.', (s) => s.sendFailures);

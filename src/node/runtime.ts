@@ -160,13 +160,17 @@ export class NodeRuntime {
       progress.push(p);
     });
     try {
+      // Resolves once the transfer is complete (retried while incomplete) or no peer is left to transfer from.
       await this.sessions.start();
     } finally {
       progress.cancel();
     }
+    if (this.state !== NodeState.Starting) return; // closed while the transfer was still retrying
     this.state = NodeState.Ready;
     const report = replicated?.getStats().lastTransfer;
-    const transfer = report ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${report.complete ? '' : ' (incomplete)'}` : 'none';
+    const transfer = report
+      ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${(report.attempts ?? 1) > 1 ? ` (${report.attempts} attempts)` : ''}${report.complete ? '' : ` (incomplete: ${report.gaveUp ?? 'timed out'})`}`
+      : 'none';
     // The final count: everything announced arrived, or (incomplete) how far it got.
     const done: Record<string, string> = report ? { transferProgress: report.complete ? `${report.sessions}/${report.sessions}` : `${last?.received ?? 0}/${last?.total ?? 0}` } : {};
     this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });

@@ -1,29 +1,49 @@
 /**
- * Catching up after a partition heals (membership `back`): fetch the peer's
- * digest — (base, version, tombstone, owner route) — page by page, apply its
- * tombstones, and pull the sessions it holds newer than ours. The peer does
- * the same towards us, so both sides converge. Tomcat's DeltaManager only
+ * Anti-entropy: a member that comes back after a partition (membership
+ * `back`, or `added` when the membership service had dropped it), and every
+ * `antiEntropyIntervalMs` one random peer, exchange compact digests —
+ * (base, version, tombstone, owner route, write tag) per session — and each
+ * side pulls what the peer holds that wins under the conflict rule
+ * (convergence.ts), applies the peer's tombstones, and pushes the sessions it
+ * owns that the peer lacks or holds a losing copy of, plus its tombstones of
+ * sessions the peer still holds. Since the rule is a total order judged per
+ * session, every member ends with the same copy of every session, even when
+ * both sides wrote it at the same version. Tomcat's DeltaManager only
  * transfers state at start-up, so a healed member there keeps missing what
  * changed meanwhile.
  */
 import type { ClusterChannel, JsonValue, MemberView } from '../cluster/types.js';
+import { diffDigests, type DigestEntry, type ExchangePlan } from './convergence.js';
+import type { Session } from './session.js';
+import type { SessionTable } from './session-table.js';
 import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
 
-/** One digest entry: [base, version, tombstone (0|1), owner route]. */
-export type DigestEntry = [string, number, number, string];
+export type { DigestEntry } from './convergence.js';
 
-/** What anti-entropy needs from the local session table. */
+/** This node's digest: every held session and every tombstone. */
+export function tableDigest(table: SessionTable): DigestEntry[] {
+  const out: DigestEntry[] = [];
+  for (const s of table.values()) out.push([s.base, s.version, 0, s.route, s.tag]);
+  for (const [b, tomb] of table.tombstoneEntries()) out.push([b, tomb.version, 1, '', '']);
+  return out;
+}
+
+/** What anti-entropy needs from the manager. */
 export interface AntiEntropyHost {
-  isTombstoned(base: string): boolean;
-  heldVersion(base: string): number | undefined;
+  readonly selfRoute: string;
+  digest(): Iterable<DigestEntry>;
   /** Apply a peer's tombstone. */
   bury(base: string, version: number): void;
   /** Whether this node should keep a copy of a session owned by `route`. */
   shouldHold(base: string, route: string): boolean;
-  /** Same version on both sides and the peer is the owner: news that the session lives there. */
+  /** Whether `peerRoute` should keep a copy of a session owned by `route`. */
+  placesOn(base: string, route: string, peerRoute: string): boolean;
+  /** Same write on both sides and the peer is the owner: news that the session lives there. */
   confirm(base: string): void;
-  /** Installs a newer copy; true if installed. */
-  install(snapshot: SessionSnapshot): boolean;
+  /** Installs a copy if it wins over the one held; true if installed. */
+  install(snapshot: SessionSnapshot, from: MemberView): boolean;
+  /** The session held here, to push. */
+  get(base: string): Session | undefined;
 }
 
 export interface AntiEntropyOptions {
@@ -31,32 +51,68 @@ export interface AntiEntropyOptions {
   readonly digestPage: number;
   readonly pullChunk: number;
   readonly requestTimeoutMs: number;
+  /** Push owned sessions and tombstones the peer lacks (default true). */
+  readonly push?: boolean;
 }
 
-/** Returns the number of sessions pulled. */
-export async function antiEntropy(channel: ClusterChannel, peer: MemberView, host: AntiEntropyHost, opts: AntiEntropyOptions): Promise<number> {
+export interface AntiEntropyResult {
+  readonly pulled: number;
+  readonly pushed: number;
+  readonly buried: number;
+  readonly tombstonesPushed: number;
+  /** Same version written on both sides: how many, and how many the peer's copy won. */
+  readonly conflicts: number;
+  readonly conflictsLostHere: number;
+  /** Entries in the peer's digest. */
+  readonly peerEntries: number;
+}
+
+/** One exchange with `peer`. Throws if the peer does not answer (the caller retries or logs). */
+export async function antiEntropy(channel: ClusterChannel, peer: MemberView, host: AntiEntropyHost, opts: AntiEntropyOptions): Promise<AntiEntropyResult> {
+  const theirs: DigestEntry[] = [];
   let k: number | null = 0;
-  const want: string[] = [];
   while (k !== null) {
     const reply: JsonValue = await channel.request(peer.id, Topic.Digest, { t: opts.transferId, k, n: opts.digestPage }, { timeoutMs: opts.requestTimeoutMs });
-    const entries = field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as DigestEntry[];
-    for (const [base, v, tomb, route] of entries) {
-      if (tomb) {
-        if (!host.isTombstoned(base)) host.bury(base, v);
-        continue;
-      }
-      if (host.isTombstoned(base)) continue;
-      const held = host.heldVersion(base);
-      if ((held === undefined || held < v) && host.shouldHold(base, route)) want.push(base);
-      // Only the owner's digest is news of life: two replicas confirming each other would never expire.
-      else if (held === v && route === peer.route) host.confirm(base);
-    }
+    for (const e of field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as DigestEntry[]) theirs.push(e);
     k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
   }
+  const plan: ExchangePlan = diffDigests(host.digest(), theirs, {
+    selfRoute: host.selfRoute,
+    peerRoute: peer.route,
+    shouldHoldHere: (b, r) => host.shouldHold(b, r),
+    shouldHoldThere: (b, r) => host.placesOn(b, r, peer.route),
+    push: opts.push !== false,
+  });
+  for (const [b, v] of plan.bury) host.bury(b, v);
+  for (const b of plan.confirm) host.confirm(b);
   let pulled = 0;
-  for (let i = 0; i < want.length; i += opts.pullChunk) {
-    const reply = await channel.request(peer.id, Topic.Get, { i: want.slice(i, i + opts.pullChunk) }, { timeoutMs: opts.requestTimeoutMs });
-    for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (host.install(asSnapshot(raw, Topic.Get))) pulled++;
+  for (let i = 0; i < plan.pull.length; i += opts.pullChunk) {
+    const reply = await channel.request(peer.id, Topic.Get, { i: plan.pull.slice(i, i + opts.pullChunk) }, { timeoutMs: opts.requestTimeoutMs });
+    for (const [b, v] of field<JsonValue[]>(reply, 't', Topic.Get, isArray) as unknown as Array<[string, number]>) host.bury(b, v);
+    for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (host.install(asSnapshot(raw, Topic.Get), peer)) pulled++;
   }
-  return pulled;
+  let pushed = 0;
+  for (let i = 0; i < plan.push.length; i += opts.pullChunk) {
+    const batch: JsonValue[] = [];
+    for (const b of plan.push.slice(i, i + opts.pullChunk)) {
+      const s = host.get(b);
+      if (s) batch.push(s.snapshot() as unknown as JsonValue);
+    }
+    if (batch.length === 0) continue;
+    // 'applied': one batch at a time, so a large push keeps memory bounded.
+    await channel.send(peer.id, Topic.Copy, { s: batch }, { mode: 'applied', timeoutMs: opts.requestTimeoutMs });
+    pushed += batch.length;
+  }
+  for (let i = 0; i < plan.pushTombstones.length; i += opts.pullChunk) {
+    await channel.send(peer.id, Topic.Destroy, { x: plan.pushTombstones.slice(i, i + opts.pullChunk) }, { mode: 'applied', timeoutMs: opts.requestTimeoutMs });
+  }
+  return {
+    pulled,
+    pushed,
+    buried: plan.bury.length,
+    tombstonesPushed: plan.pushTombstones.length,
+    conflicts: plan.conflicts.length,
+    conflictsLostHere: plan.conflicts.filter((c) => c[2] === 'there').length,
+    peerEntries: theirs.length,
+  };
 }

@@ -38,6 +38,8 @@ import type { SessionTable } from './session-table.js';
 import { formatSessionId } from './session-id.js';
 import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
 import { jsonSize } from './json-value.js';
+import { newWriteTag } from './convergence.js';
+import { chainsOnto } from './ordering.js';
 import { SessionError, SessionErrorCode } from './errors.js';
 
 /** Rounds of the leaving side: the first, then sessions created meanwhile or refused by a receiver. */
@@ -163,12 +165,14 @@ interface Reply {
   readonly refused: readonly string[];
 }
 
+/** The route change v → v + 1 is a write of the (still) owner: it gets a write tag like a commit (convergence.ts). */
 function routeChange(s: Session, to: string): SessionDelta {
-  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt };
+  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt, ...(s.tag ? { h: s.tag } : {}), t: newWriteTag(Date.now()) };
 }
 
-function fullCopy(s: Session, to: string): SessionSnapshot {
-  return { i: s.base, r: to, v: s.version + 1, c: s.createdAt, m: s.maxInactiveMs, a: s.rawAttributes };
+/** The same write as `d`, as a full copy (same version and tag). */
+function fullCopy(s: Session, to: string, d: SessionDelta): SessionSnapshot {
+  return { i: s.base, r: to, v: s.version + 1, c: s.createdAt, m: s.maxInactiveMs, a: s.rawAttributes, ...(d.t ? { t: d.t } : {}) };
 }
 
 function asReply(v: JsonValue): Reply {
@@ -206,7 +210,7 @@ export async function handOff(host: HandoffHost, opts: HandoffOptions, log: Sess
     const e: HandoffEntry[] = sessions.map((s) => {
       const d = routeChange(s, to.route);
       changes.set(s.base, d);
-      return copies ? { s: fullCopy(s, to.route), t: now - s.lastAccess } : { d, t: now - s.lastAccess };
+      return copies ? { s: fullCopy(s, to.route, d), t: now - s.lastAccess } : { d, t: now - s.lastAccess };
     });
     let reply: Reply;
     try {
@@ -365,7 +369,8 @@ export function receiveHandoff(host: HandoffHost, from: MemberView, payload: Jso
       continue;
     }
     if (e.d) {
-      if (!held || held.version !== e.d.b) {
+      // Held at another version, or another write of it (divergent histories): take the full copy instead.
+      if (!held || held.version !== e.d.b || !chainsOnto(held.tag, e.d)) {
         need.push(target.i);
         continue;
       }
@@ -373,7 +378,7 @@ export function receiveHandoff(host: HandoffHost, from: MemberView, payload: Jso
     } else {
       const snap = e.s!;
       t.install(snap);
-      adopted.push([t.held(snap.i)!, e.t, { i: snap.i, r: snap.r, b: snap.v - 1, v: snap.v, m: snap.m, c: snap.c }]);
+      adopted.push([t.held(snap.i)!, e.t, { i: snap.i, r: snap.r, b: snap.v - 1, v: snap.v, m: snap.m, c: snap.c, ...(snap.t ? { t: snap.t } : {}) }]);
     }
     ok.push(target.i);
   }

@@ -10,18 +10,24 @@
  */
 import type { SessionDelta } from './wire.js';
 
-export type DeltaDecision = 'apply' | 'stale' | 'gap';
+export type DeltaDecision = 'apply' | 'stale' | 'gap' | 'diverged';
 
-/** `held` is the replica's version (0 when it holds nothing). */
-export function classifyDelta(held: number, d: SessionDelta): DeltaDecision {
+/**
+ * `held` is the replica's version (0 when it holds nothing), `heldTag` the
+ * write tag of that version (convergence.ts). 'diverged': the delta was made
+ * from another write of the same version (both sides wrote during a
+ * partition) — applying it would mix two histories; the caller fetches the
+ * sender's full copy instead.
+ */
+export function classifyDelta(held: number, d: SessionDelta, heldTag = ''): DeltaDecision {
   if (d.v <= held) return 'stale';
-  if (d.b === held) return 'apply';
+  if (d.b === held) return chainsOnto(heldTag, d) ? 'apply' : 'diverged';
   return 'gap';
 }
 
-/** A full copy is installed only when strictly newer than what is held. */
-export function isNewerCopy(held: number | undefined, version: number): boolean {
-  return held === undefined || version > held;
+/** Whether a delta continues the write held (unknown tags on either side: assumed so). */
+export function chainsOnto(heldTag: string, d: SessionDelta): boolean {
+  return d.b === 0 || d.h === undefined || heldTag === '' || d.h === heldTag;
 }
 
 interface Pending {

@@ -25,17 +25,20 @@ import {
   type SessionLogger,
   type SessionManager,
 } from './manager.js';
-import { classifyDelta, isNewerCopy, ReorderBuffer } from './ordering.js';
+import { chainsOnto, classifyDelta, ReorderBuffer } from './ordering.js';
 import { Holders } from './holders.js';
 import { Session, type SessionLimits } from './session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
 import { SessionTable } from './session-table.js';
-import { transferState, type TransferProgress, type TransferReport } from './state-transfer.js';
+import { type TransferProgress, type TransferReport } from './state-transfer.js';
+import { transferUntilDone, type TransferRetryPolicy } from './transfer-retry.js';
 import { SessionServer } from './serving.js';
 import { rereplicate } from './rereplication.js';
 import { fallbackSources, fetchCopies } from './take-over.js';
-import { antiEntropy, type AntiEntropyHost } from './anti-entropy.js';
+import { antiEntropy, tableDigest, type AntiEntropyHost, type AntiEntropyResult } from './anti-entropy.js';
 import { handOff, receiveHandoff, type HandoffHost, type HandoffReport } from './handoff.js';
+import { copyVerdict, copyWins, newWriteTag } from './convergence.js';
+import { PeerExchanges } from './peer-exchanges.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface ReplicatedManagerOptions {
@@ -50,6 +53,8 @@ export interface ReplicatedManagerOptions {
   readonly logger?: SessionLogger;
   /** Publish meta `ready=true` on the channel once state transfer is done (default true). */
   readonly publishReady?: boolean;
+  /** Backoff between state-transfer attempts (default 500 ms doubling to 10 s). */
+  readonly transferRetry?: TransferRetryPolicy;
 }
 
 export interface ReplicationStats {
@@ -66,6 +71,10 @@ export interface ReplicationStats {
   readonly takeOvers: number;
   readonly expired: number;
   readonly sendFailures: number;
+  /** Copies replaced here by another write of the same version (partition conflicts, see convergence.ts). */
+  readonly conflictsResolved: number;
+  /** Deltas made from another write of the version held (answered by fetching the sender's copy). */
+  readonly divergedDeltas: number;
   readonly lastTransfer: TransferReport | undefined;
   /** Sessions this node became the owner of through a leaving peer's handoff. */
   readonly handoffsReceived: number;
@@ -116,9 +125,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private readonly handoffLocked = new Set<string>();
   private readonly stats: Mutable<ReplicationStats> = {
     sessions: 0, owned: 0, tombstones: 0, deltasSent: 0, deltasApplied: 0, staleRejected: 0, gapsBuffered: 0, gapRepairs: 0,
-    copiesSent: 0, copiesInstalled: 0, takeOvers: 0, expired: 0, sendFailures: 0, lastTransfer: undefined,
+    copiesSent: 0, copiesInstalled: 0, takeOvers: 0, expired: 0, sendFailures: 0, conflictsResolved: 0, divergedDeltas: 0, lastTransfer: undefined,
     handoffsReceived: 0, lastHandoff: undefined,
   };
+  /** Anti-entropy runs triggered by membership events: one at a time per peer, retried (anti-entropy.ts). */
+  private readonly exchanges: PeerExchanges;
 
   constructor(private readonly opts: ReplicatedManagerOptions) {
     super();
@@ -132,6 +143,13 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
     this.holders = new Holders(() => this.channel.self.route, this.config);
     this.server = new SessionServer(this.table, this.holders, this.config.transferRequestTimeoutMs * 3);
+    this.exchanges = new PeerExchanges((peer, push) => this.exchangeWith(peer, push), {
+      clock: this.clock,
+      isMember: (id) => this.channel.members().some((m) => m.id === id),
+      cancelled: () => this.state === ManagerState.Closed,
+      log: this.log,
+      node: () => this.route,
+    });
   }
 
   get route(): string {
@@ -172,8 +190,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   /**
    * Registers handlers, then pulls the sessions this node needs from its
    * peers, emitting `transferProgress` ({@link TransferProgress}) after each
-   * page. Resolves (and publishes ready=true) when the transfer is done or
-   * timed out (logged with COHORT_SESSION_TRANSFER_TIMEOUT).
+   * page. Resolves (and publishes ready=true) when the transfer is done; an
+   * incomplete attempt (logged with COHORT_SESSION_TRANSFER_TIMEOUT) is
+   * retried with backoff while the node stays not ready, until one completes
+   * or no peer is left to transfer from (transfer-retry.ts).
    */
   async start(): Promise<void> {
     if (this.state !== ManagerState.New) return;
@@ -195,7 +215,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.scheduleAntiEntropy();
     try {
       const c = this.config;
-      this.stats.lastTransfer = await transferState(
+      this.stats.lastTransfer = await transferUntilDone(
         ch,
         { mode: c.mode, chunk: c.transferChunk, timeoutMs: c.transferTimeoutMs, requestTimeoutMs: c.transferRequestTimeoutMs, node: this.route, nextId: () => `st-${++this.transferSeq}` },
         this.clock,
@@ -203,7 +223,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
           for (const snap of list) this.installCopy(snap);
         },
         this.log,
-        (p: TransferProgress) => this.emit('transferProgress', p),
+        {
+          cancelled: () => this.state === ManagerState.Closed,
+          onProgress: (p: TransferProgress) => this.emit('transferProgress', p),
+          ...(this.opts.transferRetry ? { retry: this.opts.transferRetry } : {}),
+        },
       );
     } finally {
       if (this.lifecycle === ManagerState.Starting) this.transition([ManagerState.Starting], ManagerState.Running);
@@ -368,7 +392,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (session.invalidated) return this.commitDestroy(session, sync, now);
     const prevBase = session.previousBase;
     const wasNew = session.isNew;
-    const d = session.takeDelta();
+    const d = session.takeDelta(newWriteTag(this.wallNow()));
     if (!d) {
       session.lastAccess = now;
       if (shouldNotifyAccess(session, now, this.config)) {
@@ -449,7 +473,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     const v = session.version + 1;
     this.buryLocal(session.base, v, 'invalidated', false);
     if (prev !== undefined) this.table.bury(prev, v, now);
-    const pairs: JsonValue = prev !== undefined ? [[session.base, v], [prev, v]] : [[session.base, v]];
+    // [base, version, 1]: invalidated — replicas keep the tombstone as long as the owner does; an expiry sends 0.
+    const pairs: JsonValue = prev !== undefined ? [[session.base, v, 1], [prev, v, 1]] : [[session.base, v, 1]];
     const targets = this.holders.holdersOf(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
     const sends = targets.map((m) => this.channel.send(m.id, Topic.Destroy, { x: pairs }, { mode, timeoutMs: this.config.syncTimeoutMs }));
@@ -496,7 +521,14 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         }
       }
       const held = s?.version ?? 0;
-      const decision = classifyDelta(held, d);
+      const decision = classifyDelta(held, d, s?.tag);
+      if (decision === 'diverged') {
+        // Another write of the version held (both sides wrote during a partition): fetch the sender's copy, do not mix.
+        this.stats.divergedDeltas++;
+        this.log.info({ node: this.route, session: d.i.slice(0, 6), version: held, from: from.route }, 'delta from another write of the version held: fetching the full copy');
+        this.repair(d.i, from.id);
+        continue;
+      }
       if (decision === 'stale') {
         this.stats.staleRejected++;
         this.log.debug({ node: this.route, session: d.i.slice(0, 6), held, delta: d.v }, 'stale delta rejected');
@@ -508,8 +540,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         this.scheduleGapCheck();
         continue;
       }
-      s = this.applyInOrder(s, d, now);
-      for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
+      s = this.drainBuffered(this.applyInOrder(s, d, now), now);
       this.afterReplicaChange(s);
     }
   }
@@ -535,6 +566,20 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     return s;
   }
 
+  /** Applies the buffered deltas that now continue `s`; one made from another write asks the owner for its copy. */
+  private drainBuffered(s: Session, now: number): Session {
+    for (const next of this.reorder.takeApplicable(s.base, s.version)) {
+      if (!chainsOnto(s.tag, next)) {
+        this.stats.divergedDeltas++;
+        const owner = this.holders.member(next.r);
+        if (owner) this.repair(s.base, owner.id);
+        break;
+      }
+      s = this.applyInOrder(s, next, now);
+    }
+    return s;
+  }
+
   /** Backup mode: a node that is no longer a holder drops its copy. */
   private afterReplicaChange(s: Session): void {
     if (this.config.mode === 'backup' && !this.holders.shouldHold(s.base, s.route)) {
@@ -543,14 +588,17 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
   }
 
-  private installCopy(snap: SessionSnapshot): boolean {
+  /** Installs a copy that wins over the one held (newer, or the winner of a same-version conflict: convergence.ts). */
+  private installCopy(snap: SessionSnapshot, from?: MemberView): boolean {
     if (this.table.tombstone(snap.i)) return false;
     const now = this.clock.now();
     let s = this.table.get(snap.i);
-    if (!isNewerCopy(s?.version, snap.v)) {
+    const incoming = { v: snap.v, t: snap.t ?? '' };
+    if (!copyWins(s && { v: s.version, t: s.tag }, incoming)) {
       if (s && s.route !== this.route) s.lastAccess = now;
       return false;
     }
+    if (s) this.noteReplaced(s, snap, copyVerdict({ v: s.version, t: s.tag }, incoming), from);
     const created = !s;
     if (s) s.applySnapshot(snap);
     else {
@@ -560,14 +608,29 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     s.lastAccess = now;
     this.stats.copiesInstalled++;
     if (created && this.config.replicaEvents) this.emit('created', { id: s.id, replica: true });
-    for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
+    this.drainBuffered(s, now);
     return true;
+  }
+
+  /** A held copy is about to be replaced: count and log a lost same-version write, and a lost ownership. */
+  private noteReplaced(s: Session, snap: SessionSnapshot, verdict: ReturnType<typeof copyVerdict>, from: MemberView | undefined): void {
+    if (verdict === 'conflict-won') {
+      this.stats.conflictsResolved++;
+      this.log.warn(
+        { node: this.route, session: s.base.slice(0, 6), version: s.version, kept: snap.r, discarded: s.route, from: from?.route },
+        `session ${s.base.slice(0, 6)}… was written on both sides of a partition at version ${s.version}: the write owned by ${snap.r} wins, the one owned by ${s.route} is discarded`,
+      );
+    }
+    if (s.route === this.route && snap.r !== this.route) {
+      this.log.info({ node: this.route, session: s.base.slice(0, 6), newOwner: snap.r, version: snap.v }, 'session owned by another node now (a winning copy arrived)');
+      this.holders.forget(s.base);
+    }
   }
 
   private onCopy(_from: MemberView, payload: JsonValue): void {
     for (const raw of field<JsonValue[]>(payload, 's', Topic.Copy, isArray)) {
       const snap = asSnapshot(raw, Topic.Copy);
-      this.installCopy(snap);
+      this.installCopy(snap, _from);
     }
   }
 
@@ -580,8 +643,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   }
 
   private onDestroy(payload: JsonValue): void {
-    for (const [base, v] of field<JsonValue[]>(payload, 'x', Topic.Destroy, isArray) as unknown as VersionPair[]) {
-      this.buryLocal(base, v, 'invalidated', true);
+    for (const [base, v, invalidated] of field<JsonValue[]>(payload, 'x', Topic.Destroy, isArray) as unknown as Array<[string, number, number?]>) {
+      this.buryLocal(base, v, invalidated === 0 ? 'expired' : 'invalidated', true);
     }
   }
 
@@ -616,9 +679,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       accepting: () => this.state === ManagerState.Running || this.state === ManagerState.Starting,
       applyDelta: (d) => {
         const now = this.clock.now();
-        let s = this.applyInOrder(this.table.get(d.i), d, now);
-        for (const next of this.reorder.takeApplicable(s.base, s.version)) s = this.applyInOrder(s, next, now);
-        return s;
+        return this.drainBuffered(this.applyInOrder(this.table.get(d.i), d, now), now);
       },
       install: (snap) => this.installCopy(snap),
       adopted: (s, previousId) => {
@@ -637,11 +698,14 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (this.state === ManagerState.Closed) return;
     this.log.info({ node: this.route, event: e.type, member: e.member.route }, `membership: ${e.member.route} ${e.type}`);
     if (e.type === 'gone' && this.config.mode === 'backup') this.scheduleRereplication();
-    // 'back': a healed partition. 'added' too: a membership service may report a healed member as new
-    // (it was dropped meanwhile); for a fresh node the digest is empty and this costs one request.
-    if (e.type === 'back' || (e.type === 'added' && this.state === ManagerState.Running)) {
-      void this.antiEntropy(e.member).catch((err: unknown) => this.log.warn({ node: this.route, member: e.member.route, err: String(err) }, 'anti-entropy failed'));
-      if (e.type === 'back' && this.config.mode === 'backup') this.scheduleRereplication();
+    // 'back': a healed partition — exchange (pull, and push what this node owns: the peer may not have seen us gone).
+    // 'added' too when the member is already ready: a membership service may report a healed member as new (it was
+    // dropped meanwhile); it does the same towards us, so pulling is enough. A fresh node pulls by state transfer.
+    if (e.type === 'back') {
+      this.exchanges.request(e.member, e.type, true);
+      if (this.config.mode === 'backup') this.scheduleRereplication();
+    } else if (e.type === 'added' && this.state === ManagerState.Running && e.member.meta.ready === 'true') {
+      this.exchanges.request(e.member, e.type, false);
     }
   }
 
@@ -682,30 +746,51 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   }
 
   /**
-   * After a partition heals: fetch the peer's digest (base, version,
-   * tombstone) page by page, apply its tombstones and pull what it holds
-   * newer. The peer does the same towards us, so both converge.
+   * After a partition heals (and periodically): exchange digests with `peer`
+   * — (base, version, tombstone, owner, write tag) — apply its tombstones,
+   * pull the copies that win under the conflict rule, push the sessions this
+   * node owns that the peer lacks or holds a losing copy of (anti-entropy.ts,
+   * convergence.ts). Resolves to the number of sessions pulled.
    */
   async antiEntropy(peer: MemberView): Promise<number> {
+    return (await this.exchangeWith(peer)).pulled;
+  }
+
+  /** {@link antiEntropy} with the whole result; `push` false: only pull. */
+  async exchangeWith(peer: MemberView, push = true): Promise<AntiEntropyResult> {
     const host: AntiEntropyHost = {
-      isTombstoned: (b) => this.table.tombstone(b) !== undefined,
-      heldVersion: (b) => this.table.get(b)?.version,
-      bury: (b, v) => this.buryLocal(b, v, 'invalidated', true),
+      selfRoute: this.route,
+      digest: () => tableDigest(this.table),
+      bury: (b, v) => {
+        if (!this.table.tombstone(b)) this.buryLocal(b, v, 'invalidated', true);
+      },
       shouldHold: (b, r) => this.holders.shouldHold(b, r),
+      placesOn: (b, r, p) => this.config.mode === 'all-to-all' || this.holders.placesOn(b, r, p),
       confirm: (b) => {
         const s = this.table.get(b);
-        if (s && s.route !== this.route) s.lastAccess = this.clock.now();
+        // An extra copy (backup mode: placed elsewhere now) is not kept alive: it expires by the replica rule.
+        if (s && s.route !== this.route && this.holders.shouldHold(b, s.route)) s.lastAccess = this.clock.now();
       },
-      install: (snap) => this.installCopy(snap),
+      install: (snap, from) => {
+        if (!this.installCopy(snap, from)) return false;
+        const s = this.table.get(snap.i);
+        if (s) this.afterReplicaChange(s);
+        return true;
+      },
+      get: (b) => this.table.get(b),
     };
-    const pulled = await antiEntropy(this.channel, peer, host, {
+    const r = await antiEntropy(this.channel, peer, host, {
       transferId: `ae-${this.route}-${++this.transferSeq}`,
       digestPage: 20_000,
       pullChunk: this.config.transferChunk,
       requestTimeoutMs: this.config.transferRequestTimeoutMs,
+      push,
     });
-    this.log.info({ node: this.route, peer: peer.route, pulled }, `anti-entropy with ${peer.route}: pulled ${pulled} newer sessions`);
-    return pulled;
+    this.log.info(
+      { node: this.route, peer: peer.route, ...r },
+      `anti-entropy with ${peer.route}: pulled ${r.pulled}, pushed ${r.pushed}, tombstones applied ${r.buried} / sent ${r.tombstonesPushed}, same-version conflicts ${r.conflicts}`,
+    );
+    return r;
   }
 
   // ---------------------------------------------------------------- timers
@@ -759,7 +844,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         if (this.config.replicaEvents) this.emit('destroyed', { id: s.id, replica: true, reason: 'expired' });
       }
     }
-    this.table.purgeTombstones(now - this.config.tombstoneTtlMs);
+    this.table.purgeTombstones(now - this.config.tombstoneTtlMs, now);
     this.server.purge(now);
   }
 
@@ -768,11 +853,13 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     const holders = this.holders.holdersOf(s.base, s.route);
     this.buryLocal(s.base, v, 'expired', false);
     this.stats.expired++;
-    for (const m of holders) this.fireAndForget(this.channel.send(m.id, Topic.Destroy, { x: [[s.base, v]] }), m.id);
+    for (const m of holders) this.fireAndForget(this.channel.send(m.id, Topic.Destroy, { x: [[s.base, v, 0]] }), m.id);
   }
 
   private buryLocal(base: string, v: number, reason: 'invalidated' | 'expired', replica: boolean): void {
-    const s = this.table.bury(base, v, this.clock.now());
+    // An invalidation must outlive the copies a partition may have kept elsewhere (replica rule: maxInactive + grace).
+    const keep = reason === 'invalidated' ? (this.table.get(base)?.maxInactiveMs ?? this.config.maxInactiveMs) + this.config.graceMs : 0;
+    const s = this.table.bury(base, v, this.clock.now(), keep);
     this.reorder.drop(base);
     this.holders.forget(base);
     this.pendingAccess.delete(base);
@@ -837,7 +924,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         for (const [b, v] of tombs) this.buryLocal(b, v, 'invalidated', true);
         for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) this.installCopy(asSnapshot(raw, Topic.Get));
         const s = this.table.get(base);
-        if (s) for (const next of this.reorder.takeApplicable(base, s.version)) this.applyInOrder(s, next, this.clock.now());
+        if (s) this.drainBuffered(s, this.clock.now());
       })
       .catch((err: unknown) => this.log.warn({ node: this.route, session: base.slice(0, 6), err: String(err) }, 'gap repair failed'));
   }

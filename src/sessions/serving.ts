@@ -4,7 +4,7 @@
  * table only; cursors freeze the id list at the first page.
  */
 import type { JsonValue, MemberView } from '../cluster/types.js';
-import type { DigestEntry } from './anti-entropy.js';
+import { tableDigest, type DigestEntry } from './anti-entropy.js';
 import type { Holders } from './holders.js';
 import type { SessionTable } from './session-table.js';
 import { CursorRegistry } from './state-transfer.js';
@@ -61,17 +61,12 @@ export class SessionServer {
     return { s, k: page.next, total: page.total };
   }
 
-  /** {t, k, n} → {e: DigestEntry[], k: next|null} */
+  /** {t, k, n} → {e: DigestEntry[] ([base, version, tomb, route, tag]), k: next|null} */
   digest(from: MemberView, payload: JsonValue, now: number): JsonValue {
     const t = field<string>(payload, 't', Topic.Digest, (x) => typeof x === 'string');
     const k = field<number>(payload, 'k', Topic.Digest, (x) => typeof x === 'number' && x >= 0);
     const n = field<number>(payload, 'n', Topic.Digest, (x) => typeof x === 'number' && x > 0);
-    const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, MAX_DIGEST_PAGE), now, () => {
-      const out: DigestEntry[] = [];
-      for (const s of this.table.values()) out.push([s.base, s.version, 0, s.route]);
-      for (const [b, tomb] of this.table.tombstoneEntries()) out.push([b, tomb.version, 1, '']);
-      return out;
-    });
+    const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, MAX_DIGEST_PAGE), now, () => tableDigest(this.table));
     return { e: page.items as unknown as JsonValue, k: page.next };
   }
 

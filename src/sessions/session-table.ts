@@ -9,6 +9,8 @@ export interface Tombstone {
   readonly version: number;
   /** local monotonic ms when recorded */
   readonly at: number;
+  /** local monotonic ms before which it is kept whatever the default lifetime (see {@link SessionTable.bury}) */
+  readonly keepUntil?: number;
 }
 
 export class SessionTable {
@@ -42,10 +44,16 @@ export class SessionTable {
     return s;
   }
 
-  /** Removes and remembers the session as destroyed. */
-  bury(base: string, version: number, now: number): Session | undefined {
+  /**
+   * Removes and remembers the session as destroyed. `keepMs`: keep the
+   * tombstone at least that long even past the default lifetime — an
+   * invalidated session's copies elsewhere (across a partition) live up to
+   * maxInactive + grace, and the tombstone must outlive them or a healed
+   * partition would bring the session back.
+   */
+  bury(base: string, version: number, now: number, keepMs = 0): Session | undefined {
     const s = this.remove(base);
-    this.tombstones.set(base, { version, at: now });
+    this.tombstones.set(base, keepMs > 0 ? { version, at: now, keepUntil: now + keepMs } : { version, at: now });
     return s;
   }
 
@@ -65,10 +73,11 @@ export class SessionTable {
     return this.tombstones.entries();
   }
 
-  purgeTombstones(olderThan: number): number {
+  /** Forgets tombstones recorded before `olderThan`, except those to be kept past `now`. */
+  purgeTombstones(olderThan: number, now = olderThan): number {
     let n = 0;
     for (const [b, t] of this.tombstones) {
-      if (t.at < olderThan) {
+      if (t.at < olderThan && !(t.keepUntil !== undefined && t.keepUntil > now)) {
         this.tombstones.delete(b);
         n++;
       }

@@ -34,6 +34,8 @@ export class Session implements TrackingSink {
   accessNotifiedAt: number;
   /** Approximate JSON size of the attributes at the last local commit (0 on replicas). */
   bytes = 0;
+  /** Write tag of this version: which write produced it (convergence.ts); '' before the first commit or from an untagged peer. */
+  tag = '';
 
   private attrs: Attributes;
   private tracker: AttributeTracker | undefined;
@@ -58,7 +60,9 @@ export class Session implements TrackingSink {
   }
 
   static fromSnapshot(s: SessionSnapshot, limits: SessionLimits, now: number): Session {
-    return new Session({ base: s.i, route: s.r, version: s.v, createdAt: s.c, maxInactiveMs: s.m, attrs: s.a, now }, limits);
+    const x = new Session({ base: s.i, route: s.r, version: s.v, createdAt: s.c, maxInactiveMs: s.m, attrs: s.a, now }, limits);
+    x.tag = s.t ?? '';
+    return x;
   }
 
   get maxAttributeBytes(): number {
@@ -160,8 +164,9 @@ export class Session implements TrackingSink {
    * Ends a unit of work: returns the delta that brings a replica at
    * `version` to the new version, and increments the version. Undefined when
    * nothing changed. Throws COHORT_SESSION_TOO_LARGE if the session outgrew its limit.
+   * `tag` names the new version's write (convergence.ts); without it the delta is untagged.
    */
-  takeDelta(): SessionDelta | undefined {
+  takeDelta(tag?: string): SessionDelta | undefined {
     if (!this.hasChanges) return undefined;
     let size = 0;
     for (const k of Object.keys(this.attrs)) size += k.length + 4 + jsonSize(this.attrs[k]!);
@@ -184,6 +189,11 @@ export class Session implements TrackingSink {
     }
     if (b !== 0 && this.removedKeys.size > 0) d.d = [...this.removedKeys];
     if (this.prevBase !== undefined) d.p = this.prevBase;
+    if (tag !== undefined) {
+      if (b > 0 && this.tag !== '') d.h = this.tag;
+      d.t = tag;
+    }
+    this.tag = tag ?? '';
     this.dirty.clear();
     this.removedKeys.clear();
     this.metaDirty = false;
@@ -194,7 +204,8 @@ export class Session implements TrackingSink {
 
   /** Full copy for a replica. Attribute values are shared, not copied: serialize before mutating. */
   snapshot(): SessionSnapshot {
-    return { i: this.base, r: this.route, v: this.version, c: this.createdAt, m: this.maxInactiveMs, a: this.attrs };
+    if (this.tag === '') return { i: this.base, r: this.route, v: this.version, c: this.createdAt, m: this.maxInactiveMs, a: this.attrs };
+    return { i: this.base, r: this.route, v: this.version, c: this.createdAt, m: this.maxInactiveMs, a: this.attrs, t: this.tag };
   }
 
   /**
@@ -223,6 +234,7 @@ export class Session implements TrackingSink {
     this.route = d.r;
     this.base = d.i;
     this.version = d.v;
+    this.tag = d.t ?? '';
     return changed;
   }
 
@@ -233,5 +245,6 @@ export class Session implements TrackingSink {
     this.route = s.r;
     this.version = s.v;
     this.maxInactiveMs = s.m;
+    this.tag = s.t ?? '';
   }
 }

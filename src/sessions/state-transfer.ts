@@ -81,7 +81,14 @@ export interface TransferReport {
   readonly chunks: number;
   readonly ms: number;
   readonly complete: boolean;
+  /** Routes of the peers that served a complete pull. */
   readonly peers: readonly string[];
+  /** Peers whose pull failed, with the reason (backup mode: their share is still missing). */
+  readonly failed?: ReadonlyArray<{ readonly id: string; readonly route: string; readonly reason: string }>;
+  /** Attempts made (transfer-retry.ts); 1 when the first one completed. */
+  readonly attempts?: number;
+  /** Why the node went ready without a complete transfer ('no peer left'), if it did. */
+  readonly gaveUp?: string;
 }
 
 /**
@@ -139,6 +146,8 @@ export interface TransferPlan {
   readonly node: string;
   /** A fresh transfer id per pull. */
   readonly nextId: () => string;
+  /** Pull only from these members (backup mode retry: the peers whose share is missing). Default: every peer. */
+  readonly only?: (m: MemberView) => boolean;
 }
 
 /**
@@ -155,7 +164,7 @@ export async function transferState(
   onProgress?: TransferProgressListener,
 ): Promise<TransferReport> {
   const started = clock.now();
-  const peers = channel.members().slice().sort((a, b) => a.startTime - b.startTime);
+  const peers = channel.members().filter((m) => !plan.only || plan.only(m)).sort((a, b) => a.startTime - b.startTime);
   if (peers.length === 0) return { sessions: 0, chunks: 0, ms: 0, complete: true, peers: [] };
   const deadline = started + plan.timeoutMs;
   const base = { chunk: plan.chunk, timeoutMs: plan.timeoutMs, requestTimeoutMs: plan.requestTimeoutMs };
@@ -178,6 +187,7 @@ export async function transferState(
     }
     onProgress({ received: r, total: t, chunks: pages });
   };
+  const failed: Array<{ id: string; route: string; reason: string }> = [];
   log.info({ node: plan.node, peers: peers.map((p) => p.route), mode: plan.mode }, 'state transfer: starting');
   if (plan.mode === 'all-to-all') {
     for (const peer of peers) {
@@ -190,6 +200,7 @@ export async function transferState(
         break;
       } catch (err) {
         progress.delete(peer.id);
+        failed.push({ id: peer.id, route: peer.route, reason: String(err) });
         log.warn({ node: plan.node, peer: peer.route, err: String(err) }, 'state transfer from peer failed; trying the next');
         if (clock.now() >= deadline) break;
       }
@@ -206,16 +217,17 @@ export async function transferState(
         used.push(peers[i]!.route);
       } else {
         complete = false;
+        failed.push({ id: peers[i]!.id, route: peers[i]!.route, reason: String(r.reason) });
         log.warn({ node: plan.node, peer: peers[i]!.route, err: String(r.reason) }, 'state transfer from peer failed');
       }
     });
   }
   const ms = clock.now() - started;
   if (!complete) {
-    const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${ms} ms (${sessions} sessions received)`);
-    log.error({ node: plan.node, code: err.code, sessions, ms }, err.message);
+    const err = new SessionError(SessionErrorCode.TransferTimeout, `state transfer incomplete after ${Math.round(ms)} ms (${sessions} sessions received)`);
+    log.error({ node: plan.node, code: err.code, sessions, ms, failed: failed.map((f) => `${f.route}: ${f.reason}`) }, err.message);
   } else {
-    log.info({ node: plan.node, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${ms} ms`);
+    log.info({ node: plan.node, sessions, chunks, ms }, `state transfer done: ${sessions} sessions in ${Math.round(ms)} ms`);
   }
-  return { sessions, chunks, ms, complete, peers: used };
+  return { sessions, chunks, ms, complete, peers: used, failed };
 }

@@ -20,6 +20,8 @@ export interface SessionSnapshot {
   readonly m: number;
   /** attributes */
   readonly a: Attributes;
+  /** write tag of this version (convergence.ts); absent from peers that do not tag */
+  readonly t?: string;
 }
 
 /** Changes of one commit: turns version `b` into version `v` (= b + 1). */
@@ -39,6 +41,10 @@ export interface SessionDelta {
   readonly d?: readonly string[];
   /** previous base id (id regeneration) */
   readonly p?: string;
+  /** write tag of version `b` this delta was made from (a replica holding another write of `b` must not apply it) */
+  readonly h?: string;
+  /** write tag of version `v` */
+  readonly t?: string;
 }
 
 export const Topic = {
@@ -48,7 +54,7 @@ export const Topic = {
   Copy: 'sessions.copy',
   /** {a: [base, version][]} — accessed without change (keeps replicas from expiring it) */
   Access: 'sessions.access',
-  /** {x: [base, version][]} — destroyed (invalidated or expired by the owner) */
+  /** {x: [base, version, invalidated (1) | expired (0)][]} — destroyed by the owner (no flag: invalidated) */
   Destroy: 'sessions.destroy',
   /** {x: base[]} — drop your copy: you are no longer a holder (backup mode) */
   Drop: 'sessions.drop',
@@ -56,7 +62,7 @@ export const Topic = {
   Get: 'sessions.get',
   /** request {t: transferId, k: cursor, n: limit, w: 'all'|'placed'} → {s: SessionSnapshot[], k: next|null, total} */
   Transfer: 'sessions.transfer',
-  /** request {t, k, n} → {e: [base, version, tomb(0|1)][], k: next|null} */
+  /** request {t, k, n} → {e: [base, version, tomb(0|1), owner route, write tag][], k: next|null} */
   Digest: 'sessions.digest',
   /** {} — the sender is leaving gracefully: stop placing copies on it (applied before its handoff) */
   Leaving: 'sessions.leaving',
