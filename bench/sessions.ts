@@ -1,19 +1,18 @@
 /**
- * Session replication benchmark (in one process, in-memory cluster channel
- * with JSON serialization both ways, real loopback HTTP):
+ * Session replication benchmark in ONE process over the in-memory cluster
+ * channel (JSON serialization both ways):
  *   node dist/bench/sessions.js
- * Reports replication lag p50/p99, session-writing requests/s with a peer vs
- * without, state-transfer time for 10k and 100k sessions, memory per session,
- * and convergence under 16 concurrent writers on one session.
+ * Reports the manager's own replication cost (lag without a network),
+ * state-transfer time for 10k and 100k sessions, memory per session, and
+ * convergence under 16 concurrent writers on one session.
+ *
+ * Replication lag and throughput with a peer over real loopback TCP between
+ * two processes: bench/sessions-tcp.ts (`npm run bench:sessions`).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Pool } from 'undici';
 import { MemoryHub } from '../test/sessions/helpers/memory-cluster.js';
 import { ReplicatedSessionManager } from '../src/sessions/replicated-manager.js';
-import { withSessions, type SessionRequest } from '../src/sessions/middleware.js';
 import type { ReplicationConfigInput } from '../src/sessions/config.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -48,51 +47,9 @@ async function lag(): Promise<void> {
     await a.manager.commit(s);
     lags.push((await applied) - t0);
   }
-  console.log(`replication lag (end of request -> applied on peer, 1 KiB session, async): p50 ${pct(lags, 50).toFixed(3)} ms, p99 ${pct(lags, 99).toFixed(3)} ms`);
+  console.log(`replication lag in one process, in-memory channel (the manager's own cost, no network; 1 KiB session, async): p50 ${pct(lags, 50).toFixed(3)} ms, p99 ${pct(lags, 99).toFixed(3)} ms`);
   a.manager.destroy();
   b.manager.destroy();
-}
-
-async function throughput(withPeer: boolean, consistency: 'async' | 'sync'): Promise<number> {
-  const hub = new MemoryHub();
-  const a = await node(hub, 'n1', { consistency });
-  const b = withPeer ? await node(hub, 'n2') : undefined;
-  const server = http.createServer(
-    withSessions(a.manager, (req: SessionRequest, res) => {
-      const s = req.session as { n?: number; pad?: string };
-      s.n = (s.n ?? 0) + 1;
-      s.pad ??= 'x'.repeat(900);
-      res.end(String(s.n));
-    }),
-  );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 16 });
-  // 64 users with their own session each
-  const cookies: string[] = [];
-  for (let i = 0; i < 64; i++) {
-    const r = await pool.request({ path: '/', method: 'GET' });
-    await r.body.text();
-    cookies.push(String(r.headers['set-cookie']).split(';')[0]!);
-  }
-  let done = 0;
-  const end = performance.now() + 3000;
-  await Promise.all(
-    cookies.map(async (cookie) => {
-      while (performance.now() < end) {
-        const r = await pool.request({ path: '/', method: 'GET', headers: { cookie } });
-        await r.body.text();
-        done++;
-      }
-    }),
-  );
-  const rps = done / 3;
-  await pool.close();
-  server.closeAllConnections();
-  server.close();
-  a.manager.destroy();
-  b?.manager.destroy();
-  return rps;
 }
 
 async function transfer(n: number): Promise<void> {
@@ -184,21 +141,6 @@ async function convergence(): Promise<void> {
 }
 
 await lag();
-for (let i = 0; i < 2; i++) {
-  await throughput(false, 'async'); // warm-up (JIT)
-  await throughput(true, 'async');
-}
-const runs: Record<string, number[]> = { alone: [], async: [], sync: [] };
-for (let i = 0; i < 3; i++) {
-  runs.alone!.push(await throughput(false, 'async'));
-  runs.async!.push(await throughput(true, 'async'));
-  runs.sync!.push(await throughput(true, 'sync'));
-}
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const alone = med(runs.alone!);
-const peered = med(runs.async!);
-const peeredSync = med(runs.sync!);
-console.log(`session-writing requests/s (one process, loopback HTTP, 16 conns, median of 3): alone ${alone.toFixed(0)}, with a peer async ${peered.toFixed(0)} (${(peered / alone).toFixed(2)}x), sync ${peeredSync.toFixed(0)} (${(peeredSync / alone).toFixed(2)}x)`);
 await transfer(10_000);
 await transfer(100_000);
 await convergence();

@@ -39,6 +39,7 @@ import { antiEntropy, tableDigest, type AntiEntropyHost, type AntiEntropyResult 
 import { handOff, receiveHandoff, type HandoffHost, type HandoffReport } from './handoff.js';
 import { copyVerdict, copyWins, newWriteTag } from './convergence.js';
 import { PeerExchanges } from './peer-exchanges.js';
+import { DeltaBatcher } from './delta-batch.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface ReplicatedManagerOptions {
@@ -55,6 +56,8 @@ export interface ReplicatedManagerOptions {
   readonly publishReady?: boolean;
   /** Backoff between state-transfer attempts (default 500 ms doubling to 10 s). */
   readonly transferRetry?: TransferRetryPolicy;
+  /** Send the deltas committed in one event-loop turn as one message per peer (default true; delta-batch.ts). */
+  readonly batchDeltas?: boolean;
 }
 
 export interface ReplicationStats {
@@ -130,6 +133,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   };
   /** Anti-entropy runs triggered by membership events: one at a time per peer, retried (anti-entropy.ts). */
   private readonly exchanges: PeerExchanges;
+  /** Deltas of one event-loop turn, one message per peer (undefined: one message per delta). */
+  private readonly deltaBatcher: DeltaBatcher | undefined;
 
   constructor(private readonly opts: ReplicatedManagerOptions) {
     super();
@@ -143,6 +148,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
     this.holders = new Holders(() => this.channel.self.route, this.config);
     this.server = new SessionServer(this.table, this.holders, this.config.transferRequestTimeoutMs * 3);
+    this.deltaBatcher = opts.batchDeltas === false ? undefined : new DeltaBatcher(this.channel, () => this.config.syncTimeoutMs);
     this.exchanges = new PeerExchanges((peer, push) => this.exchangeWith(peer, push), {
       clock: this.clock,
       isMember: (id) => this.channel.members().some((m) => m.id === id),
@@ -244,6 +250,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (this.state === ManagerState.Closed) return Promise.resolve();
     this.closing ??= (async () => {
       try {
+        this.deltaBatcher?.flush();
         this.flushAccess();
         await this.rereplicating;
         if (this.state === ManagerState.Running && this.config.handoffTimeoutMs > 0) {
@@ -419,7 +426,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     const ids: string[] = [];
     for (const m of deltaTo) {
       ids.push(m.id);
-      sends.push(this.channel.send(m.id, Topic.Delta, { d: [d as unknown as JsonValue] }, { mode, timeoutMs: this.config.syncTimeoutMs }));
+      sends.push(
+        this.deltaBatcher
+          ? this.deltaBatcher.send(m.id, d, sync)
+          : this.channel.send(m.id, Topic.Delta, { d: [d as unknown as JsonValue] }, { mode, timeoutMs: this.config.syncTimeoutMs }),
+      );
       this.stats.deltasSent++;
     }
     if (copyTo.length > 0) {
