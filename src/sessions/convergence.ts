@@ -41,8 +41,15 @@ let counter = 0;
  */
 export function newWriteTag(wallMs: number): string {
   counter = (counter + 1) % COUNTER_MAX;
-  return `${Math.max(0, Math.floor(wallMs)).toString(36).padStart(9, '0')}${counter.toString(36).padStart(6, '0')}${NONCE}`;
+  const ms = Math.max(0, Math.floor(wallMs));
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastPrefix = ms.toString(36).padStart(9, '0');
+  }
+  return lastPrefix + counter.toString(36).padStart(6, '0') + NONCE;
 }
+let lastMs = -1;
+let lastPrefix = '';
 
 /** > 0 when `a` beats `b`, < 0 when `b` beats `a`, 0 when they are the same write (or undecidable: a tag is unknown). */
 export function compareCopies(a: CopyMark, b: CopyMark): number {
