@@ -8,4 +8,5 @@ args=()
 i=1
 IFS=',' read -ra bs <<< "$BACKENDS"
 for b in "${bs[@]}"; do args+=(--member "b$i=http://$b"); i=$((i+1)); done
-exec node "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --no-access-log --log-level warn
+# run as a user runs the `cohort` command: through its shebang (node --max-semi-space-size=64)
+exec "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --no-access-log --log-level warn
