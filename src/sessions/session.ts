@@ -34,6 +34,9 @@ export class Session implements TrackingSink {
   accessNotifiedAt: number;
   /** Approximate JSON size of the attributes at the last local commit (0 on replicas). */
   bytes = 0;
+  /** See attributeSizes(); undefined until the first change, and again whenever the attributes are replaced. */
+  private sizes: Map<string, number> | undefined;
+  private totalBytes = 0;
   /** Write tag of this version: which write produced it (convergence.ts); '' before the first commit or from an untagged peer. */
   tag = '';
 
@@ -114,9 +117,40 @@ export class Session implements TrackingSink {
     this.dirty.add(key);
   }
   removed(key: string): void {
+    if (this.sizes) {
+      this.totalBytes -= this.sizes.get(key) ?? 0;
+      this.sizes.delete(key);
+    }
     this.dirty.delete(key);
     this.removedKeys.add(key);
   }
+  assertFits(key: string, added: number, replaced: number, whole: boolean): void {
+    const sizes = this.attributeSizes();
+    const before = sizes.get(key) ?? 0;
+    const after = whole ? key.length + 4 + added : Math.max(0, before - replaced) + added;
+    const total = this.totalBytes - before + after;
+    if (total > this.limits.maxSessionBytes) {
+      throw new SessionError(SessionErrorCode.TooLarge, `session attribute ${key}: this change makes the session ${total} bytes of JSON, over the ${this.limits.maxSessionBytes}-byte limit (nothing was changed)`);
+    }
+    sizes.set(key, after);
+    this.totalBytes = total;
+  }
+
+  /** Per top-level attribute JSON sizes (key included), computed once per attribute set and kept up to date by assertFits. */
+  private attributeSizes(): Map<string, number> {
+    if (this.sizes) return this.sizes;
+    const sizes = new Map<string, number>();
+    let total = 0;
+    for (const k of Object.keys(this.attrs)) {
+      const n = k.length + 4 + jsonSize(this.attrs[k]!);
+      sizes.set(k, n);
+      total += n;
+    }
+    this.sizes = sizes;
+    this.totalBytes = total;
+    return sizes;
+  }
+
   assertWritable(): void {
     if (this.invalid) throw new SessionError(SessionErrorCode.Invalidated, `session ${this.base.slice(0, 6)}… was invalidated`);
   }
@@ -174,6 +208,8 @@ export class Session implements TrackingSink {
       throw new SessionError(SessionErrorCode.TooLarge, `session ${this.base.slice(0, 6)}… is ${size} bytes of JSON, over the ${this.limits.maxSessionBytes}-byte limit`);
     }
     this.bytes = size;
+    // the running estimate (nested deletes are not subtracted) restarts from the exact figure
+    this.sizes = undefined;
     const b = this.version;
     const d: { -readonly [K in keyof SessionDelta]: SessionDelta[K] } = { i: this.base, r: this.route, b, v: b + 1 };
     if (b === 0 || this.metaDirty) {
@@ -218,6 +254,7 @@ export class Session implements TrackingSink {
       this.attrs = {};
       this.tracker = undefined;
     }
+    this.sizes = undefined;
     if (d.s) {
       for (const k of Object.keys(d.s)) {
         this.attrs[k] = d.s[k]!;
@@ -242,6 +279,7 @@ export class Session implements TrackingSink {
   applySnapshot(s: SessionSnapshot): void {
     this.attrs = s.a;
     this.tracker = undefined;
+    this.sizes = undefined;
     this.route = s.r;
     this.version = s.v;
     this.maxInactiveMs = s.m;

@@ -13,7 +13,7 @@
  */
 import type { JsonValue } from '../cluster/types.js';
 import { SessionError, SessionErrorCode } from './errors.js';
-import { cloneJson } from './json-value.js';
+import { cloneJson, jsonSize } from './json-value.js';
 
 export type Attributes = { [key: string]: JsonValue };
 
@@ -27,6 +27,12 @@ export interface TrackingSink {
   assertWritable(): void;
   /** Largest JSON size of one assigned value, characters. */
   readonly maxAttributeBytes: number;
+  /**
+   * Throws (before anything changes) if top-level attribute `key` growing by `added` bytes while losing
+   * `replaced` bytes would take the whole session over its size limit, so the error names the line
+   * that did it. `whole`: `added` is the attribute's new size, not a growth.
+   */
+  assertFits(key: string, added: number, replaced: number, whole: boolean): void;
 }
 
 interface NodeInfo {
@@ -95,6 +101,7 @@ export class AttributeTracker {
       return;
     }
     const c = cloneJson(value, { maxBytes: this.sink.maxAttributeBytes, path: prop, unwrap: this.unwrap });
+    this.sink.assertFits(prop, c.bytes, 0, true);
     target[prop] = c.value;
     this.sink.changed(prop);
   }
@@ -156,6 +163,11 @@ export class AttributeTracker {
     const ancestors = new Set<object>(me.ancestors);
     ancestors.add(target);
     const c = cloneJson(value, { maxBytes: this.sink.maxAttributeBytes, path, ancestors, unwrap: this.unwrap });
+    const had = Object.hasOwn(target, prop);
+    const old = (target as Record<string, unknown>)[prop];
+    const replaced = had && old !== undefined ? jsonSize(old as JsonValue) : 0;
+    // a new property or element also costs its key (or comma)
+    this.sink.assertFits(me.key, c.bytes + (had ? 0 : Array.isArray(target) ? 1 : prop.length + 4), replaced, false);
     (target as Record<string, unknown>)[prop] = c.value;
     this.sink.changed(me.key);
   }

@@ -98,10 +98,33 @@ test('unserializable values throw at the assignment, with a stable code', () => 
   assert.equal(s.attributes.x, undefined);
 });
 
-test('the whole session over its limit fails at commit', () => {
+test('the whole session over its limit throws at the line that grows it, and nothing changes', () => {
   const s = committed();
-  for (let i = 0; i < 6; i++) s.attributes[`k${i}`] = 'x'.repeat(9_000);
-  assert.throws(() => s.takeDelta(), code(SessionErrorCode.TooLarge));
+  for (let i = 0; i < 5; i++) s.attributes[`k${i}`] = 'x'.repeat(9_000);
+  assert.throws(() => (s.attributes.k5 = 'x'.repeat(9_000)), (e: unknown) => code(SessionErrorCode.TooLarge)(e) && /session attribute k5: this change makes the session \d+ bytes/.test((e as Error).message));
+  assert.equal(s.attributes.k5, undefined);
+  // replacing an attribute by one of the same size fits; removing one makes room
+  s.attributes.k0 = 'y'.repeat(9_000);
+  delete s.attributes.k1;
+  s.attributes.k5 = 'x'.repeat(9_000);
+  // in-place growth: each push is checked against the whole session
+  s.attributes.list = [];
+  const list = s.attributes.list as string[];
+  assert.throws(() => {
+    for (let i = 0; i < 20; i++) list.push('z'.repeat(800));
+  }, code(SessionErrorCode.TooLarge));
+  const kept = (s.attributes.list as string[]).length;
+  assert.ok(kept > 0 && kept < 20, `${kept} pushes fitted`);
+  assert.ok(s.takeDelta(), 'the session that fits commits');
+});
+
+test('after a replica applied a full copy, the size bookkeeping starts from the new attributes', () => {
+  const s = committed();
+  for (let i = 0; i < 5; i++) s.attributes[`k${i}`] = 'x'.repeat(9_000);
+  s.takeDelta();
+  s.applySnapshot({ i: s.id.split('.')[0]!, r: 'tc1', v: 9, c: 0, m: 60_000, a: { small: 1 } } as never);
+  for (let i = 0; i < 5; i++) s.attributes[`n${i}`] = 'x'.repeat(9_000);
+  assert.ok(s.takeDelta());
 });
 
 test('assigned objects are copied: later changes to the caller object cannot bypass tracking', () => {
@@ -163,4 +186,17 @@ test('reorder buffer: repair attempts back off and are counted so a dead sender 
   assert.deepEqual(buf.expired(400), [['y', 'peer']]);
   buf.drop('y');
   assert.equal(buf.size, 0);
+});
+
+test('repeated in-place updates do not accumulate in the size estimate', () => {
+  const s = committed();
+  s.attributes.big = 'x'.repeat(9_000);
+  s.attributes.user = { visits: 0, name: 'ann' };
+  const u = s.attributes.user as { visits: number; name: string };
+  for (let i = 0; i < 20_000; i++) {
+    u.visits++;
+    u.name = i % 2 ? 'ann' : 'bob';
+  }
+  assert.equal(u.visits, 20_000);
+  assert.ok(s.takeDelta());
 });
