@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clusterTlsSchema, dnsSpecSchema, multicastSpecSchema } from './cluster-section.js';
+import { clusterSectionShape, hostPort } from './cluster-section.js';
 
 /**
  * The balancer's configuration schema. Key names follow httpd's
@@ -49,7 +49,6 @@ export const DEFAULTS = {
   managerHistory: 200,
 } as const;
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
 const seconds = z.number().min(0, 'expected a number of seconds ≥ 0');
 
 const tlsFiles = z.strictObject({
@@ -219,16 +218,7 @@ export const balancerConfigSchema = z.strictObject({
    */
   cluster: z.strictObject({
     balancer: z.string().optional(),
-    name: z.string().default('cohort'),
-    listen: hostPort.default('127.0.0.1:0'),
-    advertise: hostPort.optional(),
-    secret: z.string().optional(),
-    secretFile: z.string().optional(),
-    /** Mutual TLS on the channel (PEM files, checked at load). */
-    tls: clusterTlsSchema.optional(),
-    members: z.array(hostPort).default([]),
-    multicast: multicastSpecSchema.default(false),
-    dns: dnsSpecSchema.optional(),
+    ...clusterSectionShape('127.0.0.1:0'),
   }).optional(),
   manager: z.union([z.literal(false), managerSchema]).optional(),
 }).superRefine((cfg, ctx) => {

@@ -6,6 +6,9 @@
  */
 import { z } from 'zod';
 
+/** `host:port` (IPv6 in brackets), as the products' listen and member keys take it. */
+export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
+
 const port = z.number().int().min(1, 'expected a port 1..65535').max(65535, 'expected a port 1..65535');
 const positiveMs = z.number().int().positive('expected milliseconds > 0');
 
@@ -113,4 +116,23 @@ export function securityFor(section: SecuritySection): Record<string, unknown> {
 
 function withoutUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * The keys both products' `cluster` sections have; each adds its own (the balancer: which
+ * balancer learns the nodes) and its listen default (nodes 4000, the balancer an ephemeral port).
+ */
+export function clusterSectionShape(listenDefault: string) {
+  return {
+    name: z.string().default('cohort'),
+    listen: hostPort.default(listenDefault),
+    advertise: hostPort.optional(),
+    secret: z.string().optional(),
+    secretFile: z.string().optional(),
+    /** Mutual TLS on the channel (PEM files, checked at load). */
+    tls: clusterTlsSchema.optional(),
+    members: z.array(hostPort).default([]),
+    multicast: multicastSpecSchema.default(false),
+    dns: dnsSpecSchema.optional(),
+  };
 }

@@ -2,14 +2,13 @@ import { z } from 'zod';
 import { readConfigFile, formatIssues } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { replicationConfigSchema, cookieConfigSchema } from '../sessions/config.js';
-import { clusterTlsSchema, dnsSpecSchema, multicastSpecSchema } from '../config/cluster-section.js';
+import { clusterSectionShape, hostPort } from '../config/cluster-section.js';
 import { mutualTlsIssues } from '../config/pem-files.js';
 
 /**
  * `cohort node` configuration: the `node:` section of a YAML file, or the
  * same from flags. Documented in docs/node.md.
  */
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port');
 
 export const nodeSectionSchema = z.strictObject({
   route: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected a route of letters, digits, "_" or "-"'),
@@ -17,18 +16,7 @@ export const nodeSectionSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:8081'),
   /** Module whose default export is a request listener, an Express app or a Fastify instance. */
   app: z.string().min(1),
-  cluster: z.strictObject({
-    name: z.string().default('cohort'),
-    listen: hostPort.default('127.0.0.1:4000'),
-    advertise: hostPort.optional(),
-    secret: z.string().optional(),
-    secretFile: z.string().optional(),
-    /** Mutual TLS on the channel (PEM files, checked at load). */
-    tls: clusterTlsSchema.optional(),
-    members: z.array(hostPort).default([]),
-    multicast: multicastSpecSchema.default(false),
-    dns: dnsSpecSchema.optional(),
-  }).prefault({}),
+  cluster: z.strictObject(clusterSectionShape('127.0.0.1:4000')).prefault({}),
   sessions: z.strictObject({
     store: z.enum(['replicated', 'redis']).default('replicated'),
     redis: z.string().optional(),
