@@ -5,18 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClusterNode, type ClusterNode } from '../../src/cluster/index.js';
 import { until } from './helpers.js';
-import { hasOpenssl, makeCa, makeCert } from '../helpers/certs.js';
+import { hasOpenssl, makePki, tlsFiles } from '../helpers/certs.js';
 
 test('mutual TLS instead of the secret: members of the CA join, a certificate from another CA is refused and counted', { skip: hasOpenssl() ? false : 'openssl not installed' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-tls-'));
   const nodes: ClusterNode[] = [];
   try {
-    makeCa(dir, 'ca');
-    makeCa(dir, 'evil');
-    makeCert(dir, 'ca', 'n1');
-    makeCert(dir, 'ca', 'n2');
-    makeCert(dir, 'evil', 'x');
-    const tls = (n: string, ca = 'ca') => ({ ca: join(dir, `${ca}.crt`), cert: join(dir, `${n}.crt`), key: join(dir, `${n}.key`) });
+    makePki(dir, { ca: ['n1', 'n2'], evil: ['x'] });
+    const tls = (n: string) => tlsFiles(dir, n);
     const a = createClusterNode({ route: 'a', listen: { host: '127.0.0.1', port: 0 }, tls: tls('n1') }, { env: {} });
     nodes.push(a);
     await a.start();

@@ -14,7 +14,7 @@ import { parseBalancerConfig } from '../../src/config/load.js';
 import { membershipFor, securityFor } from '../../src/config/cluster-section.js';
 import { parseClusterConfig } from '../../src/cluster/config.js';
 import { ConfigError } from '../../src/errors.js';
-import { hasOpenssl, makeCa, makeCert, tlsFiles } from '../helpers/certs.js';
+import { hasOpenssl, makePki, tlsFiles } from '../helpers/certs.js';
 
 const node = (cluster: Record<string, unknown>) => parseNodeConfig({ route: 'tc1', app: './app.mjs', cluster });
 const balancer = (cluster: Record<string, unknown>) => parseBalancerConfig({ balancers: [{ name: 'b' }], cluster });
@@ -119,9 +119,7 @@ test('cluster.tls: unreadable or non-PEM files are a ConfigError naming the key 
 test('cluster.tls: a usable identity is accepted (with or without a secret) and passed to the library; a key that does not match its certificate is refused at load', { skip: hasOpenssl() ? false : 'openssl not installed' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-nodecfg-'));
   try {
-    makeCa(dir, 'ca');
-    makeCert(dir, 'ca', 'n1');
-    makeCert(dir, 'ca', 'n2');
+    makePki(dir, { ca: ['n1', 'n2'] });
     const files = tlsFiles(dir, 'n1');
     const n = node({ tls: files });
     assert.deepEqual(securityFor(n.cluster), { tls: files });

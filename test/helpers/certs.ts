@@ -27,3 +27,11 @@ export function makeCert(dir: string, ca: string, name: string): void {
 export function tlsFiles(dir: string, name: string, ca = 'ca'): { ca: string; cert: string; key: string } {
   return { ca: join(dir, `${ca}.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
 }
+
+/** Several CAs and the leaves each signs, e.g. `{ ca: ['n1', 'n2'], evil: ['x'] }`. */
+export function makePki(dir: string, tree: Record<string, readonly string[]>): void {
+  for (const [ca, leaves] of Object.entries(tree)) {
+    makeCa(dir, ca);
+    for (const leaf of leaves) makeCert(dir, ca, leaf);
+  }
+}

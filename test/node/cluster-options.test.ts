@@ -16,7 +16,7 @@ import { parseBalancerConfig } from '../../src/config/load.js';
 import { BalancerServer } from '../../src/proxy/balancer-server.js';
 import { createClusterNode, type ClusterNode, type ClusterNodeDeps, type DnsRecordType, type DnsResolver } from '../../src/cluster/index.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { hasOpenssl, makeCa, makeCert, tlsFiles } from '../helpers/certs.js';
+import { hasOpenssl, makePki, tlsFiles } from '../helpers/certs.js';
 import { BIN, DEMO_APP, freePort } from '../helpers/cluster-procs.js';
 import { until } from '../cluster/helpers.js';
 
@@ -73,11 +73,7 @@ test('cohort node: two nodes form a cluster over mutual TLS without a secret; a 
   const dir = mkdtempSync(join(tmpdir(), 'cohort-node-tls-'));
   const nodes: NodeRuntime[] = [];
   try {
-    makeCa(dir, 'ca');
-    makeCa(dir, 'evil');
-    makeCert(dir, 'ca', 'n1');
-    makeCert(dir, 'ca', 'n2');
-    makeCert(dir, 'evil', 'x');
+    makePki(dir, { ca: ['n1', 'n2'], evil: ['x'] });
     const a = await startNode('a', { tls: tlsFiles(dir, 'n1') });
     nodes.push(a);
     const b = await startNode('b', { tls: tlsFiles(dir, 'n2'), members: [`127.0.0.1:${channelPort(a)}`] });
@@ -108,9 +104,7 @@ test('cohort node --cluster-tls-ca/--cluster-tls-cert/--cluster-tls-key: two pro
   const dir = mkdtempSync(join(tmpdir(), 'cohort-node-tls-cli-'));
   const children: ChildProcess[] = [];
   try {
-    makeCa(dir, 'ca');
-    makeCert(dir, 'ca', 'n1');
-    makeCert(dir, 'ca', 'n2');
+    makePki(dir, { ca: ['n1', 'n2'] });
     const ports = { h1: await freePort(), c1: await freePort(), h2: await freePort(), c2: await freePort() };
     const env = { ...process.env };
     delete env.COHORT_CLUSTER_SECRET;
@@ -164,11 +158,7 @@ test('balancer cluster.tls: the balancer joins a mutual-TLS cluster and learns i
   const dir = mkdtempSync(join(tmpdir(), 'cohort-lb-tls-'));
   const closers: (() => unknown)[] = [];
   try {
-    makeCa(dir, 'ca');
-    makeCa(dir, 'evil');
-    makeCert(dir, 'ca', 'n1');
-    makeCert(dir, 'ca', 'lb');
-    makeCert(dir, 'evil', 'x');
+    makePki(dir, { ca: ['n1', 'lb'], evil: ['x'] });
     const n1 = await fakeAppNode('tc1', { tls: tlsFiles(dir, 'n1') });
     closers.push(() => n1.destroy());
     const addr = `127.0.0.1:${n1.self.channelAddress.port}`;
