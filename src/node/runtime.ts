@@ -84,7 +84,7 @@ export class NodeRuntime {
     this.metrics = new NodeMetrics(
       config.route,
       () => this.cluster,
-      () => (this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined),
+      () => this.replicated,
       () => this.state === NodeState.Ready,
       () => this.replicationLagMs,
     );
@@ -148,7 +148,7 @@ export class NodeRuntime {
       this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
     }
     const started = performance.now();
-    const replicated = this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined;
+    const replicated = this.replicated;
     this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
     // Progress while pages arrive ("received/total" sessions), at most every TRANSFER_PROGRESS_MS.
     let last: TransferProgress | undefined;
@@ -206,13 +206,17 @@ export class NodeRuntime {
 
   /** The loadfactor published from the start: the configured one (or, reporting load, the idle ceiling). */
   private initialLoadMeta(): Record<string, string> {
-    const cfg = this.config;
-    if (cfg.loadReport) return { loadfactor: String(cfg.loadfactor ?? DEFAULT_LOAD_CEILING) };
-    return cfg.loadfactor !== undefined ? { loadfactor: String(cfg.loadfactor) } : {};
+    const lf = this.config.loadReport ? (this.config.loadfactor ?? DEFAULT_LOAD_CEILING) : this.config.loadfactor;
+    return lf !== undefined ? { loadfactor: String(lf) } : {};
+  }
+
+  /** The session manager when sessions are replicated (not in Redis). */
+  private get replicated(): ReplicatedSessionManager | undefined {
+    return this.sessions instanceof ReplicatedSessionManager ? this.sessions : undefined;
   }
 
   private sessionCount(): number | undefined {
-    return this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().sessions : undefined;
+    return this.replicated?.getStats().sessions;
   }
 
   /** Last measured replication lag in ms (half the probe round trip to the slowest session peer). */
@@ -279,7 +283,7 @@ export class NodeRuntime {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '/';
-    if (url === HEALTH_PATH || url.startsWith(`${HEALTH_PATH}?`)) {
+    if (isPath(url, HEALTH_PATH)) {
       const ready = this.state === NodeState.Ready;
       const body = JSON.stringify({
         route: this.config.route,
@@ -288,13 +292,13 @@ export class NodeRuntime {
         members: this.cluster?.members().map((m) => ({ route: m.route, state: m.state })) ?? [],
         sessions: this.sessionCount(),
         replicationLagMs: this.replicationLagMs,
-        handoff: this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastHandoff : undefined,
+        handoff: this.replicated?.getStats().lastHandoff,
       });
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(ready ? {} : { 'retry-after': '1' }) });
       res.end(body);
       return;
     }
-    if (url === METRICS_PATH || (this.config.metricsPath !== false && (url === this.config.metricsPath || url.startsWith(`${this.config.metricsPath}?`)))) {
+    if (url === METRICS_PATH || (this.config.metricsPath !== false && isPath(url, this.config.metricsPath))) {
       if (!this.mayScrape(req)) {
         res.writeHead(403, { 'content-type': 'text/plain' });
         res.end('node metrics are served to loopback clients and node.metricsFrom only (not through a proxy unless the client is in node.metricsFrom)\n');
@@ -352,7 +356,7 @@ export class NodeRuntime {
       if (this.app?.kind === 'fastify') await this.app.instance.close();
       await this.cluster?.close();
       this.state = NodeState.Stopped;
-      const handoff = this.sessions instanceof ReplicatedSessionManager ? this.sessions.getStats().lastHandoff : undefined;
+      const handoff = this.replicated?.getStats().lastHandoff;
       this.log.info({ route: this.config.route, ...(handoff ? { handoff } : {}) }, 'node stopped');
     })();
     return this.closing;
@@ -366,4 +370,9 @@ export class NodeRuntime {
     this.cluster?.destroy();
     this.state = NodeState.Stopped;
   }
+}
+
+/** `url` is `path`, with or without a query string. */
+function isPath(url: string, path: string): boolean {
+  return url === path || (url.startsWith(path) && url.charCodeAt(path.length) === 63 /* ? */);
 }
