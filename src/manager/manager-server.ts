@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/balancer.js';
 import type { BalancerConfig, BalancerSpec, ManagerSpec } from '../config/balancer-schema.js';
 import type { FinishedExchange } from '../proxy/forward.js';
-import { forwardedClient, formatHostPort, isLoopback } from '../util/address.js';
+import { formatHostPort, isDirectLoopback } from '../util/address.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger } from '../util/logger.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -475,7 +475,7 @@ export class ManagerServer {
     // 'remote' (the default): a scrape from this host needs no credentials; any other, or one that came
     // through a proxy (X-Forwarded-For / Forwarded), does
     const auth = this.opts.spec.metricsauth;
-    if (auth === true || (auth === 'remote' && (!isLoopback(req.socket.remoteAddress) || forwardedClient(req.headers) !== undefined))) await this.requirePrincipal(req);
+    if (auth === true || (auth === 'remote' && !isDirectLoopback(req))) await this.requirePrincipal(req);
     const { contentType, body } = await this.metrics.render();
     res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
     res.end(body);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { membershipFor, securityFor } from '../config/cluster-section.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
-import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isLoopback } from '../util/address.js';
+import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
@@ -314,7 +314,7 @@ export class NodeRuntime {
       return;
     }
     if (url === MEMBERS_PATH) {
-      if (!isLoopback(req.socket.remoteAddress) || forwardedClient(req.headers) !== undefined || !this.cluster) {
+      if (!isDirectLoopback(req) || !this.cluster) {
         res.writeHead(403, { 'content-type': 'text/plain' });
         res.end('the members view is served to loopback clients only\n');
         return;

@@ -54,3 +54,8 @@ export function forwardedClient(headers: Record<string, string | string[] | unde
   const m = /(?:^|;)\s*for\s*=\s*"?\[?([^\]";]*)/i.exec(fwd);
   return m?.[1] ?? 'unknown';
 }
+
+/** A client on this host that came straight to us, not relayed by a proxy (which may be on this host too). */
+export function isDirectLoopback(req: { readonly socket: { readonly remoteAddress?: string | undefined }; readonly headers: Record<string, string | string[] | undefined> }): boolean {
+  return isLoopback(req.socket.remoteAddress) && forwardedClient(req.headers) === undefined;
+}
