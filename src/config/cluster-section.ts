@@ -5,6 +5,7 @@
  * Documented in docs/node.md, docs/configuration.md and docs/cluster.md.
  */
 import { z } from 'zod';
+import { parseHostPort } from '../util/address.js';
 
 /** `host:port` (IPv6 in brackets), as the products' listen and member keys take it. */
 export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
@@ -111,6 +112,28 @@ export function securityFor(section: SecuritySection): Record<string, unknown> {
     ...(section.secret ? { secret: section.secret } : {}),
     ...(section.secretFile ? { secretFile: section.secretFile } : {}),
     ...(section.tls ? { tls: { ca: section.tls.ca, cert: section.tls.cert, key: section.tls.key } } : {}),
+  };
+}
+
+/** A product's whole `cluster` section (as parsed by {@link clusterSectionShape}). */
+export interface ClusterSection extends DiscoverySection, SecuritySection {
+  readonly name: string;
+  readonly listen: string;
+  readonly advertise?: string | undefined;
+}
+
+/**
+ * The library's channel configuration for a product's section: cluster name, listen and advertise
+ * addresses, security and membership (see {@link membershipFor} for `dnsPort`). The caller adds
+ * its route and meta.
+ */
+export function channelConfigFor(section: ClusterSection, dnsPort?: number) {
+  return {
+    clusterName: section.name,
+    listen: parseHostPort(section.listen),
+    ...(section.advertise ? { advertise: parseHostPort(section.advertise) } : {}),
+    ...securityFor(section),
+    membership: membershipFor(section, dnsPort),
   };
 }
 

@@ -2,9 +2,9 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
-import { membershipFor, securityFor } from '../config/cluster-section.js';
+import { channelConfigFor } from '../config/cluster-section.js';
 import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
-import { parseHostPort, formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
+import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
@@ -103,15 +103,10 @@ export class NodeRuntime {
     this.httpUrl = `http://${formatHostPort(a.address, a.port)}`;
 
     // 2. The cluster channel and membership.
-    const cl = cfg.cluster;
-    const listen = parseHostPort(cl.listen);
+    const channel = channelConfigFor(cfg.cluster);
     this.cluster = createClusterNode({
       route: cfg.route,
-      clusterName: cl.name,
-      listen,
-      ...(cl.advertise ? { advertise: parseHostPort(cl.advertise) } : {}),
-      ...securityFor(cl),
-      membership: membershipFor(cl),
+      ...channel,
       meta: { role: 'node', http: this.httpUrl, ready: 'false', ...this.initialLoadMeta() },
     }, { ...this.clusterDeps, configFile: this.configFile });
     this.cluster.handle(LAG_TOPIC, () => null);
@@ -176,7 +171,7 @@ export class NodeRuntime {
     this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
     this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
     this.publishTimer.unref();
-    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
+    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${channel.listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
   }
 
   /**

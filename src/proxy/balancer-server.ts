@@ -16,7 +16,7 @@ import { HealthChecker } from './health-check.js';
 import { proxyUpgrade } from './upgrade.js';
 import { randomBytes } from 'node:crypto';
 import { createClusterNode, publishSeenMembers, DEFAULT_LISTEN_PORT, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
-import { membershipFor, securityFor } from '../config/cluster-section.js';
+import { channelConfigFor } from '../config/cluster-section.js';
 import { BalancerDiscovery } from '../discovery/balancer-discovery.js';
 
 export interface BalancerServerOptions {
@@ -259,17 +259,12 @@ export class BalancerServer {
     const c = this.config.cluster;
     if (c === undefined) return;
     const balancer = this.balancers.get(c.balancer ?? this.config.balancers[0]!.name)!;
-    const listen = parseHostPort(c.listen);
     // A/AAAA answers name hosts, not ports: dial the nodes on our own channel port, unless that is
     // ephemeral (the default), then on the nodes' default channel port.
-    const dnsPort = listen.port !== 0 ? listen.port : DEFAULT_LISTEN_PORT;
+    const dnsPort = parseHostPort(c.listen).port || DEFAULT_LISTEN_PORT;
     this.cluster = createClusterNode({
       route: `lb-${randomBytes(4).toString('hex')}`,
-      clusterName: c.name,
-      listen,
-      ...(c.advertise ? { advertise: parseHostPort(c.advertise) } : {}),
-      ...securityFor(c),
-      membership: membershipFor(c, dnsPort),
+      ...channelConfigFor(c, dnsPort),
       meta: { role: 'balancer' },
     }, this.options.clusterDeps ?? {});
     await this.cluster.start();
