@@ -8,14 +8,12 @@
  */
 import type { MemberView } from '../cluster/types.js';
 import type { Clock } from '../util/clock.js';
+import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import type { SessionLogger } from './manager.js';
 
-export interface ExchangeRetryPolicy {
+export interface ExchangeRetryPolicy extends BackoffPolicy {
   /** Retries after a failed run. */
   readonly attempts: number;
-  /** ms before the first retry; doubles per retry. */
-  readonly initialMs: number;
-  readonly maxMs: number;
 }
 
 export const DEFAULT_EXCHANGE_RETRY: ExchangeRetryPolicy = { attempts: 5, initialMs: 500, maxMs: 8_000 };
@@ -84,7 +82,7 @@ export class PeerExchanges {
           this.opts.log.warn({ node: this.opts.node(), member: peer.route, why, err: String(err) }, `anti-entropy with ${peer.route} failed ${failures} times; the periodic exchange will retry`);
           return;
         }
-        const wait = Math.min(policy.maxMs, policy.initialMs * 2 ** (failures - 1));
+        const wait = backoffDelay(policy, failures);
         this.opts.log.warn({ node: this.opts.node(), member: peer.route, why, attempt: failures, retryInMs: wait, err: String(err) }, `anti-entropy with ${peer.route} failed; retrying in ${wait} ms`);
         if (state.again) continue;
         await new Promise<void>((resolve) => {

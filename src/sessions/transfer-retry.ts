@@ -10,23 +10,18 @@
  */
 import type { ClusterChannel } from '../cluster/types.js';
 import type { Clock } from '../util/clock.js';
+import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import type { SessionLogger } from './manager.js';
 import { transferState, type TransferPlan, type TransferProgressListener, type TransferReport } from './state-transfer.js';
 import type { SessionSnapshot } from './wire.js';
 
-export interface TransferRetryPolicy {
-  /** ms before the second attempt; doubles per attempt. */
-  readonly initialMs: number;
-  /** ms, the longest wait between attempts. */
-  readonly maxMs: number;
-}
+/** ms before the second attempt (`initialMs`), doubling per attempt up to `maxMs`. */
+export type TransferRetryPolicy = BackoffPolicy;
 
 export const DEFAULT_TRANSFER_RETRY: TransferRetryPolicy = { initialMs: 500, maxMs: 10_000 };
 
 /** Wait before attempt `attempt + 1` (attempt ≥ 1). */
-export function retryDelay(policy: TransferRetryPolicy, attempt: number): number {
-  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(30, attempt - 1));
-}
+export const retryDelay: (policy: TransferRetryPolicy, attempt: number) => number = backoffDelay;
 
 export interface TransferLoopOptions {
   readonly retry?: TransferRetryPolicy;
