@@ -16,10 +16,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createClusterNode } from '../src/cluster/index.js';
 import { sessionMembersView } from '../src/node/session-members.js';
-import { ReplicatedSessionManager } from '../src/sessions/replicated-manager.js';
-import { withSessions, type SessionRequest } from '../src/sessions/middleware.js';
+import { ReplicatedSessionManager } from '../src/sessions/replication/replicated-manager.js';
+import { withSessions, type SessionRequest } from '../src/sessions/http/middleware.js';
 import type { CommitOptions } from '../src/sessions/manager.js';
-import type { Session } from '../src/sessions/session.js';
+import type { Session } from '../src/sessions/model/session.js';
 
 const route = process.env.ROUTE ?? 'n1';
 const members = (process.env.MEMBERS ?? '').split(',').filter(Boolean);

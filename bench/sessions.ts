@@ -12,7 +12,7 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { MemoryHub } from '../test/sessions/helpers/memory-cluster.js';
-import { ReplicatedSessionManager } from '../src/sessions/replicated-manager.js';
+import { ReplicatedSessionManager } from '../src/sessions/replication/replicated-manager.js';
 import type { ReplicationConfigInput } from '../src/sessions/config.js';
 
 v8.setFlagsFromString('--expose-gc');

@@ -10,8 +10,8 @@ import type { Clock } from '../util/clock.js';
 import { ConfigError } from '../errors.js';
 import { cookieConfigSchema, parseConfig, replicationConfigSchema, DEFAULT_MAX_INACTIVE_MS } from './config.js';
 import type { SessionLogger, SessionManager } from './manager.js';
-import { RedisSessionManager } from './redis-manager.js';
-import { ReplicatedSessionManager } from './replicated-manager.js';
+import { RedisSessionManager } from './redis/redis-manager.js';
+import { ReplicatedSessionManager } from './replication/replicated-manager.js';
 
 export const redisConfigSchema = z.strictObject({
   url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://'),

@@ -18,13 +18,13 @@ export {
   isValidRoute,
   type ParsedSessionId,
   type RandomBytes,
-} from './session-id.js';
-export { Session, type SessionLimits } from './session.js';
-export type { Attributes } from './tracking.js';
-export type { SessionDelta, SessionSnapshot } from './wire.js';
-export { classifyDelta, type DeltaDecision } from './ordering.js';
-export { rankRoutes, backupRoutes, orphanHolders } from './placement.js';
-export { isExpired, shouldNotifyAccess, type ExpiryPolicy } from './expiry.js';
+} from './model/session-id.js';
+export { Session, type SessionLimits } from './model/session.js';
+export type { Attributes } from './model/tracking.js';
+export type { SessionDelta, SessionSnapshot } from './replication/wire.js';
+export { classifyDelta, type DeltaDecision } from './replication/ordering.js';
+export { rankRoutes, backupRoutes, orphanHolders } from './replication/placement.js';
+export { isExpired, shouldNotifyAccess, type ExpiryPolicy } from './model/expiry.js';
 export {
   replicationConfigSchema,
   cookieConfigSchema,
@@ -43,16 +43,16 @@ export {
   type SessionEventMap,
   type SessionLogger,
 } from './manager.js';
-export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replicated-manager.js';
-export type { TransferReport, TransferProgress } from './state-transfer.js';
-export type { HandoffReport } from './handoff.js';
-export { chooseNewOwner, planHandoff, type HandoffCandidate } from './handoff-plan.js';
-export { RedisSessionManager, type RedisManagerOptions } from './redis-manager.js';
-export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http-cookie.js';
-export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './request-session.js';
-export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './middleware.js';
-export { cohortStore, CohortSessionStore, type CohortStoreMethods } from './express-store.js';
-export { cohortFastifySessions, type FastifySessionOptions } from './fastify.js';
+export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replication/replicated-manager.js';
+export type { TransferReport, TransferProgress } from './replication/state-transfer.js';
+export type { HandoffReport } from './replication/handoff.js';
+export { chooseNewOwner, planHandoff, type HandoffCandidate } from './replication/handoff-plan.js';
+export { RedisSessionManager, type RedisManagerOptions } from './redis/redis-manager.js';
+export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http/cookie.js';
+export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './http/request-session.js';
+export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './http/middleware.js';
+export { cohortStore, CohortSessionStore, type CohortStoreMethods } from './http/express-store.js';
+export { cohortFastifySessions, type FastifySessionOptions } from './http/fastify.js';
 export {
   SessionBackendRegistry,
   defaultSessionBackends,

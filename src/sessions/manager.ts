@@ -3,7 +3,7 @@
  * the cluster channel, or Redis/Valkey). Framework adapters (node:http,
  * Express, Fastify, the express-session Store) depend on this only.
  */
-import type { Session } from './session.js';
+import type { Session } from './model/session.js';
 
 export interface CommitOptions {
   /**

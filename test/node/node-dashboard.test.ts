@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { NodeRuntime } from '../../src/node/runtime.js';
 import { parseNodeConfig } from '../../src/node/config.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
 import { ClusterSource } from '../../src/manager/dashboard-source-cluster.js';
 import { systemClock } from '../../src/util/clock.js';
 import { basic, startStack, type Stack } from '../manager/helpers.js';

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settle, startCluster, startNode, stopAll } from './helpers/fixture.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
-import { withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
+import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import { MemoryHub } from './helpers/memory-cluster.js';
-import { backupRoutes } from '../../src/sessions/placement.js';
-import type { Session } from '../../src/sessions/session.js';
+import { backupRoutes } from '../../src/sessions/replication/placement.js';
+import type { Session } from '../../src/sessions/model/session.js';
 
 test('backup mode: a restarted owner pulls back the sessions placed on it, and others find sessions they do not hold', async () => {
   const { hub, nodes } = await startCluster(3, { mode: 'backup' });

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settle, startCluster, stopAll, type TestNode } from './helpers/fixture.js';
-import { Topic, type SessionDelta } from '../../src/sessions/wire.js';
-import { compareCopies, copyVerdict, copyWins, diffDigests, newWriteTag, type DiffContext, type DigestEntry } from '../../src/sessions/convergence.js';
-import { classifyDelta } from '../../src/sessions/ordering.js';
-import { SessionTable } from '../../src/sessions/session-table.js';
-import { Session } from '../../src/sessions/session.js';
-import { backupRoutes } from '../../src/sessions/placement.js';
+import { Topic, type SessionDelta } from '../../src/sessions/replication/wire.js';
+import { compareCopies, copyVerdict, copyWins, diffDigests, newWriteTag, type DiffContext, type DigestEntry } from '../../src/sessions/replication/convergence.js';
+import { classifyDelta } from '../../src/sessions/replication/ordering.js';
+import { SessionTable } from '../../src/sessions/model/session-table.js';
+import { Session } from '../../src/sessions/model/session.js';
+import { backupRoutes } from '../../src/sessions/replication/placement.js';
 
 // ---------------------------------------------------------------- pure pieces
 

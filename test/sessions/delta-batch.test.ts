@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settle, startCluster, stopAll, type TestNode } from './helpers/fixture.js';
-import { Topic } from '../../src/sessions/wire.js';
-import { DeltaBatcher } from '../../src/sessions/delta-batch.js';
+import { Topic } from '../../src/sessions/replication/wire.js';
+import { DeltaBatcher } from '../../src/sessions/replication/delta-batch.js';
 import type { ClusterChannel, JsonValue, SendOptions } from '../../src/cluster/types.js';
 
 test('commits of one turn: one sessions.delta message per peer carrying them in commit order; replicas apply all', async () => {

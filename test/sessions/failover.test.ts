@@ -11,8 +11,8 @@ import type { ServerResponse } from 'node:http';
 import { MemoryHub } from './helpers/memory-cluster.js';
 import { closeServer, listen } from './helpers/http.js';
 import { VirtualUser, runUsers, type TargetNode } from './helpers/virtual-users.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
-import { withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
+import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import type { ReplicationConfigInput } from '../../src/sessions/config.js';
 
 async function scenario(config: ReplicationConfigInput) {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNewOwner, planHandoff } from '../../src/sessions/handoff-plan.js';
-import { backupRoutes, rankRoutes } from '../../src/sessions/placement.js';
-import { newSessionBase } from '../../src/sessions/session-id.js';
+import { chooseNewOwner, planHandoff } from '../../src/sessions/replication/handoff-plan.js';
+import { backupRoutes, rankRoutes } from '../../src/sessions/replication/placement.js';
+import { newSessionBase } from '../../src/sessions/model/session-id.js';
 
 test('handoff owner choice: no survivors, no owner', () => {
   assert.equal(chooseNewOwner('abc', ['n2'], []), undefined);

@@ -11,12 +11,12 @@ import { startCluster, startNode, settle, stopAll, advanceAll, type TestNode } f
 import { MemoryHub } from './helpers/memory-cluster.js';
 import { closeServer, listen } from './helpers/http.js';
 import { VirtualUser, runUsers, type TargetNode } from './helpers/virtual-users.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
-import { withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
+import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import type { ReplicationConfigInput } from '../../src/sessions/config.js';
 import type { JsonValue, MemberView } from '../../src/cluster/types.js';
-import { Topic } from '../../src/sessions/wire.js';
-import { backupRoutes } from '../../src/sessions/placement.js';
+import { Topic } from '../../src/sessions/replication/wire.js';
+import { backupRoutes } from '../../src/sessions/replication/placement.js';
 
 const MAX_INACTIVE_MS = 60_000;
 

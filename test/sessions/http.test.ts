@@ -5,11 +5,11 @@ import session from 'express-session';
 import Fastify from 'fastify';
 import { MemoryHub } from './helpers/memory-cluster.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
-import { sessionMiddleware, withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
-import { cohortStore } from '../../src/sessions/express-store.js';
-import { cohortFastifySessions } from '../../src/sessions/fastify.js';
-import { readCookie, readPathParameter, stripPathParameter } from '../../src/sessions/http-cookie.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
+import { sessionMiddleware, withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
+import { cohortStore } from '../../src/sessions/http/express-store.js';
+import { cohortFastifySessions } from '../../src/sessions/http/fastify.js';
+import { readCookie, readPathParameter, stripPathParameter } from '../../src/sessions/http/cookie.js';
 import { settle } from './helpers/fixture.js';
 
 async function managers(n: number, config = {}) {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backupRoutes, orphanHolders, rankRoutes } from '../../src/sessions/placement.js';
-import { isExpired, shouldNotifyAccess } from '../../src/sessions/expiry.js';
-import { newSessionBase } from '../../src/sessions/session-id.js';
+import { backupRoutes, orphanHolders, rankRoutes } from '../../src/sessions/replication/placement.js';
+import { isExpired, shouldNotifyAccess } from '../../src/sessions/model/expiry.js';
+import { newSessionBase } from '../../src/sessions/model/session-id.js';
 
 test('rendezvous placement: deterministic, spread evenly, minimal movement when a member leaves', () => {
   const routes = ['n1', 'n2', 'n3', 'n4', 'n5'];
@@ -39,7 +39,7 @@ test('expiry: owner after maxInactive; replica only after maxInactive + grace wi
 });
 
 test('take-over sources: never every member for an id nobody holds', async () => {
-  const { fallbackSources } = await import('../../src/sessions/take-over.js');
+  const { fallbackSources } = await import('../../src/sessions/replication/take-over.js');
   const m = (route: string) => ({ id: `id-${route}`, route }) as unknown as import('../../src/cluster/types.js').MemberView;
   const [a, b, c] = [m('a'), m('b'), m('c')];
   assert.deepEqual(fallbackSources({ mode: 'all-to-all', owner: undefined, heldLocally: false, placement: [], members: [a, b, c] }), []);

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisSessionManager } from '../../src/sessions/redis-manager.js';
-import { withSessions, type SessionRequest } from '../../src/sessions/middleware.js';
+import { RedisSessionManager } from '../../src/sessions/redis/redis-manager.js';
+import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import { SessionErrorCode } from '../../src/sessions/errors.js';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { advanceAll, settle, startCluster, startNode, stopAll } from './helpers/fixture.js';
-import { Topic } from '../../src/sessions/wire.js';
-import { parseSessionId } from '../../src/sessions/session-id.js';
-import type { Session } from '../../src/sessions/session.js';
+import { Topic } from '../../src/sessions/replication/wire.js';
+import { parseSessionId } from '../../src/sessions/model/session-id.js';
+import type { Session } from '../../src/sessions/model/session.js';
 
 test('all-to-all: a new session and in-place changes reach every node; only the changed attribute travels', async () => {
   const { hub, nodes } = await startCluster(3);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settle, startCluster, startNode, stopAll } from './helpers/fixture.js';
 import { MemoryHub } from './helpers/memory-cluster.js';
-import { Session } from '../../src/sessions/session.js';
+import { Session } from '../../src/sessions/model/session.js';
 
 /** Fills a node with `n` committed sessions of ~`bytes` JSON each (alone, so nothing is sent). */
 async function fill(node: Awaited<ReturnType<typeof startNode>>, n: number, bytes: number): Promise<void> {
@@ -169,7 +169,7 @@ test('partition heal in backup mode: every session ends with its owner and backu
     hub.heal();
     await settle(40);
     for (const s of list) {
-      const { backupRoutes } = await import('../../src/sessions/placement.js');
+      const { backupRoutes } = await import('../../src/sessions/replication/placement.js');
       const [bk] = backupRoutes(s.base, 'n1', ['n1', 'n2', 'n3', 'n4'], 1);
       const holder = nodes.find((n) => n.route === bk)!;
       const copy = holder.manager.peek(s.base);

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Session } from '../../src/sessions/session.js';
-import { parseSessionId, rewriteRoute, newSessionBase, formatSessionId } from '../../src/sessions/session-id.js';
+import { Session } from '../../src/sessions/model/session.js';
+import { parseSessionId, rewriteRoute, newSessionBase, formatSessionId } from '../../src/sessions/model/session-id.js';
 import { SessionErrorCode } from '../../src/sessions/errors.js';
-import { classifyDelta, ReorderBuffer } from '../../src/sessions/ordering.js';
-import type { SessionDelta } from '../../src/sessions/wire.js';
+import { classifyDelta, ReorderBuffer } from '../../src/sessions/replication/ordering.js';
+import type { SessionDelta } from '../../src/sessions/replication/wire.js';
 
 const limits = { maxAttributeBytes: 10_000, maxSessionBytes: 50_000 };
 function fresh(): Session {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { startCluster, startNode, stopAll } from './helpers/fixture.js';
 import { MemoryHub } from './helpers/memory-cluster.js';
 import { ManualClock } from '../../src/util/clock.js';
-import { ReplicatedSessionManager } from '../../src/sessions/replicated-manager.js';
-import type { TransferProgress } from '../../src/sessions/state-transfer.js';
+import { ReplicatedSessionManager } from '../../src/sessions/replication/replicated-manager.js';
+import type { TransferProgress } from '../../src/sessions/replication/state-transfer.js';
 
 async function fill(manager: ReplicatedSessionManager, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {

@@ -3,7 +3,7 @@
  * its own ManualClock (optionally offset: clocks are never synchronized).
  */
 import { ManualClock } from '../../../src/util/clock.js';
-import { ReplicatedSessionManager } from '../../../src/sessions/replicated-manager.js';
+import { ReplicatedSessionManager } from '../../../src/sessions/replication/replicated-manager.js';
 import type { ReplicationConfigInput } from '../../../src/sessions/config.js';
 import { MemoryHub, type MemoryChannel } from './memory-cluster.js';
 

@@ -4,7 +4,7 @@
  * owned session the routes it was last sent to, so a commit knows who needs
  * a delta, who needs a full copy (new holder) and who should drop its copy.
  */
-import type { MemberView } from '../cluster/types.js';
+import type { MemberView } from '../../cluster/types.js';
 import { backupRoutes, orphanHolders } from './placement.js';
 
 export interface HolderPolicy {

@@ -4,11 +4,11 @@
  * mutates it through `attributes`; replicas apply deltas and snapshots to it
  * directly (no tracking). Pure: no clock, no I/O — times are passed in.
  */
-import { SessionError, SessionErrorCode } from './errors.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
 import { formatSessionId } from './session-id.js';
 import { AttributeTracker, type Attributes, type TrackingSink } from './tracking.js';
 import { jsonSize } from './json-value.js';
-import type { SessionDelta, SessionSnapshot } from './wire.js';
+import type { SessionDelta, SessionSnapshot } from '../replication/wire.js';
 
 export interface SessionLimits {
   /** Largest JSON size of one attribute value (characters). */

@@ -28,19 +28,19 @@
  * held it under the previous owner, full copies to new backups, drops to the
  * others).
  */
-import { MemberState, type ClusterChannel, type JsonValue, type MemberView } from '../cluster/types.js';
-import type { Clock } from '../util/clock.js';
+import { MemberState, type ClusterChannel, type JsonValue, type MemberView } from '../../cluster/types.js';
+import type { Clock } from '../../util/clock.js';
 import type { CommitTargets, Holders } from './holders.js';
 import { planHandoff } from './handoff-plan.js';
-import type { SessionLogger } from './manager.js';
-import type { Session } from './session.js';
-import type { SessionTable } from './session-table.js';
-import { formatSessionId } from './session-id.js';
+import type { SessionLogger } from '../manager.js';
+import type { Session } from '../model/session.js';
+import type { SessionTable } from '../model/session-table.js';
+import { formatSessionId } from '../model/session-id.js';
 import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
-import { jsonSize } from './json-value.js';
+import { jsonSize } from '../model/json-value.js';
 import { newWriteTag } from './convergence.js';
 import { chainsOnto } from './ordering.js';
-import { SessionError, SessionErrorCode } from './errors.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
 
 /** Rounds of the leaving side: the first, then sessions created meanwhile or refused by a receiver. */
 export const MAX_HANDOFF_ROUNDS = 4;

@@ -8,10 +8,10 @@
  * when an attempt completes or when no peer is left to transfer from (the
  * peers it still needed left the cluster; a node alone is trivially done).
  */
-import type { ClusterChannel } from '../cluster/types.js';
-import type { Clock } from '../util/clock.js';
-import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
-import type { SessionLogger } from './manager.js';
+import type { ClusterChannel } from '../../cluster/types.js';
+import type { Clock } from '../../util/clock.js';
+import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
+import type { SessionLogger } from '../manager.js';
 import { transferState, type TransferPlan, type TransferProgressListener, type TransferReport } from './state-transfer.js';
 import type { SessionSnapshot } from './wire.js';
 

@@ -9,13 +9,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { JsonValue } from '../cluster/types.js';
-import { systemClock, type Clock } from '../util/clock.js';
-import { DEFAULT_MAX_ATTRIBUTE_BYTES, DEFAULT_MAX_INACTIVE_MS, DEFAULT_MAX_SESSION_BYTES } from './config.js';
-import { SessionError, SessionErrorCode } from './errors.js';
-import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from './manager.js';
-import { Session, type SessionLimits } from './session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
+import type { JsonValue } from '../../cluster/types.js';
+import { systemClock, type Clock } from '../../util/clock.js';
+import { DEFAULT_MAX_ATTRIBUTE_BYTES, DEFAULT_MAX_INACTIVE_MS, DEFAULT_MAX_SESSION_BYTES } from '../config.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
+import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../manager.js';
+import { Session, type SessionLimits } from '../model/session.js';
+import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
 
 export interface RedisManagerOptions {
   /** This node's route (id suffix). */

@@ -12,7 +12,7 @@
  * commit is sent in mode `applied` (its async commits then wait for the
  * acknowledgement too — only when both kinds end in the same turn).
  */
-import type { ClusterChannel, JsonValue } from '../cluster/types.js';
+import type { ClusterChannel, JsonValue } from '../../cluster/types.js';
 import { Topic, type SessionDelta } from './wire.js';
 
 interface Batch {

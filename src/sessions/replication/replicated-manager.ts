@@ -12,11 +12,11 @@
  *  - timestamps never cross the wire, only durations and versions.
  */
 import { EventEmitter } from 'node:events';
-import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../cluster/types.js';
-import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
-import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from './config.js';
-import { SessionError, SessionErrorCode } from './errors.js';
-import { isExpired, shouldNotifyAccess } from './expiry.js';
+import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../../cluster/types.js';
+import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../../util/clock.js';
+import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from '../config.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
+import { isExpired, shouldNotifyAccess } from '../model/expiry.js';
 import {
   silentLogger,
   type CommitOptions,
@@ -24,12 +24,12 @@ import {
   type LoadOptions,
   type SessionLogger,
   type SessionManager,
-} from './manager.js';
+} from '../manager.js';
 import { chainsOnto, classifyDelta, ReorderBuffer } from './ordering.js';
 import { Holders } from './holders.js';
-import { Session, type SessionLimits } from './session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from './session-id.js';
-import { SessionTable } from './session-table.js';
+import { Session, type SessionLimits } from '../model/session.js';
+import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
+import { SessionTable } from '../model/session-table.js';
 import { type TransferProgress, type TransferReport } from './state-transfer.js';
 import { transferUntilDone, type TransferRetryPolicy } from './transfer-retry.js';
 import { SessionServer } from './serving.js';

@@ -3,7 +3,7 @@
  * a session before claiming it, and the fetch itself. The claim (route
  * rewrite, version bump at the next commit) is the manager's.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../cluster/types.js';
+import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
 import { asSnapshot, field, isArray, Topic, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface SourcesInput {

@@ -6,7 +6,7 @@
  * (take-over) keeps the base, an id regeneration (login) changes it.
  */
 import { randomBytes } from 'node:crypto';
-import { SessionError, SessionErrorCode } from './errors.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
 
 /** Separator between base and route, like httpd's `stickysessionsep` default. */
 export const ROUTE_SEPARATOR = '.';

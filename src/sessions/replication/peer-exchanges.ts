@@ -6,10 +6,10 @@
  * retried with a bounded backoff while the peer is still a member. After the
  * last attempt the periodic anti-entropy remains the safety net.
  */
-import type { MemberView } from '../cluster/types.js';
-import type { Clock } from '../util/clock.js';
-import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
-import type { SessionLogger } from './manager.js';
+import type { MemberView } from '../../cluster/types.js';
+import type { Clock } from '../../util/clock.js';
+import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
+import type { SessionLogger } from '../manager.js';
 
 export interface ExchangeRetryPolicy extends BackoffPolicy {
   /** Retries after a failed run. */

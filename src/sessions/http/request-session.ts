@@ -7,11 +7,11 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { JsonValue } from '../cluster/types.js';
-import type { CookieConfig } from './config.js';
-import type { CommitOptions, SessionManager } from './manager.js';
-import type { Session } from './session.js';
-import { readCookie, readPathParameter, serializeSessionCookie } from './http-cookie.js';
+import type { JsonValue } from '../../cluster/types.js';
+import type { CookieConfig } from '../config.js';
+import type { CommitOptions, SessionManager } from '../manager.js';
+import type { Session } from '../model/session.js';
+import { readCookie, readPathParameter, serializeSessionCookie } from './cookie.js';
 
 type Callback = (err?: unknown) => void;
 

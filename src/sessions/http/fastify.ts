@@ -9,8 +9,8 @@
  * Set-Cookie header is added there.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cookieConfigSchema, parseConfig, type CookieConfigInput } from './config.js';
-import type { SessionManager } from './manager.js';
+import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
+import type { SessionManager } from '../manager.js';
 import { RequestSession } from './request-session.js';
 
 export interface FastifySessionOptions {

@@ -3,8 +3,8 @@
  * so that every replica (and Redis) holds exactly what the owner holds: a
  * value that JSON would drop or alter silently is refused at assignment.
  */
-import type { JsonValue } from '../cluster/types.js';
-import { SessionError, SessionErrorCode } from './errors.js';
+import type { JsonValue } from '../../cluster/types.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
 
 export interface CloneOptions {
   /** Refuse values whose JSON text is longer than this (characters, ≈ bytes for ASCII). */

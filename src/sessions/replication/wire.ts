@@ -2,9 +2,9 @@
  * What travels between nodes. Short keys: a state transfer moves 100k of
  * these. All payloads are JSON (the channel's only currency).
  */
-import type { JsonValue } from '../cluster/types.js';
-import { SessionError, SessionErrorCode } from './errors.js';
-import type { Attributes } from './tracking.js';
+import type { JsonValue } from '../../cluster/types.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
+import type { Attributes } from '../model/tracking.js';
 
 /** Full copy of a session. */
 export interface SessionSnapshot {

@@ -6,10 +6,10 @@
  * (a cursor), so sessions created meanwhile reach the joiner as ordinary
  * deltas instead of shifting the pages.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../cluster/types.js';
-import type { Clock } from '../util/clock.js';
-import { SessionError, SessionErrorCode } from './errors.js';
-import type { SessionLogger } from './manager.js';
+import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
+import type { Clock } from '../../util/clock.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
+import type { SessionLogger } from '../manager.js';
 import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
 
 interface Cursor {

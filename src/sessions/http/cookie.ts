@@ -4,7 +4,7 @@
  * unlike httpd's substring search that `XJSESSIONID` can fool) and looks for
  * the `;jsessionid=` path parameter in the path only, never in the query.
  */
-import type { CookieConfig } from './config.js';
+import type { CookieConfig } from '../config.js';
 
 /** The value of cookie `name` in a Cookie header (first exact match), or undefined. */
 export function readCookie(header: string | readonly string[] | undefined, name: string): string | undefined {

@@ -12,10 +12,10 @@
  * transfers state at start-up, so a healed member there keeps missing what
  * changed meanwhile.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../cluster/types.js';
+import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
 import { diffDigests, type DigestEntry, type ExchangePlan } from './convergence.js';
-import type { Session } from './session.js';
-import type { SessionTable } from './session-table.js';
+import type { Session } from '../model/session.js';
+import type { SessionTable } from '../model/session-table.js';
 import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
 
 export type { DigestEntry } from './convergence.js';

@@ -11,8 +11,8 @@
  * session (assigned values are deep-copied), so no object is reachable from
  * two places and every nested object has one path to its top-level key.
  */
-import type { JsonValue } from '../cluster/types.js';
-import { SessionError, SessionErrorCode } from './errors.js';
+import type { JsonValue } from '../../cluster/types.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
 import { cloneJson, jsonSize } from './json-value.js';
 
 export type Attributes = { [key: string]: JsonValue };

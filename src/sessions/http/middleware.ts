@@ -6,11 +6,11 @@
  * decided when the headers are written.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cookieConfigSchema, parseConfig, type CookieConfigInput } from './config.js';
-import { SessionError, SessionErrorCode } from './errors.js';
-import { silentLogger, type SessionLogger, type SessionManager } from './manager.js';
+import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
+import { SessionError, SessionErrorCode } from '../errors.js';
+import { silentLogger, type SessionLogger, type SessionManager } from '../manager.js';
 import { RequestSession, type SessionFacade } from './request-session.js';
-import { stripPathParameter } from './http-cookie.js';
+import { stripPathParameter } from './cookie.js';
 
 export interface SessionMiddlewareOptions {
   readonly cookie?: CookieConfigInput;

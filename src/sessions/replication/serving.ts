@@ -3,10 +3,10 @@
  * anti-entropy), state-transfer pages and digest pages. Reads the local
  * table only; cursors freeze the id list at the first page.
  */
-import type { JsonValue, MemberView } from '../cluster/types.js';
+import type { JsonValue, MemberView } from '../../cluster/types.js';
 import { tableDigest, type DigestEntry } from './anti-entropy.js';
 import type { Holders } from './holders.js';
-import type { SessionTable } from './session-table.js';
+import type { SessionTable } from '../model/session-table.js';
 import { CursorRegistry } from './state-transfer.js';
 import { field, isArray, Topic } from './wire.js';
 

@@ -5,10 +5,10 @@
  * sessions go to their new backups; orphaned ones (owner gone) to the
  * top-ranked live members, which keep them until someone takes them over.
  */
-import type { ClusterChannel, JsonValue } from '../cluster/types.js';
+import type { ClusterChannel, JsonValue } from '../../cluster/types.js';
 import type { Holders } from './holders.js';
-import type { SessionLogger } from './manager.js';
-import type { Session } from './session.js';
+import type { SessionLogger } from '../manager.js';
+import type { Session } from '../model/session.js';
 import { Topic } from './wire.js';
 
 export interface RereplicationOptions {

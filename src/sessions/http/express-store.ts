@@ -11,9 +11,9 @@
  * JSON first, as every JSON-serializing store does.
  */
 import { EventEmitter } from 'node:events';
-import type { JsonValue } from '../cluster/types.js';
-import type { SessionManager } from './manager.js';
-import { formatSessionId, newSessionBase, parseSessionId } from './session-id.js';
+import type { JsonValue } from '../../cluster/types.js';
+import type { SessionManager } from '../manager.js';
+import { formatSessionId, newSessionBase, parseSessionId } from '../model/session-id.js';
 
 type Cb<T = void> = (err?: unknown, value?: T) => void;
 type SessionData = Record<string, unknown> & { cookie?: { originalMaxAge?: number | null } };
