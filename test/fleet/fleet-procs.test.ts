@@ -106,6 +106,11 @@ test('a fleet of three balancers agrees on manager changes, survives a SIGKILL a
     for (const p of procs.slice(1)) await waitFor(async () => (await member(p, 'a')).status.includes('disabled'), 5000, 'the peer to disable a');
     const tookMs = Date.now() - disabledAt;
     assert.ok(tookMs < 1000 + 500, `applied on every balancer after ${tookMs} ms`);
+    // The dashboard shows every balancer: balancer 0's fleet panel has both peers, and their members as they see them.
+    await waitFor(async () => {
+      const snap = (await api(procs[0]!, '/sources/fleet')).body;
+      return snap.peers.length === 2 && snap.peers.every((p: any) => p.view?.balancers[0].members.find((m: any) => m.route === 'a')?.flags === 'D');
+    }, 10_000, 'balancer 0\'s fleet panel to show a disabled on both peers');
     const hitsA = backends[0]!.hits;
     for (const p of procs) assert.deepEqual(new Set(await traffic(p, 6)), new Set(['b']));
     assert.equal(backends[0]!.hits, hitsA, 'no balancer sends to the disabled member');
