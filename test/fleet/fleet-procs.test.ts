@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { BIN, freePort, waitFor } from '../helpers/cluster-procs.js';
-import { startBackend, testHash, TOKEN, type Backend } from '../manager/helpers.js';
+import { PASSWORD, startBackend, testHash, TOKEN, type Backend } from '../manager/helpers.js';
 import { createClusterNode } from '../../src/cluster/index.js';
 
 interface Proc {
@@ -144,6 +144,28 @@ test('a fleet of three balancers agrees on manager changes, survives a SIGKILL a
     }, 10_000, 'the restarted balancer to catch up');
     assert.ok((await traffic(procs[2]!, 8)).includes('a'), 'the restarted balancer sends to a again');
 
+    // Shared evidence: backend b goes away; only balancer 0 sends it traffic. Balancers 1 and 2, which sent
+    // it nothing for a while, avoid it on balancer 0's word.
+    await new Promise((r) => setTimeout(r, 1200));
+    await backends[1]!.close();
+    const seenBy0 = await traffic(procs[0]!, 6);
+    assert.ok(seenBy0.every((r) => r === 'a'), 'balancer 0 fails over to a');
+    for (const p of procs.slice(1)) {
+      await waitFor(async () => {
+        const b = (await api(p, '/balancers/tc/members/b')).body;
+        return b.health === 'error' && /saw it fail/.test(b.reason?.message ?? '');
+      }, 5000, 'a peer to avoid b on balancer 0\'s report');
+    }
+    const hitsBefore = backends[0]!.hits;
+    assert.deepEqual(new Set(await traffic(procs[1]!, 4)), new Set(['a']));
+    assert.equal(backends[0]!.hits, hitsBefore + 4, 'balancer 1 sent nothing to b (no failed attempt first)');
+    const m1 = await (await fetch(`${procs[1]!.manager}/metrics`)).text();
+    assert.match(m1, /cohort_fleet_evidence_total\{outcome="avoided"\} [1-9]/);
+    // The dashboard page carries the fleet panel.
+    const page = await fetch(`${procs[0]!.manager}/balancer-manager/dashboard`, { headers: { authorization: `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}` } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /Balancer fleet/);
+
     // A forged change: a process with the cluster secret joins as a balancer and sends a change
     // it claims another balancer wrote, then a stale one in its own name.
     const node = createClusterNode({
@@ -173,7 +195,7 @@ test('a fleet of three balancers agrees on manager changes, survives a SIGKILL a
       process.kill(c.pid!, 'SIGKILL');
     }
     await Promise.all(waits);
-    for (const b of backends) await b.close();
+    for (const b of backends) await b.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 });
