@@ -2,7 +2,9 @@
  * Runs a rollout plan (plan.ts) against two narrow ports: the balancers (their
  * managers' JSON API) and the nodes (stop, start, readiness). Before anything
  * is touched, every node must be ready and usable at every balancer: a
- * rollout never starts on a cluster that is already short of a node.
+ * rollout never starts on a cluster that is already short of a node. Before
+ * each node is drained, every other node must be up again (waited for up to
+ * the ready timeout): never two nodes out at once, even if one crashed.
  */
 import { RolloutError } from './errors.js';
 import { StepKind, type Step } from './plan.js';
@@ -83,10 +85,15 @@ export async function runRollout(steps: readonly Step[], balancers: BalancersPor
     const at = now();
     o.onStep?.(step, at);
     switch (step.kind) {
-      case StepKind.Drain:
-        started = at;
+      case StepKind.Drain: {
+        // Never two out at once: every other node must be up (one may have crashed since the last step).
+        for (const other of routes.filter((r) => r !== step.node)) {
+          await waitFor(`node ${other} ready and usable before ${step.node} is taken out`, async () => (await nodes.ready(other)) && (await balancers.usable(other)));
+        }
+        started = now();
         await balancers.setFlags(step.node, { drain: true, disabled: false });
         break;
+      }
       case StepKind.Wait:
       case StepKind.Settle:
         await sleep(step.ms ?? 0);

@@ -15,7 +15,7 @@ test('the plan takes one node at a time out, back in, then the next', () => {
 });
 
 /** A fake cluster: nodes that take `startMs` (virtual) to be ready; a log of every call in order. */
-function fakeCluster(opts: { neverReady?: string; notReadyAtStart?: string } = {}) {
+function fakeCluster(opts: { neverReady?: string; notReadyAtStart?: string; crashAfterStart?: { started: string; crashes: string } } = {}) {
   let t = 0;
   const calls: string[] = [];
   const up = new Map<string, number>([['n1', 0], ['n2', 0], ['n3', 0]]);
@@ -39,6 +39,7 @@ function fakeCluster(opts: { neverReady?: string; notReadyAtStart?: string } = {
     start: async (route) => {
       calls.push(`start ${route}`);
       if (route !== opts.neverReady) up.set(route, t + 300);
+      if (opts.crashAfterStart?.started === route) up.delete(opts.crashAfterStart.crashes);
     },
     ready: async (route) => up.has(route) && t >= up.get(route)!,
   };
@@ -62,6 +63,12 @@ test('runRollout refuses to start on a cluster that is already short of a node, 
   const stuck = fakeCluster({ neverReady: 'n2' });
   await assert.rejects(runRollout(planRollout(['n1', 'n2', 'n3'], { drainWaitMs: 0, disable: true, settleMs: 0 }), stuck.balancers, stuck.nodes, { readyTimeoutMs: 1000, now: stuck.now, sleep: stuck.sleep }), { code: 'COHORT_ROLLOUT_NOT_READY', message: /n2 ready after restart not within 1000 ms/ });
   assert.ok(!stuck.calls.includes('stop n3'), 'the next node is never touched');
+});
+
+test('runRollout does not take a node out while another one is down (it crashed during the rollout)', async () => {
+  const c = fakeCluster({ crashAfterStart: { started: 'n1', crashes: 'n3' } });
+  await assert.rejects(runRollout(planRollout(['n1', 'n2', 'n3'], { drainWaitMs: 0, disable: true, settleMs: 0 }), c.balancers, c.nodes, { readyTimeoutMs: 1000, now: c.now, sleep: c.sleep }), { code: 'COHORT_ROLLOUT_NOT_READY', message: /node n3 ready and usable before n2 is taken out/ });
+  assert.ok(!c.calls.some((x) => x.startsWith('flags n2')), 'n2 never drained');
 });
 
 test('--node ROUTE=URL is parsed in order; bad entries are usage errors', () => {
