@@ -6,7 +6,7 @@ import { createLogger } from '../util/logger.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
-import { startFleet } from '../fleet/start.js';
+import { fleetPathFor, startFleet } from '../fleet/start.js';
 import type { FleetSync } from '../fleet/fleet-sync.js';
 
 export interface BalancerCliOptions {
@@ -107,7 +107,7 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     throw err;
   });
   // Balancers that joined the cluster share the manager's changes and the failures they see (docs/fleet.md).
-  fleet = await startFleet(server, manager, methods, log);
+  fleet = await startFleet(server, manager, methods, log, opts.config !== undefined && cfg.persist ? fleetPathFor(opts.config) : undefined);
   started = true;
   for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   return server;

@@ -151,6 +151,15 @@ export class FleetLedger {
     return verdict;
   }
 
+  /** Seeds the registers and the clock from disk (fleet-store.ts) before anything is received. */
+  restore(highest: number, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      this.entries.set(keyOf(e), e);
+      if (e.stamp.version > this.clock) this.clock = e.stamp.version;
+    }
+    if (highest > this.clock) this.clock = highest;
+  }
+
   /** Every register's entry (for a state exchange). */
   all(): Entry[] {
     return [...this.entries.values()];

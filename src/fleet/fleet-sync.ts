@@ -24,6 +24,7 @@ import { MemberState, type ClusterChannel, type JsonValue, type MemberView, type
 import type { Clock } from '../util/clock.js';
 import { balancerSettings, changeBalancer, changeMember, memberSpecOf, type BalancerChange, type MemberSettings } from '../manager/actions.js';
 import { FleetError } from './errors.js';
+import type { FleetStore } from './fleet-store.js';
 import { DEFAULT_EVIDENCE_FRESH_MS, UNSHARED_SOURCES, evidenceSchema, weighEvidence, type Evidence } from './fleet-evidence.js';
 import { FleetLedger, checkSender, entrySchema, keyOf, type Entry, type MemberValue } from './fleet-register.js';
 import { z } from 'zod';
@@ -71,6 +72,8 @@ export interface FleetSyncOptions {
   readonly markAdded?: (m: Member) => void;
   /** ms; see fleet-evidence.ts. */
   readonly evidenceFreshMs?: number;
+  /** Where the registers' stamps are kept across restarts (undefined: in memory only). */
+  readonly store?: FleetStore;
 }
 
 const changePayload = z.strictObject({ entries: z.array(z.unknown()).max(10_000) });
@@ -94,6 +97,15 @@ export class FleetSync {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (this.opts.store) {
+      try {
+        const saved = await this.opts.store.load();
+        if (saved) this.ledger.restore(saved.highest, saved.entries);
+      } catch (err) {
+        // The stamps only order future changes; without them the fleet still converges (from version 0).
+        this.opts.log.error({ file: this.opts.store.path, err: (err as Error).message }, 'fleet: saved registers unreadable; starting without them');
+      }
+    }
     const ch = this.opts.channel;
     ch.handle(FLEET_TOPICS.change, (from, payload) => this.onChange(from, payload));
     ch.handle(FLEET_TOPICS.state, (from) => {
@@ -145,6 +157,7 @@ export class FleetSync {
       entry = this.ledger.write({ kind: 'member', balancer: b.name, url: subject.url, value: memberValue(m, subject.added === true || wasAdded) } as Omit<Entry, 'stamp'>);
     }
     this.publishMeta();
+    this.save();
     void this.sendToPeers(FLEET_TOPICS.change, { entries: [entry as unknown as JsonValue] });
     return entry;
   }
@@ -159,6 +172,12 @@ export class FleetSync {
         this.opts.log.warn({ peer: p.route, topic, err: (err as Error).message }, 'fleet: a peer balancer did not take the message');
       }
     }));
+  }
+
+  private save(): void {
+    const store = this.opts.store;
+    if (!store) return;
+    store.save(this.ledger.highest, this.ledger.all()).catch((err: Error) => this.opts.log.error({ file: store.path, err: err.message }, 'fleet: cannot save the registers'));
   }
 
   private publishMeta(): void {
@@ -187,6 +206,7 @@ export class FleetSync {
   private async merge(from: MemberView, raw: readonly unknown[], direct: boolean): Promise<Array<{ code: 'COHORT_FLEET_INVALID' | 'COHORT_FLEET_FORGED' | 'COHORT_FLEET_STALE'; message: string }>> {
     const refused: Array<{ code: 'COHORT_FLEET_INVALID' | 'COHORT_FLEET_FORGED' | 'COHORT_FLEET_STALE'; message: string }> = [];
     let changed = false;
+    let stored = false;
     for (const r of raw) {
       const parsed = entrySchema.safeParse(r);
       if (!parsed.success) {
@@ -211,9 +231,11 @@ export class FleetSync {
         }
       } else if (verdict.kind === 'apply') {
         this.counters.applied++;
+        stored = true;
         changed = this.apply(entry, from.route) || changed;
       }
     }
+    if (stored) this.save();
     for (const r of refused) this.opts.log.warn({ peer: from.route, code: r.code, reason: r.message }, 'fleet: state change refused');
     this.publishMeta();
     if (changed && this.opts.persist) {

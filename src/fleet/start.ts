@@ -11,6 +11,7 @@ import type { ClusterChannel } from '../cluster/types.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { FleetSource } from './fleet-source.js';
+import { FleetStore } from './fleet-store.js';
 import { FleetSync, type FleetCounters } from './fleet-sync.js';
 
 export interface FleetHost {
@@ -18,8 +19,16 @@ export interface FleetHost {
   readonly cluster?: ClusterChannel | undefined;
 }
 
-/** Starts the fleet when `host` joined a cluster; returns a stop function (undefined when there is no cluster). */
-export async function startFleet(host: FleetHost, manager: ManagerServer | undefined, methods: MethodRegistry, log: Logger, clock: Clock = systemClock): Promise<FleetSync | undefined> {
+/** The file that keeps the fleet's registers for a config file. */
+export function fleetPathFor(configFile: string): string {
+  return `${configFile}.fleet.json`;
+}
+
+/**
+ * Starts the fleet when `host` joined a cluster (undefined when there is none). `storePath`: where the
+ * registers' stamps are kept (`fleetPathFor(config)`; undefined: in memory only, e.g. quick mode).
+ */
+export async function startFleet(host: FleetHost, manager: ManagerServer | undefined, methods: MethodRegistry, log: Logger, storePath?: string, clock: Clock = systemClock): Promise<FleetSync | undefined> {
   const channel = host.cluster;
   if (!channel) return undefined;
   const fleet = new FleetSync({
@@ -30,6 +39,7 @@ export async function startFleet(host: FleetHost, manager: ManagerServer | undef
     log,
     ...(manager && manager.persisted ? { persist: () => manager.saveState() } : {}),
     ...(manager ? { markAdded: (m) => manager.markAdded(m) } : {}),
+    ...(storePath !== undefined ? { store: new FleetStore(storePath) } : {}),
   });
   if (manager) {
     manager.onChanges({ changed: (s) => void fleet.localChange(s) });

@@ -123,6 +123,15 @@ test('a fleet of three balancers agrees on manager changes, survives a SIGKILL a
       }
     }, 5000, 'balancer 2 to save the change');
 
+    // ... and its fleet registers (the stamps), for after a restart.
+    await waitFor(() => {
+      try {
+        return JSON.parse(readFileSync(`${files[2]}.fleet.json`, 'utf8')).highest >= 1;
+      } catch {
+        return false;
+      }
+    }, 5000, 'balancer 2 to save its fleet registers');
+
     // SIGKILL balancer 2: the others keep serving.
     const exited = new Promise((r) => procs[2]!.child.once('exit', r));
     process.kill(procs[2]!.child.pid!, 'SIGKILL');

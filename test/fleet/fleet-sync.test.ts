@@ -191,3 +191,54 @@ test('changes from a non-balancer, for another writer, or older than the registe
   assert.ok(!b1!.findMember('a')!.flags.has('disabled' as never));
   assert.deepEqual({ forged: f1.counters.forged, invalid: f1.counters.invalid, stale: f1.counters.stale, applied: f1.counters.applied }, { forged: 3, invalid: 2, stale: 1, applied: 1 });
 });
+
+test('the registers\' stamps survive a restart: a change made after it outranks what returning peers bring back', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { FleetStore } = await import('../../src/fleet/fleet-store.js');
+  const dir = mkdtempSync(join(tmpdir(), 'cohort-fleet-store-'));
+  try {
+    const clock = new ManualClock(10_000);
+    const [b1, b2] = balancerPair(clock);
+    const a1 = () => b1!.findMember('a')!;
+    // Two balancers agree on seven changes; then both stop.
+    let hub = new Hub();
+    const storeB1 = new FleetStore(join(dir, 'b1.fleet.json'));
+    const mk = (h: Hub, route: string, b: Balancer, store?: InstanceType<typeof FleetStore>) =>
+      new FleetSync({ channel: new FakeChannel(h, route), balancers: () => new Map([[b.name, b]]), methods: new MethodRegistry(), clock, log: silentLogger(), ...(store ? { store } : {}) });
+    const f1 = mk(hub, 'lb-1', b1!, storeB1);
+    const f2 = mk(hub, 'lb-2', b2!);
+    await f1.start();
+    await f2.start();
+    for (let i = 1; i <= 7; i++) {
+      b2!.findMember('a')!.loadfactor = i;
+      f2.localChange({ balancer: 'tc', kind: 'member', url: a1().url.href });
+      await settle();
+    }
+    assert.equal(a1().loadfactor, 7);
+    await new Promise((r) => setTimeout(r, 50));
+    // Balancer 1 restarts alone (a new route), reads its stamps, and the operator changes a there.
+    hub = new Hub();
+    const f1b = mk(hub, 'lb-1-restarted', b1!, new FleetStore(storeB1.path));
+    await f1b.start();
+    assert.equal(f1b.ledger.highest, 7);
+    a1().loadfactor = 42;
+    const e = f1b.localChange({ balancer: 'tc', kind: 'member', url: a1().url.href })!;
+    assert.equal(e.stamp.version, 8);
+    // Balancer 2 comes back with its v7: the newer change stays everywhere.
+    const f2b = mk(hub, 'lb-2', b2!);
+    await f2b.start();
+    await settle();
+    assert.equal(a1().loadfactor, 42);
+    assert.equal(b2!.findMember('a')!.loadfactor, 42);
+    // A corrupt file is reported, not fatal.
+    writeFileSync(storeB1.path, '{not json');
+    await assert.rejects(new FleetStore(storeB1.path).load(), { code: 'COHORT_FLEET_INVALID' });
+    const f1c = mk(new Hub(), 'lb-1-again', b1!, new FleetStore(storeB1.path));
+    await f1c.start();
+    assert.equal(f1c.ledger.highest, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
