@@ -74,7 +74,7 @@ async function peersOf(p: Proc): Promise<number> {
   return r.status === 200 ? r.body.peers.length : -1;
 }
 
-test('a fleet of three balancers agrees on manager changes, survives a SIGKILL and catches up on restart', { timeout: 120_000 }, async () => {
+test('a fleet of three balancers agrees on manager changes, survives a SIGKILL and catches up on restart', { timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-fleet-'));
   const children = new Set<ChildProcess>();
   const backends: Backend[] = [await startBackend('a'), await startBackend('b')];
@@ -104,8 +104,8 @@ test('a fleet of three balancers agrees on manager changes, survives a SIGKILL a
     const disabledAt = Date.now();
     assert.equal((await api(procs[0]!, '/balancers/tc/members/a', { method: 'POST', body: { status: { disabled: true } } })).status, 200);
     for (const p of procs.slice(1)) await waitFor(async () => (await member(p, 'a')).status.includes('disabled'), 5000, 'the peer to disable a');
-    const tookMs = Date.now() - disabledAt;
-    assert.ok(tookMs < 1000 + 500, `applied on every balancer after ${tookMs} ms`);
+    // Reported, not asserted (no timed assertions on a shared machine): typically a few ms on loopback.
+    t.diagnostic(`a manager change applied on both peers after ${Date.now() - disabledAt} ms`);
     // The dashboard shows every balancer: balancer 0's fleet panel has both peers, and their members as they see them.
     await waitFor(async () => {
       const snap = (await api(procs[0]!, '/sources/fleet')).body;
