@@ -87,6 +87,7 @@ export class FleetSync {
   private readonly pending = new Set<string>();
   private readonly lastEvidence = new Map<string, number>();
   private started = false;
+  private lastSave: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: FleetSyncOptions) {
     this.ledger = new FleetLedger(opts.channel.self.route);
@@ -177,7 +178,12 @@ export class FleetSync {
   private save(): void {
     const store = this.opts.store;
     if (!store) return;
-    store.save(this.ledger.highest, this.ledger.all()).catch((err: Error) => this.opts.log.error({ file: store.path, err: err.message }, 'fleet: cannot save the registers'));
+    this.lastSave = store.save(this.ledger.highest, this.ledger.all()).catch((err: Error) => this.opts.log.error({ file: store.path, err: err.message }, 'fleet: cannot save the registers'));
+  }
+
+  /** Resolves when every save started so far is on disk (or failed, logged). */
+  async flush(): Promise<void> {
+    await this.lastSave;
   }
 
   private publishMeta(): void {

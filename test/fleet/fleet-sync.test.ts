@@ -217,7 +217,7 @@ test('the registers\' stamps survive a restart: a change made after it outranks 
       await settle();
     }
     assert.equal(a1().loadfactor, 7);
-    await new Promise((r) => setTimeout(r, 50));
+    await f1.flush();
     // Balancer 1 restarts alone (a new route), reads its stamps, and the operator changes a there.
     hub = new Hub();
     const f1b = mk(hub, 'lb-1-restarted', b1!, new FleetStore(storeB1.path));
