@@ -14,6 +14,8 @@ export class BalancerProcess {
     readonly child: ChildProcess,
     readonly url: string,
     readonly port: number,
+    /** The manager page's URL (…/balancer-manager/) when the config has a `manager` section. */
+    readonly manager: string | undefined,
   ) {}
 
   /** Starts a balancer with `config` (the YAML config as an object) in its own process. */
@@ -25,16 +27,16 @@ export class BalancerProcess {
     });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
-    const ready = await new Promise<{ url: string; port: number }>((resolve, reject) => {
+    const ready = await new Promise<{ url: string; port: number; manager?: string }>((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`balancer process exited (${code}) before it was ready: ${stderr}`));
       child.once('exit', onExit);
-      child.once('message', (m: { type: string; url: string; port: number }) => {
+      child.once('message', (m: { type: string; url: string; port: number; manager?: string }) => {
         child.off('exit', onExit);
         if (m.type === 'ready') resolve(m);
         else reject(new Error(`unexpected message ${JSON.stringify(m)}`));
       });
     });
-    return new BalancerProcess(child, ready.url, ready.port);
+    return new BalancerProcess(child, ready.url, ready.port, ready.manager);
   }
 
   get pid(): number {

@@ -9,6 +9,10 @@
 import { readdirSync } from 'node:fs';
 import { parseBalancerConfig } from '../src/config/load.js';
 import { BalancerServer } from '../src/proxy/balancer-server.js';
+import { MethodRegistry } from '../src/balancer/methods/index.js';
+import { createManager } from '../src/manager/start.js';
+import type { ManagerServer } from '../src/manager/manager-server.js';
+import { silentLogger } from '../src/util/logger.js';
 
 /** Memory and descriptors of this process. */
 export interface ProcStats {
@@ -21,7 +25,13 @@ export interface ProcStats {
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('balancer-proc must be started with an IPC channel');
-  const server = new BalancerServer(parseBalancerConfig(JSON.parse(process.env['COHORT_CHAOS_BALANCER_CONFIG'] ?? '{}')));
+  const cfg = parseBalancerConfig(JSON.parse(process.env['COHORT_CHAOS_BALANCER_CONFIG'] ?? '{}'));
+  const methods = new MethodRegistry();
+  let manager: ManagerServer | undefined;
+  const server = new BalancerServer(cfg, { methods, ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
+  // With a `manager` section (the rolling profile drives drain/disable through its API), no state file.
+  manager = await createManager(server, cfg, undefined, silentLogger(), methods, () => undefined);
+  const managerUrl = manager ? (await manager.start()).url : undefined;
   const [addr] = await server.start();
   const stats = (forceGc: boolean): ProcStats => {
     const g = (globalThis as { gc?: () => void }).gc;
@@ -34,11 +44,11 @@ async function main(): Promise<void> {
   };
   process.on('message', (msg: { type: string; gc?: boolean }) => {
     if (msg.type === 'stats') process.send!({ type: 'stats', stats: stats(msg.gc === true) });
-    else if (msg.type === 'stop') void server.destroy().then(() => process.exit(0));
+    else if (msg.type === 'stop') void Promise.all([server.destroy(), manager?.destroy()]).then(() => process.exit(0));
   });
   // The parent's death must not leave the balancer behind.
-  process.on('disconnect', () => void server.destroy().then(() => process.exit(0)));
-  process.send({ type: 'ready', url: addr!.url, port: addr!.port });
+  process.on('disconnect', () => void Promise.all([server.destroy(), manager?.destroy()]).then(() => process.exit(0)));
+  process.send({ type: 'ready', url: addr!.url, port: addr!.port, manager: managerUrl });
 }
 
 main().catch((err) => {

@@ -121,6 +121,15 @@ export class NodeSet {
     await exited;
   }
 
+  /** SIGTERM by PID (the node's graceful stop: in-flight requests, session handoff); resolves when it has exited. */
+  async terminate(route: string): Promise<void> {
+    const c = this.procs.get(route);
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    process.kill(c.pid!, 'SIGTERM');
+    await exited;
+  }
+
   pause(route: string): void {
     const c = this.procs.get(route);
     if (!c?.pid || c.exitCode !== null) return;

@@ -3,7 +3,7 @@
  * argv in, validated options out (or a usage error).
  */
 
-export type Profile = 'default' | 'short' | 'netns';
+export type Profile = 'default' | 'short' | 'netns' | 'rolling';
 export type Consistency = 'sync' | 'async';
 
 export interface ChaosOptions {
@@ -24,6 +24,8 @@ export const PROFILES: Readonly<Record<Profile, { durationS: number; users: numb
   default: { durationS: 120, users: 60 },
   short: { durationS: 25, users: 40 },
   netns: { durationS: 120, users: 60 },
+  /** The duration is an upper bound: the traffic stops 2 s after the rollout is done. */
+  rolling: { durationS: 90, users: 30 },
 };
 
 /** Bounds that keep a run from exhausting a small machine. */
@@ -35,10 +37,11 @@ export class UsageError extends Error {
   readonly code = 'COHORT_CHAOS_USAGE';
 }
 
-export const USAGE = `usage: npm run chaos -- [--profile default|short|netns] [--duration S] [--users N] [--consistency sync|async] [--seed N] [--json]
+export const USAGE = `usage: npm run chaos -- [--profile default|short|netns|rolling] [--duration S] [--users N] [--consistency sync|async] [--seed N] [--json]
   default  ${PROFILES.default.durationS} s, ${PROFILES.default.users} users: SIGKILL + restart and SIGSTOP/SIGCONT of the nodes in turn
   short    ${PROFILES.short.durationS} s, ${PROFILES.short.users} users: one kill + restart and one pause (for CI)
-  netns    ${PROFILES.netns.durationS} s, ${PROFILES.netns.users} users: each node in its own network namespace; adds partitions (root required)`;
+  netns    ${PROFILES.netns.durationS} s, ${PROFILES.netns.users} users: each node in its own network namespace; adds partitions (root required)
+  rolling  ≤ ${PROFILES.rolling.durationS} s, ${PROFILES.rolling.users} users: a rolling restart of every node (cohort rollout's steps: drain, SIGTERM handoff, start, ready)`;
 
 export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
   const raw = new Map<string, string | true>();
@@ -57,7 +60,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
   if (raw.has('help')) throw new UsageError(USAGE);
   for (const k of raw.keys()) if (!['profile', 'duration', 'users', 'consistency', 'seed', 'json'].includes(k)) throw new UsageError(`unknown option --${k}\n${USAGE}`);
   const profile = (raw.get('profile') ?? 'default') as Profile;
-  if (!(profile in PROFILES)) throw new UsageError(`--profile: expected default, short or netns, got ${JSON.stringify(profile)}`);
+  if (!(profile in PROFILES)) throw new UsageError(`--profile: expected default, short, netns or rolling, got ${JSON.stringify(profile)}`);
   const num = (k: string, dflt: number, min: number, max: number): number => {
     const v = raw.get(k);
     if (v === undefined) return dflt;

@@ -12,6 +12,8 @@ export enum FaultKind {
   Pause = 'pause',
   /** Cut the node off from the other nodes (not from the balancer) for `holdMs`. */
   Partition = 'partition',
+  /** A graceful restart in a rolling upgrade (rolling profile): drain, disable, SIGTERM, start, ready, enable. */
+  Restart = 'restart',
 }
 
 export interface Fault {
@@ -32,6 +34,8 @@ export const WARMUP_MS = 3_000;
  */
 export function faultPlan(profile: Profile, nodes: readonly string[], durationMs: number, random: () => number): Fault[] {
   const hold = (min: number, max: number) => Math.round(min + random() * (max - min));
+  // The rolling profile's "faults" are the rollout's restarts (scenario.ts), not random ones.
+  if (profile === 'rolling') return [];
   if (profile === 'short') {
     return [
       { kind: FaultKind.Kill, node: nodes[0]!, holdMs: 2_000, settleMs: 2_500 },

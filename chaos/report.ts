@@ -60,6 +60,8 @@ export interface ChaosResult {
   readonly partitionGapMs: number;
   readonly verification: { readonly checked: number; readonly sessionsLost: number; readonly updatesLost: number; readonly errors: number };
   readonly balancer: { readonly idle: BalancerFigures; readonly before: BalancerFigures; readonly after: BalancerFigures; readonly idleAfter: BalancerFigures };
+  /** The rolling profile: the rollout's figures (every node restarted one at a time), ms. */
+  readonly rollout?: { readonly totalMs: number; readonly nodes: readonly { readonly node: string; readonly totalMs: number; readonly stopMs: number; readonly readyMs: number }[] };
 }
 
 export function errorCount(r: ChaosResult): number {
@@ -81,6 +83,7 @@ export function missedTargets(r: ChaosResult): string[] {
   const growth = r.balancer.after.heapUsed - r.balancer.before.heapUsed;
   if (growth > HEAP_GROWTH_TARGET_BYTES) out.push(`balancer heap grew by ${mb(growth)} (target ≤ ${mb(HEAP_GROWTH_TARGET_BYTES)})`);
   if (r.sessions === 0 || r.succeeded === 0) out.push('no traffic got through at all');
+  if (r.options.profile === 'rolling' && (r.rollout === undefined || r.rollout.nodes.length === 0)) out.push('the rolling restart did not complete');
   return out;
 }
 
@@ -110,6 +113,10 @@ export function formatReport(r: ChaosResult): string {
   lines.push(`failover gap (kills)     ${fmtMs(r.failoverGapMs)} worst, from SIGKILL to the first successful request for the killed node's users (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
   lines.push(`all users served (kills) ${fmtMs(r.failoverGapAllMs)} worst, from SIGKILL until every user of the killed node was served again (target ≤ ${FAILOVER_GAP_TARGET_MS} ms)`);
   const b = r.balancer;
+  if (r.rollout) {
+    lines.push(`rolling restart          ${r.rollout.nodes.length} nodes in ${(r.rollout.totalMs / 1000).toFixed(1)} s total; per node out of traffic ${r.rollout.nodes.map((n) => `${n.node} ${(n.totalMs / 1000).toFixed(1)} s (stop ${(n.stopMs / 1000).toFixed(1)} s, start→ready ${(n.readyMs / 1000).toFixed(1)} s)`).join(', ')}`);
+    lines.push(`logged-out users         ${r.sessionsLost} (sessions lost), lost acknowledged updates ${r.updatesLost}, client-visible errors ${errorCount(r)} (targets 0)`);
+  }
   lines.push(`gap after a pause        ${fmtMs(r.pauseGapMs)} worst, until every user of the paused node was served again (reported; a stopped process holds its requests until timeouts.firstbyte)`);
   if (o.profile === 'netns') lines.push(`gap after a partition    ${fmtMs(r.partitionGapMs)} worst, until every user of the cut-off node was served again (reported)`);
   lines.push(`balancer heap            ${mb(b.before.heapUsed)} before → ${mb(b.after.heapUsed)} after (${b.after.gc ? 'after forced GC' : 'no --expose-gc'}; ${mb(b.idle.heapUsed)} idle at start)`);

@@ -14,6 +14,10 @@ import { FaultKind, WARMUP_MS, aimAt, faultPlan, type Fault } from './plan.js';
 import type { BalancerFigures, ChaosResult, FaultRecord } from './report.js';
 import { Resources } from './resources.js';
 import { VirtualUsers } from './users.js';
+import { planRollout, StepKind } from '../src/rollout/plan.js';
+import { ManagerApiBalancers } from '../src/rollout/ports.js';
+import { runRollout, type RolloutReport } from '../src/rollout/rollout.js';
+import { nodeHealth as health } from './nodes.js';
 
 const ROUTES = ['n1', 'n2', 'n3'] as const;
 /** Latency samples within this long after a node is back still count as "during failover", ms. */
@@ -22,9 +26,16 @@ const FAILOVER_TAIL_MS = 2_000;
 const NETNS_HTTP_PORT = 8080;
 const NETNS_CLUSTER_PORT = 4000;
 
-/** The balancer config of the run: fast health checks and timeouts so that faults are seen within the target. */
-export function chaosBalancerConfig(members: readonly { route: string; url: string }[]): unknown {
+/** The rolling profile's manager API token (the manager listens on loopback only, for this run). */
+const CHAOS_MANAGER_TOKEN = 'cohort-chaos-rolling-token';
+
+/**
+ * The balancer config of the run: fast health checks and timeouts so that faults are seen within the target.
+ * `manager`: also serve the manager API (the rolling profile drives drain and disable through it).
+ */
+export function chaosBalancerConfig(members: readonly { route: string; url: string }[], manager = false): unknown {
   return {
+    ...(manager ? { manager: { listen: '127.0.0.1:0', token: CHAOS_MANAGER_TOKEN } } : {}),
     listen: '127.0.0.1:0',
     accesslog: false,
     loglevel: 'warn',
@@ -61,7 +72,8 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
   res.add('node processes', () => nodes.destroy());
   log(`starting ${ROUTES.length} nodes (${o.consistency})${lab ? ` in network namespaces on ${lab.bridge}` : ''}…`);
   await Promise.all(ROUTES.map((r) => nodes.start(r)));
-  const bal = await BalancerProcess.start(chaosBalancerConfig(ROUTES.map((route) => ({ route, url: nodes.url(route) }))));
+  const rolling = o.profile === 'rolling';
+  const bal = await BalancerProcess.start(chaosBalancerConfig(ROUTES.map((route) => ({ route, url: nodes.url(route) })), rolling));
   res.add('balancer process', () => bal.stop());
   log(`balancer pid ${bal.pid} at ${bal.url}; node pids ${nodes.pids().join(', ')}`);
   const idle = figures(await bal.stats(true));
@@ -77,8 +89,31 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
   const faults: FaultRecord[] = [];
   const windows: Window[] = [];
   /** Per fault kind, each fault's gap until its first affected user was served (first) and until all were (all). */
-  const gaps: Record<FaultKind, { first: number; all: number }[]> = { [FaultKind.Kill]: [], [FaultKind.Pause]: [], [FaultKind.Partition]: [] };
+  const gaps: Record<FaultKind, { first: number; all: number }[]> = { [FaultKind.Kill]: [], [FaultKind.Pause]: [], [FaultKind.Partition]: [], [FaultKind.Restart]: [] };
   const pending: { fault: Fault; at: number; backAt: number; affected: number[] }[] = [];
+  let rollout: RolloutReport | undefined;
+  if (rolling) {
+    // cohort rollout's own steps and ports (src/rollout/), with the nodes of this run as the stop/start commands.
+    const drained = new Map<string, { at: number; affected: number[] }>();
+    const base = bal.manager!.replace(/\/+$/, '');
+    rollout = await runRollout(planRollout(ROUTES, { drainWaitMs: 0, disable: true, settleMs: 1_000 }), new ManagerApiBalancers([base], 'chaos', CHAOS_MANAGER_TOKEN), {
+      stop: (r) => nodes.terminate(r),
+      start: (r) => nodes.start(r),
+      ready: async (r) => (await health(nodes.url(r)))?.ready === true,
+    }, {
+      readyTimeoutMs: 30_000,
+      log: (line) => log(`rollout: ${line}`),
+      onStep: (step, at) => {
+        if (step.kind === StepKind.Drain) drained.set(step.node, { at, affected: users.usersOf(step.node) });
+      },
+    });
+    for (const n of rollout.nodes) {
+      const d = drained.get(n.node)!;
+      pending.push({ fault: { kind: FaultKind.Restart, node: n.node, holdMs: Math.round(n.stopMs), settleMs: 0 }, at: d.at, backAt: d.at + n.totalMs, affected: d.affected });
+    }
+    for (const p of pending) windows.push({ from: p.at, to: p.backAt + FAILOVER_TAIL_MS });
+    await sleep(2_000);
+  }
   for (const planned of faultPlan(o.profile, ROUTES, o.durationMs, random)) {
     // Room for the fault, a restart and the settle time, or stop.
     if (performance.now() + planned.holdMs + planned.settleMs + 3_000 > end) break;
@@ -93,7 +128,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
     await sleep(fault.settleMs);
   }
   const rest = end - performance.now();
-  if (rest > 0) await sleep(rest);
+  if (rest > 0 && !rolling) await sleep(rest);
   await users.stop();
   const trafficMs = performance.now() - t0;
   const after = figures(await bal.stats(true));
@@ -135,6 +170,7 @@ export async function runChaos(o: ChaosOptions, res: Resources, log: (line: stri
     partitionGapMs: Math.max(0, ...gaps[FaultKind.Partition].map((g) => g.all)),
     verification,
     balancer: { idle, before, after, idleAfter },
+    ...(rollout ? { rollout: { totalMs: rollout.totalMs, nodes: rollout.nodes } } : {}),
   };
 }
 

@@ -6,6 +6,8 @@ import { createLogger } from '../util/logger.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
+import { fleetPathFor, startFleet } from '../fleet/start.js';
+import type { FleetSync } from '../fleet/fleet-sync.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -56,6 +58,7 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
   const cfg = resolveBalancerConfig(opts);
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
   let manager: ManagerServer | undefined;
+  let fleet: FleetSync | undefined;
   const methods = new MethodRegistry();
   const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
   // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
@@ -68,6 +71,7 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
       process.exit(1);
     }
     stopping = true;
+    fleet?.stop();
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
     void Promise.all([server.close(), manager?.close()]).then(() => {
       log.flush();
@@ -102,6 +106,8 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     await manager?.destroy();
     throw err;
   });
+  // Balancers that joined the cluster share the manager's changes and the failures they see (docs/fleet.md).
+  fleet = await startFleet(server, manager, methods, log, opts.config !== undefined && cfg.persist ? fleetPathFor(opts.config) : undefined);
   started = true;
   for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   return server;

@@ -3,6 +3,7 @@ import { CohortError, ConfigError } from '../errors.js';
 import { runBalancer } from './balancer-command.js';
 import { runDemo } from './demo-command.js';
 import { runNode } from './node-command.js';
+import { registerRolloutCommand } from './rollout-command.js';
 import { formatMembersTable, type ClusterSnapshot } from '../cluster/index.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -126,6 +127,7 @@ export function buildProgram(): Command {
       await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter) });
     });
 
+  registerRolloutCommand(program);
   return program;
 }
 

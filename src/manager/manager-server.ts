@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/balancer.js';
+import type { Member } from '../balancer/member.js';
 import type { BalancerConfig, BalancerSpec, ManagerSpec } from '../config/balancer-schema.js';
 import type { FinishedExchange } from '../proxy/forward.js';
 import { formatHostPort, isDirectLoopback } from '../util/address.js';
@@ -22,6 +23,15 @@ import { newNonce, securityHeaders } from './html.js';
 import { renderErrorPage, renderLoginPage, renderManagerPage } from './manager-page.js';
 import { BalancerMetrics } from './metrics.js';
 import { MemberLedger, StateStore } from './persist.js';
+
+/**
+ * Told of every change the operator made here, after it took effect (the
+ * balancer fleet, src/fleet/, sends it to the other balancers). `url`: the
+ * member's URL, its identity across balancers.
+ */
+export interface ManagerChangeListener {
+  changed(subject: { balancer: string; kind: 'balancer' } | { balancer: string; kind: 'member'; url: string; added?: boolean; removed?: boolean }): void;
+}
 
 /** What the manager manages: BalancerServer satisfies it. */
 export interface ManagedBalancers {
@@ -117,6 +127,7 @@ export class ManagerServer {
   private tickTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private changeListener: ManagerChangeListener | undefined;
 
   constructor(
     private readonly target: ManagedBalancers,
@@ -181,6 +192,34 @@ export class ManagerServer {
     } catch (err) {
       this.log.error({ err, file: this.store.path }, 'manager: cannot save state');
       throw new ManagerError('COHORT_MANAGER_PERSIST_FAILED', `the change took effect but could not be saved to ${this.store.path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Follows the operator's changes (one listener: the balancer fleet). */
+  onChanges(listener: ManagerChangeListener | undefined): void {
+    this.changeListener = listener;
+  }
+
+  /** Another dashboard panel (e.g. the fleet's, once the balancer joined the cluster). */
+  addSource(source: DashboardSource): void {
+    this.sources.push(source);
+  }
+
+  /** Saves the current state (after a change made elsewhere, e.g. by a peer balancer). */
+  saveState(): Promise<void> {
+    return this.persist();
+  }
+
+  /** Counts a member as added in a manager (saved as such). */
+  markAdded(m: Member): void {
+    this.ledger.markAdded(m);
+  }
+
+  private told(subject: Parameters<ManagerChangeListener['changed']>[0]): void {
+    try {
+      this.changeListener?.changed(subject);
+    } catch (err) {
+      this.log.error({ err }, 'manager: the change listener failed');
     }
   }
 
@@ -420,6 +459,7 @@ export class ManagerServer {
         for (const k of ['nofailover', 'forcerecovery'] as const) if (form.get(k)) change[k] = form.get(k) === 'on';
         changeBalancer(b, parseOrThrow(balancerChangeSchema, change), this.methods);
         this.audit(p, b.name, '*', 'balancer', change);
+        this.told({ balancer: b.name, kind: 'balancer' });
       } else if (op === 'add') {
         const raw: Record<string, unknown> = { url: form.get('url') ?? '' };
         if (form.get('route')) raw['route'] = form.get('route');
@@ -428,15 +468,19 @@ export class ManagerServer {
         const m = addMember(b, raw);
         this.ledger.markAdded(m);
         this.audit(p, b.name, m.route, 'add', raw);
+        this.told({ balancer: b.name, kind: 'member', url: m.url.href, added: true });
       } else {
         const route = form.get('member') ?? '';
         if (op === 'remove') {
+          const url = findMember(b, route).url.href;
           removeMember(b, route);
           this.audit(p, b.name, route, 'remove');
+          this.told({ balancer: b.name, kind: 'member', url, removed: true });
         } else {
           const change = this.formChange(op, form);
           const m = changeMember(b, findMember(b, route), parseOrThrow(memberChangeSchema, change), this.clock.now(), Date.now());
           this.audit(p, b.name, m.route, op, change);
+          this.told({ balancer: b.name, kind: 'member', url: m.url.href });
         }
       }
       await this.persist();
@@ -518,6 +562,7 @@ export class ManagerServer {
       const change = parseOrThrow(balancerChangeSchema, await readJson(req));
       changeBalancer(b, change, this.methods);
       this.audit(p, b.name, '*', 'balancer', change);
+      this.told({ balancer: b.name, kind: 'balancer' });
       await this.persist();
       return this.json(res, 200, b.snapshot());
     }
@@ -533,13 +578,16 @@ export class ManagerServer {
       const m = addMember(b, raw);
       this.ledger.markAdded(m);
       this.audit(p, b.name, m.route, 'add', raw);
+      this.told({ balancer: b.name, kind: 'member', url: m.url.href, added: true });
       await this.persist();
       return this.json(res, 201, m.snapshot(this.clock.now()));
     }
     const route = parts[3]!;
     if (method === 'DELETE') {
+      const url = findMember(b, route).url.href;
       removeMember(b, route);
       this.audit(p, b.name, route, 'remove');
+      this.told({ balancer: b.name, kind: 'member', url, removed: true });
       await this.persist();
       res.writeHead(204, securityHeaders());
       res.end();
@@ -548,6 +596,7 @@ export class ManagerServer {
     const change: MemberChange = parseOrThrow(memberChangeSchema, await readJson(req));
     const m = changeMember(b, findMember(b, route), change, this.clock.now(), Date.now());
     this.audit(p, b.name, route, 'change', change);
+    this.told({ balancer: b.name, kind: 'member', url: m.url.href });
     await this.persist();
     this.json(res, 200, m.snapshot(this.clock.now()));
   }

@@ -340,10 +340,16 @@ export class NodeRuntime {
       const server = this.server;
       if (server) {
         const closed = new Promise<void>((r) => server.close(() => r()));
+        // Node closes only the keep-alive connections idle at close() time; one whose in-flight response ends
+        // later (the balancer's pooled connections) would hold the stop up to its keep-alive timeout. So close
+        // connections as they become idle (as the balancer's own close does).
         server.closeIdleConnections();
+        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+        sweeper.unref();
         let t: NodeJS.Timeout | undefined;
         await Promise.race([closed, new Promise<void>((r) => { t = setTimeout(r, this.config.shutdownTimeout * 1000); t.unref(); })]);
         clearTimeout(t);
+        clearInterval(sweeper);
         for (const s of this.sockets) s.destroy();
       }
       // Hands the sessions this node owns over to the survivors (sessions.replication.handoffTimeoutMs), then leaves.
