@@ -10,11 +10,18 @@ import { stringify as toYaml } from 'yaml';
 import { importHttpd } from '../import/httpd.js';
 import { hashPassword } from '../manager/password.js';
 
+/** The package's version, from its package.json (dist/src/cli/ → the package root). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function buildProgram(): Command {
   const program = new Command('cohort')
     .description('Clustering for Node.js web applications: a sticky, failure-aware balancer and replicated sessions.')
+    .version(packageVersion(), '-V, --version', 'print the version (of the cohort-cluster package) and exit')
     .exitOverride()
     .showHelpAfterError();
 
