@@ -2,7 +2,9 @@ import { ConfigError } from '../errors.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
+import { configFileFrom } from './check-config.js';
+import type { Logger } from 'pino';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -17,6 +19,9 @@ export interface BalancerCliOptions {
   accessLog?: boolean;
   /** Quick mode: serve the balancer manager on this host:port. */
   manager?: string;
+  /** Append the log here (reopened on SIGUSR2) instead of stderr. */
+  logFile?: string;
+  logFormat?: LogFormat;
 }
 
 /** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
@@ -46,18 +51,28 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   return quickConfig(opts);
 }
 
-function accessLogger(cfg: BalancerConfig) {
+function accessLogger(cfg: BalancerConfig, outputs: LogOutputs) {
   if (cfg.accesslog === false) return undefined;
-  return createLogger('cohort-access', 'info', cfg.accesslog === true ? 1 : cfg.accesslog.path);
+  // The access log stays JSON lines on a TTY too (one record per request, for tools).
+  return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json'));
 }
 
-/** `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config file. */
-export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerServer> {
+/**
+ * `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config
+ * file; SIGUSR2 reopens the log files (`--log-file`, `accesslog.path`).
+ */
+export async function runBalancer(options: BalancerCliOptions): Promise<BalancerServer> {
+  const opts = { ...options, config: configFileFrom(options.config) };
   const cfg = resolveBalancerConfig(opts);
-  const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
+  let log: Logger | undefined;
+  const outputs = new LogOutputs((message, err) => {
+    process.stderr.write(`cohort balancer: ${message}: ${err.message}\n`);
+    log?.warn({ err: err.message }, message);
+  });
+  log = createLogger('cohort-balancer', cfg.loglevel as never, outputs.open(opts.logFile ?? 2, opts.logFormat));
   let manager: ManagerServer | undefined;
   const methods = new MethodRegistry();
-  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
+  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
   // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
   // "listening" line must reload, not kill the process (SIGHUP's default action).
   let started = false;
@@ -76,6 +91,10 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR2', () => {
+    outputs.reopen();
+    log.info({ files: outputs.files() }, 'SIGUSR2: log files reopened');
+  });
   process.on('SIGHUP', () => {
     if (!opts.config) {
       log.warn('SIGHUP ignored: no --config file to reload');

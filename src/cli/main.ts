@@ -4,11 +4,13 @@ import { runBalancer } from './balancer-command.js';
 import { runDemo } from './demo-command.js';
 import { runNode } from './node-command.js';
 import { formatMembersTable, type ClusterSnapshot } from '../cluster/index.js';
-import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
+import { parseBalancerConfig } from '../config/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { importHttpd } from '../import/httpd.js';
 import { hashPassword } from '../manager/password.js';
+import { checkConfigFile, configFileFrom, CONFIG_ENV } from './check-config.js';
+import { LOG_FORMATS, type LogFormat } from '../util/logger.js';
 
 /** The package's version, from its package.json (dist/src/cli/ → the package root). */
 export function packageVersion(): string {
@@ -17,6 +19,13 @@ export function packageVersion(): string {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function logFormat(value: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(value)) throw new ConfigError(undefined, [`--log-format: expected ${LOG_FORMATS.join(' | ')}, got "${value}"`]);
+  return value as LogFormat;
+}
+const LOG_FILE_HELP = 'append the log to this file instead of stderr (JSON lines; reopened on SIGUSR2, for logrotate)';
+const LOG_FORMAT_HELP = 'auto (human-readable on a terminal, JSON otherwise) | json | pretty';
 
 export function buildProgram(): Command {
   const program = new Command('cohort')
@@ -28,7 +37,7 @@ export function buildProgram(): Command {
   program
     .command('balancer')
     .description('run the HTTP balancer (mod_proxy_balancer model)')
-    .option('-c, --config <file>', 'YAML configuration file (see docs/configuration.md)')
+    .option('-c, --config <file>', `YAML configuration file (see docs/configuration.md); default $${CONFIG_ENV}`)
     .option('-l, --listen <host:port>', 'listen address (repeatable); quick mode default 127.0.0.1:8080', collect)
     .option('-m, --member <route=url>', 'a member, e.g. tc1=http://127.0.0.1:8081 (repeatable; quick mode)', collect)
     .option('--method <name>', 'byrequests | bytraffic | bybusyness | bylatency (quick mode)')
@@ -36,17 +45,21 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
     .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
+    .option('--log-file <file>', LOG_FILE_HELP)
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
       await runBalancer(opts);
     });
 
   program
     .command('check-config')
-    .description('validate a balancer configuration file and exit (0 valid, 2 invalid)')
-    .argument('<file>')
-    .action((file: string) => {
-      loadBalancerConfig(file);
-      process.stdout.write(`${file}: ok\n`);
+    .description(`validate a balancer or node configuration file and exit (0 valid, 2 invalid); default $${CONFIG_ENV}`)
+    .argument('[file]')
+    .action((arg: string | undefined) => {
+      const file = configFileFrom(arg);
+      if (!file) throw new ConfigError(undefined, [`check-config: expected a file argument (or ${CONFIG_ENV})`]);
+      const kind = checkConfigFile(file);
+      process.stdout.write(`${file}: ok (${kind})\n`);
     });
 
   program
@@ -84,7 +97,7 @@ export function buildProgram(): Command {
   program
     .command('node')
     .description("run your app as a cluster node with replicated sessions")
-    .option('-c, --config <file>', 'YAML file with a node: section (see docs/node.md)')
+    .option('-c, --config <file>', `YAML file with a node: section (see docs/node.md); default $${CONFIG_ENV}`)
     .option('--route <id>', 'this node\'s route (unique in the cluster), e.g. tc1')
     .option('-l, --listen <host:port>', 'the app\'s HTTP listener (default 127.0.0.1:8081)')
     .option('--app <module>', 'module whose default export is a request listener, an Express app or a Fastify instance')
@@ -107,6 +120,8 @@ export function buildProgram(): Command {
     .option('--loadfactor <n>', 'this node\'s weight for a balancer that learns the nodes (1..100)')
     .option('--load-report', 'publish a loadfactor derived from event-loop utilization (every 2 s)')
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
+    .option('--log-file <file>', LOG_FILE_HELP)
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
       await runNode(opts);
     });

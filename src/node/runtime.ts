@@ -66,7 +66,8 @@ export class NodeRuntime {
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
-  private readonly loadReporter: LoadReporter | undefined;
+  private loadReporter: LoadReporter | undefined;
+  private readonly utilization: () => number;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
   private readonly metricsFrom: (ip: string) => boolean;
@@ -80,7 +81,8 @@ export class NodeRuntime {
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
     this.clusterDeps = deps.cluster ?? {};
-    if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
+    this.utilization = deps.utilization ?? eventLoopUtilizationSampler();
+    if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, this.utilization);
     this.metrics = new NodeMetrics(
       config.route,
       () => this.cluster,
@@ -197,6 +199,20 @@ export class NodeRuntime {
       if (count > 0 && performance.now() - lastChange >= JOIN_QUIET_MS) break;
     }
     this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
+  }
+
+  /**
+   * A new `loadfactor` at run time (SIGHUP; src/node/reload.ts): the published
+   * weight, or with `loadReport` the idle ceiling. Published at once, also
+   * while the state transfer runs; undefined stops publishing one.
+   */
+  setLoadfactor(loadfactor: number | undefined): void {
+    this.config.loadfactor = loadfactor;
+    if (this.config.loadReport) this.loadReporter = new LoadReporter(loadfactor ?? DEFAULT_LOAD_CEILING, this.utilization);
+    const cluster = this.cluster;
+    if (!cluster) return;
+    const { loadfactor: _previous, load: _load, ...meta } = cluster.self.meta;
+    cluster.setMeta({ ...meta, ...this.initialLoadMeta() });
   }
 
   /** The loadfactor published from the start: the configured one (or, reporting load, the idle ceiling). */
