@@ -5,9 +5,11 @@ import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
 import { configFileFrom } from './check-config.js';
 import type { Logger } from 'pino';
+import { BalancerPhase, BalancerStatusServer } from '../status/balancer-status.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
+import type { FinishedExchange } from '../proxy/forward.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -19,6 +21,8 @@ export interface BalancerCliOptions {
   accessLog?: boolean;
   /** Quick mode: serve the balancer manager on this host:port. */
   manager?: string;
+  /** Quick mode: serve /metrics, /health and /live on this host:port. */
+  status?: string;
   /** Append the log here (reopened on SIGUSR2) instead of stderr. */
   logFile?: string;
   logFormat?: LogFormat;
@@ -39,6 +43,7 @@ export function quickConfig(opts: BalancerCliOptions): BalancerConfig {
     ...(opts.logLevel ? { loglevel: opts.logLevel } : {}),
     ...(opts.accessLog === false ? { accesslog: false } : {}),
     ...(opts.manager ? { manager: { listen: opts.manager } } : {}),
+    ...(opts.status ? { status: { listen: opts.status } } : {}),
   });
 }
 
@@ -46,6 +51,7 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   if (opts.config) {
     const cfg = loadBalancerConfig(opts.config);
     if (opts.accessLog === false) cfg.accesslog = false;
+    if (opts.status) cfg.status = { listen: opts.status, from: cfg.status?.from ?? [] };
     return cfg;
   }
   return quickConfig(opts);
@@ -55,6 +61,17 @@ function accessLogger(cfg: BalancerConfig, outputs: LogOutputs) {
   if (cfg.accesslog === false) return undefined;
   // The access log stays JSON lines on a TTY too (one record per request, for tools).
   return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json'));
+}
+
+type FinishHook = (e: FinishedExchange) => void;
+
+/** One onFinish for the manager and the status listener (undefined when neither: the proxy then skips the call). */
+function finishHook(a: FinishHook | undefined, b: FinishHook | undefined): FinishHook | undefined {
+  if (a && b) return (e) => {
+    a(e);
+    b(e);
+  };
+  return a ?? b;
 }
 
 /**
@@ -72,11 +89,14 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
   log = createLogger('cohort-balancer', cfg.loglevel as never, outputs.open(opts.logFile ?? 2, opts.logFormat));
   let manager: ManagerServer | undefined;
   const methods = new MethodRegistry();
-  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
-  // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
-  // "listening" line must reload, not kill the process (SIGHUP's default action).
   let started = false;
   let stopping = false;
+  const phase = () => (stopping ? BalancerPhase.Stopping : started ? BalancerPhase.Serving : BalancerPhase.Starting);
+  const status = cfg.status ? new BalancerStatusServer(cfg.status, { balancers: () => server.balancers.values(), phase }) : undefined;
+  const onFinish = finishHook(cfg.manager ? (e) => manager?.onFinish(e) : undefined, status?.observe);
+  const server: BalancerServer = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(onFinish ? { onFinish } : {}) });
+  // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
+  // "listening" line must reload, not kill the process (SIGHUP's default action).
   const stop = (sig: string) => {
     if (stopping) {
       process.stderr.write(`cohort balancer: ${sig} again, stopping now\n`);
@@ -84,7 +104,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     }
     stopping = true;
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
-    void Promise.all([server.close(), manager?.close()]).then(() => {
+    void Promise.all([server.close(), manager?.close(), status?.close()]).then(() => {
       log.flush();
       setImmediate(() => process.exit(0));
     });
@@ -117,8 +137,10 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     const m = await manager.start();
     process.stderr.write(`cohort balancer manager on ${m.url}\n`);
   }
+  if (status) process.stderr.write(`cohort balancer status (/metrics, /health, /live) on ${await status.start()}\n`);
   const addrs = await server.start().catch(async (err) => {
     await manager?.destroy();
+    status?.destroy();
     throw err;
   });
   started = true;

@@ -45,6 +45,7 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
     .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
+    .option('--status <host:port>', 'serve /metrics, /health and /live here (no manager needed; status.listen in a file)')
     .option('--log-file <file>', LOG_FILE_HELP)
     .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
@@ -119,6 +120,7 @@ export function buildProgram(): Command {
     .option('--redis <url>', 'keep sessions in Redis/Valkey instead of replicating them')
     .option('--loadfactor <n>', 'this node\'s weight for a balancer that learns the nodes (1..100)')
     .option('--load-report', 'publish a loadfactor derived from event-loop utilization (every 2 s)')
+    .option('--metrics-path <path>', 'also serve the node\'s metrics at this app path, e.g. /metrics (default: only /.cohort/metrics)')
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--log-file <file>', LOG_FILE_HELP)
     .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)

@@ -30,6 +30,7 @@ export interface NodeCliOptions {
   redis?: string;
   loadfactor?: string;
   loadReport?: boolean;
+  metricsPath?: string;
   logLevel?: string;
   /** Append the log here (reopened on SIGUSR2) instead of stderr. */
   logFile?: string;
@@ -76,6 +77,7 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
     ...(o.logLevel ? { loglevel: o.logLevel } : {}),
     ...(o.loadfactor !== undefined ? { loadfactor: Number(o.loadfactor) } : {}),
     ...(o.loadReport ? { loadReport: true } : {}),
+    ...(o.metricsPath !== undefined ? { metricsPath: o.metricsPath === 'false' ? false : o.metricsPath } : {}),
     cluster,
     sessions,
   };

@@ -38,8 +38,13 @@ export const nodeSectionSchema = z.strictObject({
   loadReport: z.boolean().default(false),
   /** Besides loopback, clients (IPs or CIDRs) allowed to scrape the node's metrics. */
   metricsFrom: z.array(z.string()).default([]),
-  /** Where the node also serves its Prometheus metrics on the app listener (always at /.cohort/metrics); false = only there, leaving this path to the app. */
-  metricsPath: z.union([z.literal(false), z.string().regex(/^\/[^?#\s]*$/, 'expected a path like "/metrics", or false')]).default('/metrics'),
+  /**
+   * Another path where the node serves its Prometheus metrics on the app
+   * listener, besides /.cohort/metrics (always). Default false: only there, so
+   * an app's own `/metrics` route is never hidden. A path set here is answered
+   * by the node before the app.
+   */
+  metricsPath: z.union([z.literal(false), z.string().regex(/^\/[^?#\s]*$/, 'expected a path like "/metrics", or false')]).default(false),
   /** Seconds to finish in-flight requests on SIGTERM. */
   shutdownTimeout: z.number().min(0).default(10),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

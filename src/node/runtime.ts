@@ -10,12 +10,15 @@ import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
+import { appDefaultRegistry } from './app-metrics.js';
 import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
 import { Throttle } from '../util/throttle.js';
 import { systemClock } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
+/** Liveness: 200 while the process runs and its event loop answers, ready or not (Kubernetes livenessProbe). */
+export const LIVE_PATH = '/.cohort/live';
 export const MEMBERS_PATH = '/.cohort/members';
 export const METRICS_PATH = '/.cohort/metrics';
 
@@ -135,6 +138,7 @@ export class NodeRuntime {
     // The app may read its node's route (e.g. to say which node answered).
     process.env.COHORT_ROUTE = cfg.route;
     this.app = await loadApp(cfg.app);
+    this.metrics.app = await appDefaultRegistry(cfg.app);
     const cookie = cfg.sessions.cookie ?? {};
     if (this.app.kind === 'fastify') {
       this.app.instance.register(cohortFastifySessions, { manager: this.sessions, cookie });
@@ -294,6 +298,11 @@ export class NodeRuntime {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '/';
+    if (isPath(url, LIVE_PATH)) {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ route: this.config.route, state: this.state, live: true }));
+      return;
+    }
     if (isPath(url, HEALTH_PATH)) {
       const ready = this.state === NodeState.Ready;
       const body = JSON.stringify({
