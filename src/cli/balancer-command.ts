@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
@@ -6,6 +7,8 @@ import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
 import { configFileFrom } from './check-config.js';
 import type { Logger } from 'pino';
 import { BalancerPhase, BalancerStatusServer } from '../status/balancer-status.js';
+import { ErrorProber } from '../probe/error-prober.js';
+import { systemClock } from '../util/clock.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -91,6 +94,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
   const methods = new MethodRegistry();
   let started = false;
   let stopping = false;
+  let prober: ErrorProber | undefined;
   const phase = () => (stopping ? BalancerPhase.Stopping : started ? BalancerPhase.Serving : BalancerPhase.Starting);
   const status = cfg.status ? new BalancerStatusServer(cfg.status, { balancers: () => server.balancers.values(), phase }) : undefined;
   const onFinish = finishHook(cfg.manager ? (e) => manager?.onFinish(e) : undefined, status?.observe);
@@ -104,6 +108,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     }
     stopping = true;
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
+    prober?.close();
     void Promise.all([server.close(), manager?.close(), status?.close()]).then(() => {
       log.flush();
       setImmediate(() => process.exit(0));
@@ -143,6 +148,10 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     status?.destroy();
     throw err;
   });
+  // Quick recovery of members that failed without a health check (docs/balancer.md, "Recovery without a health check").
+  prober = cfg.errorprobe === false ? undefined : new ErrorProber(cfg.errorprobe, () => server.balancers.values(), systemClock, log,
+    { rejectUnauthorized: cfg.upstreamtls.rejectunauthorized, ca: cfg.upstreamtls.ca === undefined ? undefined : readFileSync(cfg.upstreamtls.ca, 'utf8') });
+  prober?.start();
   started = true;
   for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   return server;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { clusterSectionShape, hostPort } from './cluster-section.js';
+import { ERROR_PROBE_DEFAULTS } from '../balancer/error-probe.js';
 
 /**
  * The balancer's configuration schema. Key names follow httpd's
@@ -233,6 +234,17 @@ export const balancerConfigSchema = z.strictObject({
    * the manager (src/status/balancer-status.ts; docs/metrics.md).
    */
   status: statusSchema.optional(),
+  /**
+   * Members without a health check that failed at the connection level are
+   * probed (`GET path` every `interval` s) and eligible again after `rise`
+   * passes instead of after `retry` (src/balancer/error-probe.ts). false: off.
+   */
+  errorprobe: z.union([z.literal(false), z.strictObject({
+    interval: z.number().positive().default(ERROR_PROBE_DEFAULTS.interval),
+    timeout: z.number().positive().default(ERROR_PROBE_DEFAULTS.timeout),
+    path: z.string().regex(/^\/[^\s#]*$/, 'expected a path like "/.cohort/health"').default(ERROR_PROBE_DEFAULTS.path),
+    rise: z.number().int().min(1).default(ERROR_PROBE_DEFAULTS.rise),
+  })]).prefault({}),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.balancers.forEach((b, i) => {
