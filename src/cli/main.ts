@@ -79,14 +79,16 @@ export function buildProgram(): Command {
     .description("convert an httpd mod_proxy_balancer configuration into Cohort's YAML (warnings on stderr)")
     .argument('<file>', 'httpd configuration file')
     .option('-o, --output <file>', 'write the YAML here instead of stdout')
-    .action((file: string, opts: { output?: string }) => {
+    .option('--routes <list>', 'routes for the members without route=, in order, e.g. tc1,tc2 (each node\'s --route, Tomcat\'s jvmRoute)')
+    .action((file: string, opts: { output?: string; routes?: string }) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
       } catch (err) {
         throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
       }
-      const { config, warnings } = importHttpd(text, file);
+      const routes = opts.routes === undefined ? undefined : opts.routes.split(',').map((r) => r.trim()).filter((r) => r !== '');
+      const { config, warnings } = importHttpd(text, file, routes ? { routes } : {});
       // The result must be a valid Cohort configuration.
       parseBalancerConfig(config, `${file} (converted)`);
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
