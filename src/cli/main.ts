@@ -148,8 +148,9 @@ export function buildProgram(): Command {
     .option('--port <n>', 'balancer port (nodes use the next ports)', '8080')
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--restart-after <s>', 'restart a killed node after this many seconds (0 = never)', '5')
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
-      await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter) });
+      await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter), ...(opts.logFormat ? { logFormat: opts.logFormat as LogFormat } : {}) });
     });
 
   return program;
