@@ -74,6 +74,9 @@ test('npm pack, install the tarball into an empty project, run `cohort --version
     const help = execFileSync(cohort, ['demo', '--help'], { encoding: 'utf8' });
     assert.match(help, /Usage: cohort demo/);
     assert.match(help, /--restart-after/);
+    // The library as the docs import it (docs/sessions.md, docs/cluster.md).
+    const lib = execFileSync(process.execPath, ['--input-type=module', '-e', "import { cohortStore, createClusterNode, formatMembersTable, BalancerServer } from 'cohort-cluster'; console.log([cohortStore, createClusterNode, formatMembersTable, BalancerServer].map((f) => typeof f).join(','));"], { cwd: project, encoding: 'utf8' });
+    assert.equal(lib.trim(), 'function,function,function,function');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
