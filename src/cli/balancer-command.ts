@@ -63,7 +63,7 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
 function accessLogger(cfg: BalancerConfig, outputs: LogOutputs) {
   if (cfg.accesslog === false) return undefined;
   // The access log stays JSON lines on a TTY too (one record per request, for tools).
-  return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json'));
+  return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json', 'accesslog.path'));
 }
 
 type FinishHook = (e: FinishedExchange) => void;

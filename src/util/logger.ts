@@ -1,4 +1,6 @@
+import { closeSync, openSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import { ConfigError } from '../errors.js';
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
 import { prettyStream } from './log-pretty.js';
 
@@ -26,8 +28,19 @@ export class LogOutputs {
 
   constructor(private readonly warn: (message: string, err: Error) => void = (m, e) => process.stderr.write(`cohort: ${m}: ${e.message}\n`)) {}
 
-  /** A destination: a path (appended to), or fd 1 / 2. `format` applies to a TTY fd only; files are JSON. */
-  open(dest: string | number, format: LogFormat = 'auto'): DestinationStream {
+  /**
+   * A destination: a path (appended to), or fd 1 / 2. `format` applies to a TTY fd only; files are JSON.
+   * A file that cannot be opened now is a {@link ConfigError} naming `key` (`--log-file`, `accesslog.path`):
+   * at start the process refuses to run rather than log into the void.
+   */
+  open(dest: string | number, format: LogFormat = 'auto', key = '--log-file'): DestinationStream {
+    if (typeof dest === 'string') {
+      try {
+        closeSync(openSync(dest, 'a', 0o640));
+      } catch (err) {
+        throw new ConfigError(undefined, [`${key}: cannot open ${dest} for appending: ${(err as Error).message}`]);
+      }
+    }
     const sonic: SonicBoom = pino.destination({ dest, sync: false, minLength: 0, ...(typeof dest === 'string' ? { mkdir: false } : {}) });
     const file = typeof dest === 'string' ? dest : undefined;
     // Without a listener an open or write error would end the process.

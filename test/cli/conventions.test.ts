@@ -194,6 +194,12 @@ describe('a real `cohort node`: SIGHUP reloads, SIGUSR2 reopens the log file', (
   });
 });
 
+test('a --log-file that cannot be opened at start: exit 2 naming the flag and the file', () => {
+  const r = cli(['balancer', '--listen', '127.0.0.1:0', '--member', 'a=http://127.0.0.1:9', '--log-file', join(dir, 'no-such-dir', 'b.log')]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--log-file: cannot open .*no-such-dir\/b\.log for appending: ENOENT/);
+});
+
 describe('a real `cohort balancer`: COHORT_CONFIG, --log-file and SIGUSR2', () => {
   test('config from COHORT_CONFIG with ${VAR:-default}; the log file is reopened after a move', async () => {
     const cfg = join(dir, 'balancer.yaml');
