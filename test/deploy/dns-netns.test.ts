@@ -25,7 +25,8 @@ import { until } from '../helpers/backends.js';
 
 const tag = `cohd${process.pid % 100000}`;
 const sw = `${tag}-sw`;
-const pods = [0, 1, 2, 3].map((i) => `${tag}-p${i}`);
+/** Four node pods and (the fifth) the balancer's pod. */
+const pods = [0, 1, 2, 3, 4].map((i) => `${tag}-p${i}`);
 const net3 = 100 + Math.floor(Math.random() * 150);
 const ipOf = (i: number) => `10.214.${net3}.${i + 1}`;
 const DNS_IP = `10.214.${net3}.250`;
@@ -109,7 +110,7 @@ class Child {
 
 const why = unavailable();
 
-test('Kubernetes recipe: nodes discover each other through DNS records of the headless Service; 3 → 4 adds, removing one makes it leave', { skip: why ?? false, timeout: 120_000 }, async (t) => {
+test('Kubernetes recipe: nodes discover each other through DNS records of the headless Service; 3 → 4 adds, removing one makes it leave; the balancer finds them the same way and serves', { skip: why ?? false, timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-k8s-'));
   const children: Child[] = [];
   t.after(() => {
@@ -159,6 +160,25 @@ test('Kubernetes recipe: nodes discover each other through DNS records of the he
     await until(() => /ready on http:\/\/10\.214\./.test(c.text), 20_000, `${c.name} ready`);
   }
 
+  // The balancer pod, with the manifests' balancer.yaml: it learns the nodes by the same DNS name and serves.
+  const balDocs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'kubernetes', 'balancer.yaml'), 'utf8')).map((x) => x.toJS() as { kind: string; data?: Record<string, string> });
+  const balYaml = join(dir, 'balancer.yaml');
+  writeFileSync(balYaml, balDocs.find((x) => x.kind === 'ConfigMap')!.data!['balancer.yaml']!);
+  const bal = new Child('balancer', spawn('ip', ['netns', 'exec', pods[4]!, process.execPath, BIN, 'balancer', '--config', balYaml, '--no-access-log'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, POD_IP: ipOf(4), COHORT_SECRET_FILE: secret },
+  }));
+  children.push(bal);
+  const fetchIn = (pod: string, url: string) => {
+    const r = spawnSync('ip', ['netns', 'exec', pod, process.execPath, '-e', `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(3000) }).then(async (r) => console.log(r.status + ' ' + (await r.text())), (e) => console.log('ERR ' + e.message))`], { encoding: 'utf8', timeout: 10_000 });
+    return r.stdout.trim();
+  };
+  await until(() => /listening on http/.test(bal.text) || !bal.alive(), 20_000, `the balancer: ${bal.text}`);
+  await until(() => /^200 \{"state":"serving"[^]*"app":\{"members":3,"usable":3\}/.test(fetchIn(pods[0]!, `http://${ipOf(4)}:9100/health`)), 30_000, `the balancer to learn the 3 nodes: ${bal.text}`);
+  const answered = new Set<string>();
+  for (let k = 0; k < 6; k++) answered.add(fetchIn(pods[0]!, `http://${ipOf(4)}:8080/whoami`));
+  assert.deepEqual([...answered].sort(), ['200 cohort-node-0', '200 cohort-node-1', '200 cohort-node-2'], 'balanced over the three nodes');
+
   // Scale to 4: the fourth record appears with the pod.
   publish([0, 1, 2, 3]);
   await until(() => resolve(pods[0]!).split(',').length === 4, 10_000, 'the fourth record');
@@ -181,4 +201,9 @@ test('Kubernetes recipe: nodes discover each other through DNS records of the he
   await new Promise((r) => setTimeout(r, 4_500));
   assert.deepEqual(survivors.map((s) => s.lines.filter((l) => l.msg === 'member cohort-node-1 added').length), addedBefore);
   for (const s of survivors) assert.ok(s.alive(), s.text);
+  // The balancer followed: the node that left is out, the fourth is in.
+  await until(() => /"app":\{"members":3,"usable":3\}/.test(fetchIn(pods[0]!, `http://${ipOf(4)}:9100/health`)), 20_000, 'the balancer to follow the scaling');
+  const after = new Set<string>();
+  for (let k = 0; k < 6; k++) after.add(fetchIn(pods[0]!, `http://${ipOf(4)}:8080/whoami`));
+  assert.deepEqual([...after].sort(), ['200 cohort-node-0', '200 cohort-node-2', '200 cohort-node-3']);
 });
