@@ -166,6 +166,15 @@ describe('a real `cohort node`: SIGHUP reloads, SIGUSR2 reopens the log file', (
     const members = await request(`http://127.0.0.1:${httpPort}/.cohort/members`);
     assert.equal(members.status, 200);
     assert.match(members.body, /"loadfactor":"7"/);
+    // Static members: a node tc2 appears on another port; list it and SIGHUP: tc1 dials it at once.
+    const [tc2Cluster, tc2Http] = [await freePort(), await freePort()];
+    const tc2 = start(['node', '--route', 'tc2', '--app', app, '--listen', `127.0.0.1:${tc2Http}`, '--cluster-listen', `127.0.0.1:${tc2Cluster}`, '--secret-file', secretFile, '--log-level', 'warn']);
+    await until(() => /ready on/.test(tc2.stderr()) || !alive(tc2.child), 15_000, 'tc2 ready');
+    writeFileSync(cfgFile, nodeCfg({ loglevel: 'debug', loadfactor: 7, shutdownTimeout: 3 }).replace(`127.0.0.1:${peerPort}`, `127.0.0.1:${tc2Cluster}`));
+    process.kill(p.child.pid!, 'SIGHUP');
+    await until(() => /member tc2 added/.test(log()), 10_000, 'tc1 to find tc2 after the reload');
+    assert.match(log(), new RegExp(`members \\+\\[127\\.0\\.0\\.1:${tc2Cluster}\\] -\\[127\\.0\\.0\\.1:${peerPort}\\]`));
+    tc2.child.kill('SIGTERM');
     // An invalid file: refused, keeps running.
     writeFileSync(cfgFile, `node:\n  route: tc1\n  app: ${app}\n  bogus: 1\n`);
     process.kill(p.child.pid!, 'SIGHUP');
