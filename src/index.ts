@@ -2,8 +2,8 @@
  * Cohort's public API: the balancer, the cluster layer, replicated sessions,
  * the node runtime and the manager. Everything else is internal.
  *
- *   import { BalancerServer, parseBalancerConfig } from 'cohort';
- *   import { createClusterNode, ReplicatedSessionManager, sessionMiddleware } from 'cohort';
+ *   import { BalancerServer, parseBalancerConfig } from 'cohort-cluster';
+ *   import { createClusterNode, ReplicatedSessionManager, sessionMiddleware } from 'cohort-cluster';
  */
 
 // Errors and time

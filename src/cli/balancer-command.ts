@@ -1,13 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
+import { configFileFrom } from './check-config.js';
+import type { Logger } from 'pino';
+import { BalancerPhase, BalancerStatusServer } from '../status/balancer-status.js';
+import { ErrorProber } from '../probe/error-prober.js';
+import { systemClock } from '../util/clock.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
 import { fleetPathFor, startFleet } from '../fleet/start.js';
 import type { FleetSync } from '../fleet/fleet-sync.js';
+import type { FinishedExchange } from '../proxy/forward.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -19,6 +26,11 @@ export interface BalancerCliOptions {
   accessLog?: boolean;
   /** Quick mode: serve the balancer manager on this host:port. */
   manager?: string;
+  /** Quick mode: serve /metrics, /health and /live on this host:port. */
+  status?: string;
+  /** Append the log here (reopened on SIGUSR2) instead of stderr. */
+  logFile?: string;
+  logFormat?: LogFormat;
 }
 
 /** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
@@ -36,6 +48,7 @@ export function quickConfig(opts: BalancerCliOptions): BalancerConfig {
     ...(opts.logLevel ? { loglevel: opts.logLevel } : {}),
     ...(opts.accessLog === false ? { accesslog: false } : {}),
     ...(opts.manager ? { manager: { listen: opts.manager } } : {}),
+    ...(opts.status ? { status: { listen: opts.status } } : {}),
   });
 }
 
@@ -43,28 +56,54 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   if (opts.config) {
     const cfg = loadBalancerConfig(opts.config);
     if (opts.accessLog === false) cfg.accesslog = false;
+    if (opts.status) cfg.status = { listen: opts.status, from: cfg.status?.from ?? [] };
     return cfg;
   }
   return quickConfig(opts);
 }
 
-function accessLogger(cfg: BalancerConfig) {
+function accessLogger(cfg: BalancerConfig, outputs: LogOutputs) {
   if (cfg.accesslog === false) return undefined;
-  return createLogger('cohort-access', 'info', cfg.accesslog === true ? 1 : cfg.accesslog.path);
+  // The access log stays JSON lines on a TTY too (one record per request, for tools).
+  return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json', 'accesslog.path'));
 }
 
-/** `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config file. */
-export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerServer> {
+type FinishHook = (e: FinishedExchange) => void;
+
+/** One onFinish for the manager and the status listener (undefined when neither: the proxy then skips the call). */
+function finishHook(a: FinishHook | undefined, b: FinishHook | undefined): FinishHook | undefined {
+  if (a && b) return (e) => {
+    a(e);
+    b(e);
+  };
+  return a ?? b;
+}
+
+/**
+ * `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config
+ * file; SIGUSR2 reopens the log files (`--log-file`, `accesslog.path`).
+ */
+export async function runBalancer(options: BalancerCliOptions): Promise<BalancerServer> {
+  const opts = { ...options, config: configFileFrom(options.config) };
   const cfg = resolveBalancerConfig(opts);
-  const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
+  let log: Logger | undefined;
+  const outputs = new LogOutputs((message, err) => {
+    process.stderr.write(`cohort balancer: ${message}: ${err.message}\n`);
+    log?.warn({ err: err.message }, message);
+  });
+  log = createLogger('cohort-balancer', cfg.loglevel as never, outputs.open(opts.logFile ?? 2, opts.logFormat));
   let manager: ManagerServer | undefined;
   let fleet: FleetSync | undefined;
   const methods = new MethodRegistry();
-  const server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg), ...(cfg.manager ? { onFinish: (e) => manager?.onFinish(e) } : {}) });
-  // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
-  // "listening" line must reload, not kill the process (SIGHUP's default action).
   let started = false;
   let stopping = false;
+  let prober: ErrorProber | undefined;
+  const phase = () => (stopping ? BalancerPhase.Stopping : started ? BalancerPhase.Serving : BalancerPhase.Starting);
+  const status = cfg.status ? new BalancerStatusServer(cfg.status, { balancers: () => server.balancers.values(), phase }) : undefined;
+  const onFinish = finishHook(cfg.manager ? (e) => manager?.onFinish(e) : undefined, status?.observe);
+  const server: BalancerServer = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(onFinish ? { onFinish } : {}) });
+  // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
+  // "listening" line must reload, not kill the process (SIGHUP's default action).
   const stop = (sig: string) => {
     if (stopping) {
       process.stderr.write(`cohort balancer: ${sig} again, stopping now\n`);
@@ -73,13 +112,18 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     stopping = true;
     fleet?.stop();
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
-    void Promise.all([server.close(), manager?.close()]).then(() => {
+    prober?.close();
+    void Promise.all([server.close(), manager?.close(), status?.close()]).then(() => {
       log.flush();
       setImmediate(() => process.exit(0));
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGUSR2', () => {
+    outputs.reopen();
+    log.info({ files: outputs.files() }, 'SIGUSR2: log files reopened');
+  });
   process.on('SIGHUP', () => {
     if (!opts.config) {
       log.warn('SIGHUP ignored: no --config file to reload');
@@ -102,12 +146,18 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
     const m = await manager.start();
     process.stderr.write(`cohort balancer manager on ${m.url}\n`);
   }
+  if (status) process.stderr.write(`cohort balancer status (/metrics, /health, /live) on ${await status.start()}\n`);
   const addrs = await server.start().catch(async (err) => {
     await manager?.destroy();
+    status?.destroy();
     throw err;
   });
   // Balancers that joined the cluster share the manager's changes and the failures they see (docs/fleet.md).
   fleet = await startFleet(server, manager, methods, log, opts.config !== undefined && cfg.persist ? fleetPathFor(opts.config) : undefined);
+  // Quick recovery of members that failed without a health check (docs/balancer.md, "Recovery without a health check").
+  prober = cfg.errorprobe === false ? undefined : new ErrorProber(cfg.errorprobe, () => server.balancers.values(), systemClock, log,
+    { rejectUnauthorized: cfg.upstreamtls.rejectunauthorized, ca: cfg.upstreamtls.ca === undefined ? undefined : readFileSync(cfg.upstreamtls.ca, 'utf8') });
+  prober?.start();
   started = true;
   for (const a of addrs) process.stderr.write(`cohort balancer listening on ${a.url}\n`);
   return server;

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseBalancerConfig } from '../config/load.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
@@ -20,6 +20,8 @@ export interface DemoOptions {
   readonly nodes?: number;
   /** Restart a node that died, after this many seconds (0 = never). */
   readonly restartAfter?: number;
+  /** Log lines of the balancer and the nodes: human-readable on a terminal unless `json` (docs/configuration.md). */
+  readonly logFormat?: LogFormat;
 }
 
 interface DemoNode {
@@ -107,7 +109,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const appPath = join(ROOT, 'examples', 'demo-app.mjs');
   const startNode = (n: DemoNode) => {
     const args = [join(ROOT, 'bin', 'cohort.js'), 'node', '--route', n.route, '--listen', `127.0.0.1:${n.httpPort}`, '--app', appPath,
-      '--cluster-listen', `127.0.0.1:${n.clusterPort}`, '--secret-file', secretFile, '--log-level', 'warn'];
+      '--cluster-listen', `127.0.0.1:${n.clusterPort}`, '--secret-file', secretFile, '--log-level', 'warn', ...(opts.logFormat ? ['--log-format', opts.logFormat] : [])];
     for (const o of nodes) if (o !== n) args.push('--member', `127.0.0.1:${o.clusterPort}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     n.child = child;
@@ -156,7 +158,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       // The balancer joins the cluster's membership too, so the dashboard shows the nodes' view.
       cluster: { listen: `127.0.0.1:${clusterBase}`, secretFile, members: nodes.map((n) => `127.0.0.1:${n.clusterPort}`) },
     });
-    const log = createLogger('cohort-demo', 'warn', 2);
+    const log = createLogger('cohort-demo', 'warn', new LogOutputs().open(2, opts.logFormat));
     const methods = new MethodRegistry();
     server = new BalancerServer(cfg, { log, methods, onFinish: (e) => manager?.onFinish(e) });
     const managerLines: string[] = [];

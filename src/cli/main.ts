@@ -5,24 +5,40 @@ import { runDemo } from './demo-command.js';
 import { runNode } from './node-command.js';
 import { registerRolloutCommand } from './rollout-command.js';
 import { formatMembersTable, type ClusterSnapshot } from '../cluster/index.js';
-import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
+import { parseBalancerConfig } from '../config/load.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { stringify as toYaml } from 'yaml';
 import { importHttpd } from '../import/httpd.js';
 import { hashPassword } from '../manager/password.js';
+import { checkConfigFile, configFileFrom, CONFIG_ENV } from './check-config.js';
+import { LOG_FORMATS, type LogFormat } from '../util/logger.js';
+
+/** The package's version, from its package.json (dist/src/cli/ → the package root). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function logFormat(value: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(value)) throw new ConfigError(undefined, [`--log-format: expected ${LOG_FORMATS.join(' | ')}, got "${value}"`]);
+  return value as LogFormat;
+}
+const LOG_FILE_HELP = 'append the log to this file instead of stderr (JSON lines; reopened on SIGUSR2, for logrotate)';
+const LOG_FORMAT_HELP = 'auto (human-readable on a terminal, JSON otherwise) | json | pretty';
 
 export function buildProgram(): Command {
   const program = new Command('cohort')
     .description('Clustering for Node.js web applications: a sticky, failure-aware balancer and replicated sessions.')
+    .version(packageVersion(), '-V, --version', 'print the version (of the cohort-cluster package) and exit')
     .exitOverride()
     .showHelpAfterError();
 
   program
     .command('balancer')
     .description('run the HTTP balancer (mod_proxy_balancer model)')
-    .option('-c, --config <file>', 'YAML configuration file (see docs/configuration.md)')
+    .option('-c, --config <file>', `YAML configuration file (see docs/configuration.md); default $${CONFIG_ENV}`)
     .option('-l, --listen <host:port>', 'listen address (repeatable); quick mode default 127.0.0.1:8080', collect)
     .option('-m, --member <route=url>', 'a member, e.g. tc1=http://127.0.0.1:8081 (repeatable; quick mode)', collect)
     .option('--method <name>', 'byrequests | bytraffic | bybusyness | bylatency (quick mode)')
@@ -30,17 +46,22 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
     .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
+    .option('--status <host:port>', 'serve /metrics, /health and /live here (no manager needed; status.listen in a file)')
+    .option('--log-file <file>', LOG_FILE_HELP)
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
       await runBalancer(opts);
     });
 
   program
     .command('check-config')
-    .description('validate a balancer configuration file and exit (0 valid, 2 invalid)')
-    .argument('<file>')
-    .action((file: string) => {
-      loadBalancerConfig(file);
-      process.stdout.write(`${file}: ok\n`);
+    .description(`validate a balancer or node configuration file and exit (0 valid, 2 invalid); default $${CONFIG_ENV}`)
+    .argument('[file]')
+    .action((arg: string | undefined) => {
+      const file = configFileFrom(arg);
+      if (!file) throw new ConfigError(undefined, [`check-config: expected a file argument (or ${CONFIG_ENV})`]);
+      const kind = checkConfigFile(file);
+      process.stdout.write(`${file}: ok (${kind})\n`);
     });
 
   program
@@ -59,14 +80,16 @@ export function buildProgram(): Command {
     .description("convert an httpd mod_proxy_balancer configuration into Cohort's YAML (warnings on stderr)")
     .argument('<file>', 'httpd configuration file')
     .option('-o, --output <file>', 'write the YAML here instead of stdout')
-    .action((file: string, opts: { output?: string }) => {
+    .option('--routes <list>', 'routes for the members without route=, in order, e.g. tc1,tc2 (each node\'s --route, Tomcat\'s jvmRoute)')
+    .action((file: string, opts: { output?: string; routes?: string }) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
       } catch (err) {
         throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
       }
-      const { config, warnings } = importHttpd(text, file);
+      const routes = opts.routes === undefined ? undefined : opts.routes.split(',').map((r) => r.trim()).filter((r) => r !== '');
+      const { config, warnings } = importHttpd(text, file, routes ? { routes } : {});
       // The result must be a valid Cohort configuration.
       parseBalancerConfig(config, `${file} (converted)`);
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
@@ -78,7 +101,7 @@ export function buildProgram(): Command {
   program
     .command('node')
     .description("run your app as a cluster node with replicated sessions")
-    .option('-c, --config <file>', 'YAML file with a node: section (see docs/node.md)')
+    .option('-c, --config <file>', `YAML file with a node: section (see docs/node.md); default $${CONFIG_ENV}`)
     .option('--route <id>', 'this node\'s route (unique in the cluster), e.g. tc1')
     .option('-l, --listen <host:port>', 'the app\'s HTTP listener (default 127.0.0.1:8081)')
     .option('--app <module>', 'module whose default export is a request listener, an Express app or a Fastify instance')
@@ -100,7 +123,10 @@ export function buildProgram(): Command {
     .option('--redis <url>', 'keep sessions in Redis/Valkey instead of replicating them')
     .option('--loadfactor <n>', 'this node\'s weight for a balancer that learns the nodes (1..100)')
     .option('--load-report', 'publish a loadfactor derived from event-loop utilization (every 2 s)')
+    .option('--metrics-path <path>', 'also serve the node\'s metrics at this app path, e.g. /metrics (default: only /.cohort/metrics)')
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
+    .option('--log-file <file>', LOG_FILE_HELP)
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
       await runNode(opts);
     });
@@ -123,8 +149,9 @@ export function buildProgram(): Command {
     .option('--port <n>', 'balancer port (nodes use the next ports)', '8080')
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--restart-after <s>', 'restart a killed node after this many seconds (0 = never)', '5')
+    .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
     .action(async (opts) => {
-      await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter) });
+      await runDemo({ port: Number(opts.port), nodes: Number(opts.nodes), restartAfter: Number(opts.restartAfter), ...(opts.logFormat ? { logFormat: opts.logFormat as LogFormat } : {}) });
     });
 
   registerRolloutCommand(program);

@@ -1,7 +1,11 @@
 import { ConfigError } from '../errors.js';
 import { loadNodeConfig, parseNodeConfig, type NodeConfig } from '../node/config.js';
 import { NodeRuntime } from '../node/runtime.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
+import { configFileFrom } from './check-config.js';
+import { planNodeReload } from '../node/reload.js';
+import { ReloadableStaticMembers } from '../node/static-members.js';
+import type { Logger } from 'pino';
 
 export interface NodeCliOptions {
   config?: string;
@@ -26,7 +30,11 @@ export interface NodeCliOptions {
   redis?: string;
   loadfactor?: string;
   loadReport?: boolean;
+  metricsPath?: string;
   logLevel?: string;
+  /** Append the log here (reopened on SIGUSR2) instead of stderr. */
+  logFile?: string;
+  logFormat?: LogFormat;
 }
 
 /** Flags override the file's `node:` section. */
@@ -69,6 +77,7 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
     ...(o.logLevel ? { loglevel: o.logLevel } : {}),
     ...(o.loadfactor !== undefined ? { loadfactor: Number(o.loadfactor) } : {}),
     ...(o.loadReport ? { loadReport: true } : {}),
+    ...(o.metricsPath !== undefined ? { metricsPath: o.metricsPath === 'false' ? false : o.metricsPath } : {}),
     cluster,
     sessions,
   };
@@ -91,11 +100,26 @@ function dnsFromFlags(fromFile: unknown, o: NodeCliOptions): unknown {
   return Object.keys(spec).length === 1 ? spec.name : spec;
 }
 
-/** `cohort node`: runs until SIGTERM (graceful) or SIGINT. */
-export async function runNode(o: NodeCliOptions): Promise<NodeRuntime> {
+/**
+ * `cohort node`: runs until SIGTERM (graceful) or SIGINT. SIGHUP reloads the
+ * config file (what can change at run time: src/node/reload.ts), SIGUSR2
+ * reopens `--log-file`. Neither ever ends the process.
+ */
+export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
+  const o = { ...options, config: configFileFrom(options.config) };
   const cfg = resolveNodeConfig(o);
-  const log = createLogger(`cohort-node-${cfg.route}`, cfg.loglevel as never, 2);
-  const node = new NodeRuntime(cfg, log, o.config);
+  const ctx: Partial<ReloadContext> = {};
+  // First, before the log file shows up: from then on a SIGHUP must not end the process.
+  installNodeReload(o, ctx);
+  ctx.outputs = new LogOutputs((message, err) => {
+    process.stderr.write(`cohort node: ${message}: ${err.message}\n`);
+    ctx.log?.warn({ err: err.message }, message);
+  });
+  const log = createLogger(`cohort-node-${cfg.route}`, cfg.loglevel as never, ctx.outputs.open(o.logFile ?? 2, o.logFormat));
+  ctx.log = log;
+  ctx.members = new ReloadableStaticMembers(cfg.cluster.members);
+  const node = new NodeRuntime(cfg, log, o.config, { cluster: { membershipRegistry: ctx.members.registry() } });
+  ctx.node = node;
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) process.exit(1);
@@ -116,4 +140,57 @@ export async function runNode(o: NodeCliOptions): Promise<NodeRuntime> {
   }
   process.stderr.write(`cohort node ${cfg.route} ready on ${node.httpUrl} (cluster ${node.cluster!.self.channelAddress.host}:${node.cluster!.self.channelAddress.port})\n`);
   return node;
+}
+
+/**
+ * SIGHUP and SIGUSR2 on `cohort node`, installed before start() so that a
+ * signal during the state transfer cannot kill the process (SIGHUP's default
+ * action). A reload that fails (invalid file) keeps the running settings.
+ */
+/** Filled in as `runNode` constructs them; the handlers do nothing until the node exists. */
+interface ReloadContext {
+  node: NodeRuntime;
+  log: Logger;
+  members: ReloadableStaticMembers;
+  outputs: LogOutputs;
+}
+
+function installNodeReload(o: NodeCliOptions, ctx: Partial<ReloadContext>): void {
+  process.on('SIGUSR2', () => {
+    const { outputs, log } = ctx;
+    if (!outputs || !log) return;
+    outputs.reopen();
+    log.info({ files: outputs.files() }, 'SIGUSR2: log files reopened');
+  });
+  process.on('SIGHUP', () => {
+    const { node, log, members } = ctx;
+    if (!node || !log || !members) return; // not constructed yet: nothing to reload into
+    if (!o.config) {
+      log.warn('SIGHUP: no --config file (or COHORT_CONFIG) to reload; nothing changed');
+      return;
+    }
+    try {
+      const next = resolveNodeConfig(o);
+      const plan = planNodeReload(node.config, next);
+      const applied: string[] = [];
+      if (plan.loglevel) {
+        log.level = plan.loglevel;
+        node.config.loglevel = plan.loglevel;
+        applied.push(`loglevel=${plan.loglevel}`);
+      }
+      if (plan.loadfactor) {
+        node.setLoadfactor(plan.loadfactor.value);
+        applied.push(`loadfactor=${plan.loadfactor.value ?? '(unset)'}`);
+      }
+      if (plan.members) {
+        const diff = members.set(plan.members);
+        node.config.cluster.members = [...plan.members];
+        applied.push(`members +[${diff.added.join(',')}] -[${diff.removed.join(',')}]`);
+      }
+      if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'SIGHUP: these changes take effect after a restart; the node keeps running with the previous values');
+      log.info({ applied, state: node.state }, applied.length > 0 ? `SIGHUP: reloaded ${o.config}: ${applied.join('; ')}` : `SIGHUP: reloaded ${o.config}: nothing to change`);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'SIGHUP: reload refused (invalid configuration); keeping the running one');
+    }
+  });
 }

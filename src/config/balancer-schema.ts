@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { clusterSectionShape, hostPort } from './cluster-section.js';
+import { ERROR_PROBE_DEFAULTS } from '../balancer/error-probe.js';
 
 /**
  * The balancer's configuration schema. Key names follow httpd's
@@ -149,6 +150,13 @@ export const managerUserSchema = z.strictObject({
  * The balancer manager, dashboard and /metrics (docs/manager.md). Present
  * (even as `manager: {}`) = on; absent or `false` = off.
  */
+/** `status:` the balancer's metrics and health listener (no manager needed). */
+export const statusSchema = z.strictObject({
+  listen: hostPort,
+  /** Besides loopback, clients (IPs or CIDRs) allowed to read /metrics (/health and /live answer everyone). */
+  from: z.array(z.string()).default([]),
+});
+
 export const managerSchema = z.strictObject({
   /** Its own listener; loopback by default. */
   listen: hostPort.default(DEFAULTS.managerListen),
@@ -221,6 +229,22 @@ export const balancerConfigSchema = z.strictObject({
     ...clusterSectionShape('127.0.0.1:0'),
   }).optional(),
   manager: z.union([z.literal(false), managerSchema]).optional(),
+  /**
+   * A small listener of its own for `/metrics`, `/health` and `/live`, without
+   * the manager (src/status/balancer-status.ts; docs/metrics.md).
+   */
+  status: statusSchema.optional(),
+  /**
+   * Members without a health check that failed at the connection level are
+   * probed (`GET path` every `interval` s) and eligible again after `rise`
+   * passes instead of after `retry` (src/balancer/error-probe.ts). false: off.
+   */
+  errorprobe: z.union([z.literal(false), z.strictObject({
+    interval: z.number().positive().default(ERROR_PROBE_DEFAULTS.interval),
+    timeout: z.number().positive().default(ERROR_PROBE_DEFAULTS.timeout),
+    path: z.string().regex(/^\/[^\s#]*$/, 'expected a path like "/.cohort/health"').default(ERROR_PROBE_DEFAULTS.path),
+    rise: z.number().int().min(1).default(ERROR_PROBE_DEFAULTS.rise),
+  })]).prefault({}),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.balancers.forEach((b, i) => {
@@ -250,3 +274,4 @@ export type HcheckSpec = z.output<typeof hcheckSchema>;
 export type MemberHcheck = z.output<typeof memberHcheckSchema>;
 export type ListenerSpec = z.output<typeof listenerSchema>;
 export type ManagerSpec = z.output<typeof managerSchema>;
+export type StatusSpec = z.output<typeof statusSchema>;

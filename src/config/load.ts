@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { balancerConfigSchema, type BalancerConfig } from './balancer-schema.js';
 import { mutualTlsIssues, pemFileIssues } from './pem-files.js';
+import { expandEnvVars } from './env-vars.js';
 
 /** Renders a zod issue path as a key path: `balancers[0].members[1].loadfactor`. */
 export function keyPath(path: readonly PropertyKey[]): string {
@@ -73,7 +74,8 @@ export function readConfigFile(file: string): unknown {
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseYamlText(text, file);
+  // ${VAR}, ${VAR:-default} and VAR_FILE in values (src/config/env-vars.ts).
+  return expandEnvVars(parseYamlText(text, file), file);
 }
 
 /** Loads and validates a balancer configuration file. Throws {@link ConfigError}. */

@@ -57,7 +57,34 @@ const onOff = (v: string) => /^on$/i.test(v);
 
 const STATUS_FLAGS: Record<string, string | undefined> = { D: 'disabled', S: 'stopped', N: 'drain', H: 'hot-standby', I: 'ignore-errors', R: 'hot-standby' };
 
-export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
+export interface ImportOptions {
+  /**
+   * Routes for the members that have no `route=`, in the order they appear
+   * (`cohort import-httpd --routes tc1,tc2`). Each node must then run with
+   * that route (`cohort node --route tc1`, Tomcat's `jvmRoute="tc1"`).
+   */
+  readonly routes?: readonly string[];
+}
+
+/** Access-control lines inside a <Location>: recognised; only the fully open forms map to Cohort (which does no access control on mounts). */
+function accessControl(d: string, line: string): 'open' | 'restrictive' | undefined {
+  if (d === 'order') return 'open'; // only meaningful with Allow/Deny, judged there
+  if (d === 'allow') return /^allow\s+from\s+all\s*$/i.test(line) ? 'open' : 'restrictive';
+  if (d === 'deny') return 'restrictive';
+  if (d === 'require') return /^require\s+all\s+granted\s*$/i.test(line) ? 'open' : 'restrictive';
+  if (d === 'satisfy') return 'open';
+  return undefined;
+}
+
+/** A <LocationMatch> regex as a path prefix, when it is one (`^/examples`, `/examples(/.*)?$`, `^/docs/.*`). */
+function regexPrefix(re: string): string | undefined {
+  let r = re.replace(/^"|"$/g, '').replace(/^\^/, '');
+  r = r.replace(/(\(\/\.\*\)\?|\/\.\*|\.\*)?\$?$/, '');
+  if (r === '' || !r.startsWith('/') || /[\\()[\]{}|+*?.^$]/.test(r)) return undefined;
+  return r;
+}
+
+export function importHttpd(text: string, file = 'httpd.conf', options: ImportOptions = {}): ImportResult {
   const warnings: string[] = [];
   const warn = (line: number, msg: string) => warnings.push(`${file}:${line}: ${msg}`);
   const balancers = new Map<string, BalancerOut>();
@@ -98,7 +125,9 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
   };
 
   let inProxy: BalancerOut | undefined;
-  let inLocation: { path: string; line: number; manager: boolean; open: boolean } | undefined;
+  let inLocation: { path: string; line: number; manager: boolean; open: boolean; match: boolean; restrictive: number[] } | undefined;
+  /** Members without route=, in order, for --routes and the warning. */
+  const routeless: { m: MemberOut; line: number; balancer: string }[] = [];
   let manager: { path: string } | undefined;
   const lines = text.split(/\r?\n/);
   // Join continuation lines (trailing backslash) while keeping the first line number.
@@ -120,11 +149,14 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
       inProxy = undefined;
       continue;
     }
-    if (d === '<location') {
-      inLocation = { path: (ws[1] ?? '').replace(/>$/, ''), line: lineNo, manager: false, open: false };
+    if (d === '<location' || d === '<locationmatch') {
+      inLocation = { path: (ws[1] ?? '').replace(/>$/, ''), line: lineNo, manager: false, open: false, match: d === '<locationmatch', restrictive: [] };
       continue;
     }
-    if (d === '</location>') {
+    if (d === '</location>' || d === '</locationmatch>') {
+      if (inLocation && !inLocation.manager && inLocation.restrictive.length > 0) {
+        warn(inLocation.restrictive[0]!, `access control in <${inLocation.match ? 'LocationMatch' : 'Location'} ${inLocation.path}> (lines ${inLocation.restrictive.join(', ')}) is not imported: Cohort's mounts answer whoever reaches the listener; restrict them with the listen address, a firewall or a proxy in front`);
+      }
       if (inLocation?.manager) {
         const path = inLocation.path.replace(/^"|"$/g, '').replace(/\/+$/, '') || '/balancer-manager';
         manager = { path };
@@ -134,8 +166,38 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
       continue;
     }
     if (inLocation) {
+      const access = accessControl(d, line);
       if (d === 'sethandler' && /balancer-manager/i.test(ws[1] ?? '')) inLocation.manager = true;
-      else if ((d === 'allow' && /all/i.test(line)) || (d === 'require' && /all\s+granted/i.test(line))) inLocation.open = true;
+      else if (access !== undefined) {
+        if ((d === 'allow' || d === 'require') && access === 'open') inLocation.open = true;
+        if (access === 'restrictive') inLocation.restrictive.push(lineNo);
+      } else if (d === 'proxypass') {
+        // The tutorial's form: `ProxyPass balancer://tccluster/examples stickysession=…` inside <Location /examples>.
+        const target = ws[1] ?? '';
+        const raw = inLocation.path.replace(/^"|"$/g, '');
+        const path = inLocation.match ? regexPrefix(raw) : raw;
+        if (path === undefined) {
+          warn(lineNo, `ProxyPass in <LocationMatch ${inLocation.path}>: the pattern is not a plain path prefix; Cohort mounts by prefix — add a mount by hand; skipped`);
+          continue;
+        }
+        if (inLocation.match) warn(lineNo, `<LocationMatch ${inLocation.path}> becomes the prefix mount ${path}`);
+        if (target === '!') {
+          warn(lineNo, `ProxyPass ! in <Location ${inLocation.path}>: exclusions are not needed; skipped`);
+          continue;
+        }
+        const b = getBalancer(target);
+        if (!b) {
+          warn(lineNo, `ProxyPass ${target} in <Location ${inLocation.path}>: only balancer:// targets are imported; skipped`);
+          continue;
+        }
+        const upstream = target.replace(/^balancer:\/\/[^/]+/i, '') || '/';
+        applyBalancerParams(b, params(ws.slice(2)), lineNo);
+        mounts.push({ path: path.replace(/(.)\/+$/, '$1'), balancer: b.name, upstream });
+      } else if (d === 'proxypassreverse' || d === 'proxypassreversecookiepath') {
+        // Cohort rewrites Location/Set-Cookie paths for every mount by default.
+      } else {
+        warn(lineNo, `${ws[0]} in <${inLocation.match ? 'LocationMatch' : 'Location'} ${inLocation.path}>: not mapped`);
+      }
       continue;
     }
     switch (d) {
@@ -191,6 +253,7 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
           }
         }
         b.members.push(m);
+        if (m.route === undefined) routeless.push({ m, line: lineNo, balancer: b.name });
         break;
       }
       case 'proxyset': {
@@ -246,10 +309,26 @@ export function importHttpd(text: string, file = 'httpd.conf'): ImportResult {
         break;
       case 'balancerpersist':
         break;
+      case 'loadmodule':
+        warn(lineNo, `LoadModule ${ws[1] ?? ''}: not needed (the proxy, the balancer and its methods are built in)`);
+        break;
       default:
-        if (/^proxy|^balancer/i.test(d)) warn(lineNo, `${ws[0]}: not mapped`);
+        if (d.startsWith('</')) break; // the end of a block whose start was warned about
+        if (d.startsWith('<')) warn(lineNo, `${line}: the block's directives are imported one by one; the block itself is not (Cohort serves every host name and interface it listens on)`);
+        else warn(lineNo, `${ws[0]}: not mapped`);
     }
   }
+  const routes = options.routes ?? [];
+  routeless.forEach(({ m, line, balancer }, i) => {
+    const route = routes[i];
+    if (route !== undefined) {
+      m.route = route;
+      warn(line, `BalancerMember ${m.url} in ${balancer}: route=${route} from --routes — run that node with \`cohort node --route ${route}\` (a Tomcat: jvmRoute="${route}" on its <Engine>)`);
+    } else {
+      warn(line, `BalancerMember ${m.url} in ${balancer} has no route=: sessions cannot stick to it. Set route= here and the same route on the node (\`cohort node --route tc1\`; a Tomcat: jvmRoute="tc1" on its <Engine>), or give the routes in order with --routes tc1,tc2`);
+    }
+  });
+  if (routes.length > routeless.length) warnings.push(`${file}: --routes has ${routes.length} routes for ${routeless.length} member${routeless.length === 1 ? '' : 's'} without route=; the extra ones (${routes.slice(routeless.length).join(', ')}) are unused`);
   for (const b of balancers.values()) if (b.members.length === 0) warnings.push(`${file}: balancer ${b.name} has no members`);
   const config: Record<string, unknown> = {
     listen: listen.length === 0 ? '127.0.0.1:8080' : listen.length === 1 ? listen[0] : listen,

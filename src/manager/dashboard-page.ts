@@ -28,6 +28,7 @@ const DASHBOARD_CSS = `
 .legend .swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
 .history{font-size:12px;max-height:240px;overflow:auto;background:#fafbfc;border:1px solid #eee;padding:4px 4px 4px 36px}
 .history .h-transition{color:#b42318}
+.history .tone-good{color:#067647}.history .tone-bad{color:#b42318}.history .tone-warn{color:#b54708}.history .tone-info{color:#475467}
 #conn{font-size:12px}
 `;
 

@@ -117,7 +117,7 @@ export const BALANCERS_PANEL_SCRIPT = `
     });
   }
   function addHistory(e) {
-    var li = el('li', { 'class': 'h-' + e.kind });
+    var li = el('li', { 'class': 'h-' + e.kind + (e.tone ? ' tone-' + e.tone : '') });
     li.appendChild(el('time', {}, new Date(e.at).toLocaleTimeString()));
     li.appendChild(document.createTextNode(' [' + e.balancer + '] ' + e.text));
     st.history.insertBefore(li, st.history.firstChild);

@@ -122,7 +122,7 @@ export const CLUSTER_PANEL_SCRIPT = `
     renderMatrix(v.matrix);
   }
   function addHistory(e) {
-    var li = el('li', { 'class': 'h-' + e.kind });
+    var li = el('li', { 'class': 'h-' + e.kind + (e.tone ? ' tone-' + e.tone : '') });
     li.appendChild(el('time', {}, new Date(e.at).toLocaleTimeString()));
     li.appendChild(document.createTextNode(' ' + e.text));
     st.history.insertBefore(li, st.history.firstChild);

@@ -1,4 +1,5 @@
 import type { ClusterChannel, MemberView, MembershipEvent } from '../cluster/types.js';
+import { clusterEventTone } from './history-tone.js';
 import { MemberState } from '../cluster/types.js';
 import { parseSeenMembers, SEEN_META_KEY, type SeenMembers, type SeenState } from '../cluster/seen-members.js';
 import type { Clock } from '../util/clock.js';
@@ -130,7 +131,7 @@ export class ClusterSource implements DashboardSource {
   }
 
   private record(m: MemberView, what: string): void {
-    const entry: HistoryEntry = { at: this.wallNow(), balancer: this.attached?.self.clusterName ?? 'cluster', kind: 'transition', member: m.route, to: m.state, text: `${m.route}: ${what}` };
+    const entry: HistoryEntry = { at: this.wallNow(), balancer: this.attached?.self.clusterName ?? 'cluster', kind: 'transition', member: m.route, to: m.state, tone: clusterEventTone(what), text: `${m.route}: ${what}` };
     this.history.push(entry);
     if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
     this.emit('state', { entry, ...this.view() });

@@ -1,4 +1,5 @@
 import type { Balancer } from '../balancer/balancer.js';
+import { memberTransitionTone, type HistoryTone } from './history-tone.js';
 import type { MemberTransition } from '../balancer/member.js';
 import type { FinishedExchange } from '../proxy/forward.js';
 import type { Clock } from '../util/clock.js';
@@ -40,6 +41,8 @@ export interface HistoryEntry {
   readonly from?: string;
   readonly to?: string;
   readonly text: string;
+  /** good | bad | warn | info: how the page colours it (src/manager/history-tone.ts). */
+  readonly tone?: HistoryTone;
 }
 
 interface Window {
@@ -80,8 +83,8 @@ export class BalancerSource implements DashboardSource {
       if (this.attached.has(b)) continue;
       this.attached.add(b);
       const onTransition = (t: MemberTransition & { balancer: string }) =>
-        this.record({ at: t.reason.sinceWall, balancer: t.balancer, kind: 'transition', member: t.member, from: t.from, to: t.to, text: `${t.member}: ${t.from} → ${t.to} (${t.reason.source}: ${t.reason.message})` });
-      const onChange = (c: { balancer: string; what: string }) => this.record({ at: this.wallNow(), balancer: c.balancer, kind: 'change', text: c.what });
+        this.record({ at: t.reason.sinceWall, balancer: t.balancer, kind: 'transition', member: t.member, from: t.from, to: t.to, tone: memberTransitionTone(t.to), text: `${t.member}: ${t.from} → ${t.to} (${t.reason.source}: ${t.reason.message})` });
+      const onChange = (c: { balancer: string; what: string }) => this.record({ at: this.wallNow(), balancer: c.balancer, kind: 'change', tone: 'info', text: c.what });
       b.on('transition', onTransition);
       b.on('change', onChange);
       this.detach.push(() => {

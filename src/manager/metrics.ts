@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Balancer } from '../balancer/balancer.js';
 import { MemberFlag, MemberHealth } from '../balancer/member.js';
 import type { FinishedExchange } from '../proxy/forward.js';
@@ -24,6 +24,8 @@ export class BalancerMetrics {
   /** `now`: the balancers' monotonic clock (ms), for the `usable` gauge. */
   constructor(balancers: () => Iterable<Balancer>, now: () => number = () => performance.now()) {
     const reg = this.registry;
+    // prom-client's process_* and nodejs_* metrics (CPU, memory, event-loop lag, GC, handles), in this registry.
+    collectDefaultMetrics({ register: reg });
     const memberCounter = (name: string, help: string, read: (m: Balancer['members'][number]) => number) =>
       new Counter({
         name, help, labelNames: ['balancer', 'member'] as const, registers: [reg],

@@ -38,8 +38,13 @@ export const nodeSectionSchema = z.strictObject({
   loadReport: z.boolean().default(false),
   /** Besides loopback, clients (IPs or CIDRs) allowed to scrape the node's metrics. */
   metricsFrom: z.array(z.string()).default([]),
-  /** Where the node also serves its Prometheus metrics on the app listener (always at /.cohort/metrics); false = only there, leaving this path to the app. */
-  metricsPath: z.union([z.literal(false), z.string().regex(/^\/[^?#\s]*$/, 'expected a path like "/metrics", or false')]).default('/metrics'),
+  /**
+   * Another path where the node serves its Prometheus metrics on the app
+   * listener, besides /.cohort/metrics (always). Default false: only there, so
+   * an app's own `/metrics` route is never hidden. A path set here is answered
+   * by the node before the app.
+   */
+  metricsPath: z.union([z.literal(false), z.string().regex(/^\/[^?#\s]*$/, 'expected a path like "/metrics", or false')]).default(false),
   /** Seconds to finish in-flight requests on SIGTERM. */
   shutdownTimeout: z.number().min(0).default(10),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -55,11 +60,21 @@ export function parseNodeConfig(raw: unknown, file?: string): NodeConfig {
   return r.data;
 }
 
-/** Reads the `node:` section of a YAML file. */
+/** The top-level keys of a node file. */
+export const NODE_FILE_KEYS: readonly string[] = ['node'];
+
+/** Reads the `node:` section of a YAML file; any other top-level key is an error. */
 export function loadNodeConfig(file: string): Record<string, unknown> {
-  const raw = readConfigFile(file) as Record<string, unknown> | null;
+  return nodeSection(readConfigFile(file), file);
+}
+
+/** The `node:` section of a parsed node file; any other top-level key is an error. */
+export function nodeSection(parsed: unknown, file: string): Record<string, unknown> {
+  const raw = parsed as Record<string, unknown> | null;
   if (!raw || typeof raw !== 'object' || typeof raw.node !== 'object' || raw.node === null) {
     throw new ConfigError(file, ['node: expected a "node:" section with route, listen, app and cluster']);
   }
+  const unknown = Object.keys(raw).filter((k) => !NODE_FILE_KEYS.includes(k));
+  if (unknown.length > 0) throw new ConfigError(file, unknown.map((k) => `${k}: unknown key in a node file (a node file has only a "node:" section; see docs/node.md)`));
   return raw.node as Record<string, unknown>;
 }

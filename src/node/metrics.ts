@@ -1,4 +1,5 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { RegistryLike } from './app-metrics.js';
 import type { ClusterNode } from '../cluster/index.js';
 import type { ReplicatedSessionManager } from '../sessions/index.js';
 
@@ -10,6 +11,10 @@ import type { ReplicatedSessionManager } from '../sessions/index.js';
  */
 export class NodeMetrics {
   readonly registry = new Registry();
+  /** prom-client's process and Node.js metrics (process_*, nodejs_*), unless the app's registry has them. */
+  readonly defaults = new Registry();
+  /** The app's prom-client default registry, merged into the output when it holds metrics (src/node/app-metrics.ts). */
+  app: RegistryLike | undefined;
 
   constructor(
     route: string,
@@ -20,6 +25,8 @@ export class NodeMetrics {
   ) {
     const reg = this.registry;
     reg.setDefaultLabels({ node: route });
+    this.defaults.setDefaultLabels({ node: route });
+    collectDefaultMetrics({ register: this.defaults });
     new Gauge({
       name: 'cohort_node_ready', help: '1 when the node is ready (state transfer done, taking traffic), else 0.', registers: [reg],
       collect() { this.set(ready() ? 1 : 0); },
@@ -98,7 +105,16 @@ export class NodeMetrics {
     sessionGauge('cohort_node_state_transfer_seconds', 'Duration of the last state transfer.', (s) => (s.lastTransfer?.ms ?? 0) / 1000);
   }
 
+  /**
+   * The text exposition: Cohort's metrics, the app's default registry (when
+   * it holds any), and the process/Node.js defaults unless the app's registry
+   * already exports them (prom-client's `collectDefaultMetrics()` in the app).
+   */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const parts = [await this.registry.metrics()];
+    const app = this.app !== undefined && this.app.getMetricsAsArray().length > 0 ? this.app : undefined;
+    if (app) parts.push(await app.metrics());
+    if (!app?.getSingleMetric('process_cpu_user_seconds_total')) parts.push(await this.defaults.metrics());
+    return { contentType: this.registry.contentType, body: parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('') };
   }
 }

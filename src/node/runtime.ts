@@ -10,12 +10,15 @@ import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import type { NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
+import { appDefaultRegistry } from './app-metrics.js';
 import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
 import { Throttle } from '../util/throttle.js';
 import { systemClock } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
+/** Liveness: 200 while the process runs and its event loop answers, ready or not (Kubernetes livenessProbe). */
+export const LIVE_PATH = '/.cohort/live';
 export const MEMBERS_PATH = '/.cohort/members';
 export const METRICS_PATH = '/.cohort/metrics';
 
@@ -66,7 +69,8 @@ export class NodeRuntime {
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
-  private readonly loadReporter: LoadReporter | undefined;
+  private loadReporter: LoadReporter | undefined;
+  private readonly utilization: () => number;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
   private readonly metricsFrom: (ip: string) => boolean;
@@ -80,7 +84,8 @@ export class NodeRuntime {
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
     this.clusterDeps = deps.cluster ?? {};
-    if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
+    this.utilization = deps.utilization ?? eventLoopUtilizationSampler();
+    if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, this.utilization);
     this.metrics = new NodeMetrics(
       config.route,
       () => this.cluster,
@@ -133,6 +138,7 @@ export class NodeRuntime {
     // The app may read its node's route (e.g. to say which node answered).
     process.env.COHORT_ROUTE = cfg.route;
     this.app = await loadApp(cfg.app);
+    this.metrics.app = await appDefaultRegistry(cfg.app);
     const cookie = cfg.sessions.cookie ?? {};
     if (this.app.kind === 'fastify') {
       this.app.instance.register(cohortFastifySessions, { manager: this.sessions, cookie });
@@ -197,6 +203,20 @@ export class NodeRuntime {
       if (count > 0 && performance.now() - lastChange >= JOIN_QUIET_MS) break;
     }
     this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
+  }
+
+  /**
+   * A new `loadfactor` at run time (SIGHUP; src/node/reload.ts): the published
+   * weight, or with `loadReport` the idle ceiling. Published at once, also
+   * while the state transfer runs; undefined stops publishing one.
+   */
+  setLoadfactor(loadfactor: number | undefined): void {
+    this.config.loadfactor = loadfactor;
+    if (this.config.loadReport) this.loadReporter = new LoadReporter(loadfactor ?? DEFAULT_LOAD_CEILING, this.utilization);
+    const cluster = this.cluster;
+    if (!cluster) return;
+    const { loadfactor: _previous, load: _load, ...meta } = cluster.self.meta;
+    cluster.setMeta({ ...meta, ...this.initialLoadMeta() });
   }
 
   /** The loadfactor published from the start: the configured one (or, reporting load, the idle ceiling). */
@@ -278,6 +298,11 @@ export class NodeRuntime {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = req.url ?? '/';
+    if (isPath(url, LIVE_PATH)) {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ route: this.config.route, state: this.state, live: true }));
+      return;
+    }
     if (isPath(url, HEALTH_PATH)) {
       const ready = this.state === NodeState.Ready;
       const body = JSON.stringify({

@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { TestCluster, CookieJar, ROOT, waitFor, health } from '../helpers/cluster-procs.js';
+import { TestCluster, CookieJar, ROOT, DEMO_APP, waitFor, health } from '../helpers/cluster-procs.js';
 
 async function counter(url: string, jar: CookieJar): Promise<{ node: string; count: number; kind?: string }> {
   const r = await request(`${url}/examples/counter`, { headers: { accept: 'application/json', ...(jar.cookie ? { cookie: jar.cookie } : {}) } });
@@ -59,11 +59,11 @@ test('SIGTERM: the node leaves gracefully (exit 0, peers see it gone at once) an
   assert.equal(r.count, 3);
 });
 
-test('node metrics: Prometheus text on /metrics and /.cohort/metrics for loopback clients, not for clients relayed by a proxy', { timeout: 60_000 }, async (t) => {
+test('node metrics: Prometheus text on /.cohort/metrics (and a configured --metrics-path) for loopback clients, not for clients relayed by a proxy', { timeout: 60_000 }, async (t) => {
   const cluster = new TestCluster();
   t.after(() => cluster.stopAll());
   await cluster.define(['m1', 'm2']);
-  const [m1] = await Promise.all([cluster.start('m1'), cluster.start('m2')]);
+  const [m1] = await Promise.all([cluster.start('m1', DEMO_APP, ['--metrics-path', '/metrics']), cluster.start('m2')]);
   await counter(m1.url, new CookieJar());
   const r = await request(`${m1.url}/.cohort/metrics`);
   const text = await r.body.text();
