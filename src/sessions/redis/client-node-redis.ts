@@ -77,7 +77,8 @@ export async function nodeRedisPort(o: RedisPortOptions): Promise<RedisPort> {
       send: (_key, cmd) => send(cmd),
       sendOnOneConnection: (_key, cmds) => sentinel.use(async (c) => {
         const out: unknown[] = [];
-        for (const cmd of cmds) out.push(await (c as unknown as Sendable).sendCommand([...cmd], opts));
+        // A lease client's sendCommand takes isReadonly first.
+        for (const cmd of cmds) out.push(await c.sendCommand(false, [...cmd], opts));
         return out;
       }),
       async masters() { return [send]; },
