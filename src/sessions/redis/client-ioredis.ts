@@ -17,7 +17,7 @@ async function loadIoredis(): Promise<{ Redis: typeof Redis; Cluster: typeof Clu
   }
 }
 
-/** A client still connected to a master demoted by a failover answers READONLY: reconnect (finding the new master) and resend. */
+/** Sentinel: a client still connected to a master demoted by a failover answers READONLY: reconnect (asking the sentinels for the new master) and resend. Elsewhere READONLY reaches the manager's retry (counted). */
 const reconnectOnError = (err: Error): 2 | false => (/^READONLY\b/.test(err.message) ? 2 : false);
 
 export async function ioredisPort(o: RedisPortOptions): Promise<RedisPort> {
@@ -28,7 +28,7 @@ export async function ioredisPort(o: RedisPortOptions): Promise<RedisPort> {
     lazyConnect: true,
     commandTimeout: o.commandTimeoutMs,
     connectTimeout: o.commandTimeoutMs,
-    reconnectOnError,
+    ...(t.kind === 'sentinel' ? { reconnectOnError } : {}),
     ...(o.tls ? { tls: {} } : {}),
     ...o.ioredisOptions,
   };

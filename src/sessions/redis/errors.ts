@@ -56,9 +56,22 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { message?: unknown; code?: unknown; name?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTCONN|ECONNABORTED)$/.test(code)) return true;
-  const name = typeof e?.name === 'string' ? e.name : '';
-  // node-redis error classes; ioredis's MaxRetriesPerRequestError
-  if (/^(ConnectionTimeoutError|SocketClosedUnexpectedlyError|ClientClosedError|ClientOfflineError|TimeoutError|ReconnectStrategyError|RootNodesUnavailableError|MaxRetriesPerRequestError)$/.test(name)) return true;
+  // node-redis error classes (some keep name 'Error': the class tells), ioredis's MaxRetriesPerRequestError
+  const names = [typeof e?.name === 'string' ? e.name : '', errorClassName(err)];
+  if (names.some((n) => /^(ConnectionTimeoutError|SocketClosedUnexpectedlyError|ClientClosedError|ClientOfflineError|TimeoutError|ReconnectStrategyError|RootNodesUnavailableError|MaxRetriesPerRequestError)$/.test(n))) return true;
   const msg = typeof e?.message === 'string' ? e.message : '';
   return /ECONNREFUSED|ECONNRESET|Connection is closed|Socket closed unexpectedly|The client is closed|Command timed out|Timeout|Stream isn't writeable|Failed to refresh slots cache|None of the sentinels are available|All sentinels are unreachable|Cluster isn't ready|connect ETIMEDOUT/i.test(msg);
+}
+
+/** The error's class name (node-redis's TimeoutError has name 'Error' and an empty message). */
+export function errorClassName(err: unknown): string {
+  const c = (err as { constructor?: { name?: unknown } } | undefined)?.constructor?.name;
+  return typeof c === 'string' ? c : '';
+}
+
+/** A one-line description of a client's error, never empty. */
+export function describeError(err: unknown): string {
+  const msg = String((err as Error | undefined)?.message ?? err);
+  const cls = errorClassName(err);
+  return msg === '' ? cls || 'unknown error' : msg;
 }

@@ -34,7 +34,7 @@ import { Session, type SessionLimits } from '../model/session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
 import { redisConfigObjectSchema, resolveCredentials, topologyOf, type RedisConfig, type RedisConfigInput } from './config.js';
 import { redisPortFactories } from './connect.js';
-import { RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
+import { describeError, RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
 import type { RedisCommand, RedisPort, RedisPortFactory } from './port.js';
 import { baseOfKey, COMMIT_LUA, COMMIT_SHA, commitArgv, scanPattern, sessionKey, type CommitArgs } from './scripts.js';
 
@@ -131,7 +131,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     const now = this.clock.now();
     if (now - this.lastClientErrorLog < CLIENT_ERROR_LOG_MS) return;
     this.lastClientErrorLog = now;
-    this.log.warn({ node: this.route, err: String((err as Error)?.message ?? err) }, 'redis client error (reconnecting)');
+    this.log.warn({ node: this.route, err: describeError(err) }, 'redis client error (reconnecting)');
   };
 
   /**
@@ -189,8 +189,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     const redisErr = err instanceof RedisError
       ? err
       : retryReason(err) === 'connection'
-        ? new RedisError(RedisErrorCode.Unavailable, `redis ${what}: no connection to Redis (${String((err as Error)?.message ?? err)})`, { cause: err })
-        : new RedisError(RedisErrorCode.CommandFailed, `redis ${what}: ${String((err as Error)?.message ?? err)}`, { cause: err });
+        ? new RedisError(RedisErrorCode.Unavailable, `redis ${what}: no connection to Redis (${describeError(err)})`, { cause: err })
+        : new RedisError(RedisErrorCode.CommandFailed, `redis ${what}: ${describeError(err)}`, { cause: err });
     this.failures[redisErr.code] = (this.failures[redisErr.code] ?? 0) + 1;
     this.log.warn({ node: this.route, op: what, code: redisErr.code, err: redisErr.message }, 'redis operation failed');
     return new SessionError(SessionErrorCode.StoreFailed, `${redisErr.code}: ${redisErr.message}`, { cause: redisErr });

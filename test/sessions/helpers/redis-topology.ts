@@ -78,7 +78,7 @@ export async function startProcess(bin: string, port: number, args: string[]): P
   return { port, child, kill };
 }
 
-function serverArgs(port: number, dir: string, extra: string[] = []): string[] {
+export function serverArgs(port: number, dir: string, extra: string[] = []): string[] {
   return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', ...extra];
 }
 
