@@ -72,21 +72,8 @@ export const redisConfigObjectSchema = z.strictObject({
   if (c.waitReplicas > 0 && c.waitTimeoutMs >= c.commandTimeoutMs) ctx.addIssue({ code: 'custom', path: ['waitTimeoutMs'], message: `must be below commandTimeoutMs (${c.commandTimeoutMs} ms), or WAIT would time out as a command` });
 });
 
-/** `sessions.redis`: a URL string, or the object form. */
-export const redisConfigSchema = z.union([
-  z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://host:port').transform((url) => redisConfigObjectSchema.parse({ url })),
-  redisConfigObjectSchema,
-], {
-  error: (iss) => {
-    if (iss.code !== 'invalid_union') return undefined;
-    const input = (iss as { input?: unknown }).input;
-    if (typeof input === 'string') return 'expected redis://host:port or rediss://host:port';
-    const errs = (iss as { errors?: readonly (readonly { path: readonly PropertyKey[]; message: string; code: string }[])[] }).errors;
-    const branch = errs?.find((e) => !e.some((x) => x.code === 'invalid_type' && x.path.length === 0));
-    const first = branch?.[0];
-    return first ? `${first.path.length > 0 ? `${first.path.map(String).join('.')}: ` : ''}${first.message}` : 'expected a redis:// URL or {url | nodes | sentinels + masterName, client, ...}';
-  },
-});
+/** `sessions.redis`: a URL string (shorthand for `{ url }`), or the object form. */
+export const redisConfigSchema = z.preprocess((v) => (typeof v === 'string' ? { url: v } : v), redisConfigObjectSchema);
 
 export type RedisConfigInput = z.input<typeof redisConfigObjectSchema>;
 export type RedisConfig = z.output<typeof redisConfigObjectSchema>;

@@ -13,6 +13,8 @@ export const RedisErrorCode = {
   NotReplicated: 'COHORT_REDIS_NOT_REPLICATED',
   /** Redis answered with an error that is not worth retrying (or kept answering a retryable one past `retryWindowMs`). */
   CommandFailed: 'COHORT_REDIS_COMMAND_FAILED',
+  /** Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM): not retried. */
+  AuthFailed: 'COHORT_REDIS_AUTH_FAILED',
   /** `passwordFile` cannot be read or is empty. */
   PasswordFile: 'COHORT_REDIS_PASSWORD_FILE',
 } as const;
@@ -74,4 +76,9 @@ export function describeError(err: unknown): string {
   const msg = String((err as Error | undefined)?.message ?? err);
   const cls = errorClassName(err);
   return msg === '' ? cls || 'unknown error' : msg;
+}
+
+/** Redis refused the credentials or the user's permissions. */
+export function isAuthError(err: unknown): boolean {
+  return /^(WRONGPASS|NOAUTH|NOPERM)\b|invalid password|invalid username-password/i.test(describeError(err));
 }

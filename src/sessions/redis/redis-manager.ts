@@ -34,7 +34,7 @@ import { Session, type SessionLimits } from '../model/session.js';
 import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
 import { redisConfigObjectSchema, resolveCredentials, topologyOf, type RedisConfig, type RedisConfigInput } from './config.js';
 import { redisPortFactories } from './connect.js';
-import { describeError, RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
+import { describeError, isAuthError, RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
 import type { RedisCommand, RedisPort, RedisPortFactory } from './port.js';
 import { baseOfKey, COMMIT_LUA, COMMIT_SHA, commitArgv, scanPattern, sessionKey, type CommitArgs } from './scripts.js';
 
@@ -98,6 +98,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   private readonly failures: Record<string, number> = {};
   private clientErrors = 0;
   private lastClientErrorLog = -Infinity;
+  /** The client's last background error: why a connect timed out (e.g. WRONGPASS during the handshake). */
+  private lastClientError: unknown;
 
   constructor(private readonly opts: RedisManagerOptions) {
     super();
@@ -128,6 +130,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
 
   private readonly onClientError = (err: unknown): void => {
     this.clientErrors++;
+    this.lastClientError = err;
     const now = this.clock.now();
     if (now - this.lastClientErrorLog < CLIENT_ERROR_LOG_MS) return;
     this.lastClientErrorLog = now;
@@ -170,7 +173,10 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
       port.destroy();
       this.port = undefined;
       this.state = 'new';
-      throw err instanceof SessionError ? err : this.failure('connect', err);
+      if (err instanceof SessionError) throw err;
+      // A refused AUTH shows as a connect that never finishes: name the real cause.
+      const cause = this.lastClientError !== undefined && isAuthError(this.lastClientError) ? this.lastClientError : err;
+      throw this.failure('connect', cause);
     }
     if ((this.state as string) !== 'starting') return; // destroyed meanwhile
     this.state = 'running';
@@ -188,6 +194,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   private failure(what: string, err: unknown): SessionError {
     const redisErr = err instanceof RedisError
       ? err
+      : isAuthError(err)
+        ? new RedisError(RedisErrorCode.AuthFailed, `redis ${what}: Redis refused the credentials (${describeError(err)}): check sessions.redis username, password or passwordFile`, { cause: err })
       : retryReason(err) === 'connection'
         ? new RedisError(RedisErrorCode.Unavailable, `redis ${what}: no connection to Redis (${describeError(err)})`, { cause: err })
         : new RedisError(RedisErrorCode.CommandFailed, `redis ${what}: ${describeError(err)}`, { cause: err });
