@@ -55,6 +55,14 @@ for (const client of ['node-redis', 'ioredis'] as const) {
       assert.equal(await a.count(), 0);
     });
 
+    test('waitReplicas on a cluster without replicas: WAIT runs on the writing master and says 0, a clear error', async () => {
+      const m = await node('w1', { waitReplicas: 1, waitTimeoutMs: 100 });
+      const s = m.create();
+      s.attributes.a = 1;
+      await assert.rejects(m.commit(s), (e: { cause?: { code?: string; message?: string } }) => e.cause?.code === 'COHORT_REDIS_NOT_REPLICATED' && /0 of 1 replicas/.test(e.cause.message ?? ''));
+      assert.equal((await m.load(s.id))?.rawAttributes.a, 1, 'the write itself reached its master');
+    });
+
     test('a slot migrated mid-use (ASK while migrating, then MOVED): no session lost, no error', async () => {
       const a = await node('r1');
       const s = a.create();

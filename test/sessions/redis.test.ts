@@ -1,10 +1,11 @@
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisSessionManager } from '../../src/sessions/redis/redis-manager.js';
 import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import { SessionErrorCode } from '../../src/sessions/errors.js';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
+import { runRedisContract } from './helpers/redis-contract.js';
 
 const skip = redisUnavailableReason();
 let redis: RedisInstance | undefined;
@@ -94,5 +95,23 @@ test('redis mode behind the node:http wrapper: a counter continues across nodes'
     await closeServer(sb.server);
   }
 });
+
+for (const client of ['node-redis', 'ioredis'] as const) {
+  describe(`redis standalone, ${client}`, { skip }, () => {
+    test('the session contract', async () => {
+      await runRedisContract((route, extra = {}) => node(route, { client, prefix: `std-${client}:`, ...extra }));
+    });
+
+    test('waitReplicas without a replica: a clear COHORT_REDIS_NOT_REPLICATED, counted, not retried', async () => {
+      const m = await node('w1', { client, waitReplicas: 1, waitTimeoutMs: 100 });
+      const s = m.create();
+      s.attributes.a = 1;
+      await assert.rejects(m.commit(s), (e: { code?: string; cause?: { code?: string } }) => e.code === SessionErrorCode.StoreFailed && e.cause?.code === 'COHORT_REDIS_NOT_REPLICATED');
+      const st = m.getStats();
+      assert.equal(st.failures.COHORT_REDIS_NOT_REPLICATED, 1);
+      assert.equal(Object.values(st.retries).reduce((x, y) => x + y, 0), 0);
+    });
+  });
+}
 
 if (skip) test(`redis tests skipped: ${skip}`, { skip }, () => {});

@@ -83,7 +83,8 @@ export function ioredisPortFor(client: Redis | Cluster, onClientError: (err: unk
         return out;
       }
       // A cluster pipeline goes to the node of its keyed commands; keyless ones (WAIT) ride along on that connection.
-      const replies = (await client.pipeline(cmds.map((c) => [...c])).exec()) ?? [];
+      // (pipeline entries name a command method: lower case)
+      const replies = (await client.pipeline(cmds.map(([name, ...args]) => [name!.toLowerCase(), ...args])).exec()) ?? [];
       return replies.map(([err, reply]) => {
         if (err) throw err;
         return reply;
