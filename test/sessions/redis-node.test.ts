@@ -11,7 +11,8 @@ import { NodeRuntime } from '../../src/node/runtime.js';
 import { parseNodeConfig } from '../../src/node/config.js';
 import { resolveNodeConfig } from '../../src/cli/node-command.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { DEMO_APP } from '../helpers/cluster-procs.js';
+import { BIN, DEMO_APP } from '../helpers/cluster-procs.js';
+import { spawnNode } from './helpers/node-process.js';
 import { sessionKey } from '../../src/sessions/redis/scripts.js';
 import { cli } from './helpers/redis-topology.js';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
@@ -72,6 +73,23 @@ test('Redis mode: no cluster channel and no secret; max inactive and cookie sett
   assert.match(metrics, /cohort_node_redis_failures_total/);
   const health = (await (await fetch(`${a.httpUrl}/.cohort/health`)).json()) as { ready: boolean };
   assert.equal(health.ready, true);
+});
+
+test('the real command: cohort node --redis URL --redis-client ioredis starts without a cluster secret and serves sessions', { skip }, async () => {
+  const env = { ...process.env };
+  delete env.COHORT_CLUSTER_SECRET;
+  const n = await spawnNode(process.execPath, [BIN, 'node', '--route', 'p1', '--app', DEMO_APP, '--listen', '127.0.0.1:0', '--redis', redis!.url, '--redis-client', 'ioredis', '--log-level', 'warn'], {
+    route: 'p1', env, readyPattern: /ready on (http:\/\/[\d.:]+)/, timeoutMs: 20_000,
+  });
+  try {
+    assert.ok(n.output.some((l) => /sessions in Redis, no cluster channel/.test(l)), n.output.join('\n'));
+    const json = { accept: 'application/json' };
+    const r1 = await get(`${n.url}/examples/counter`, undefined, json);
+    const c = cookieFrom(r1.setCookie)!;
+    assert.equal((JSON.parse((await get(`${n.url}/examples/counter`, c, json)).body) as { count: number }).count, 2);
+  } finally {
+    await n.kill('SIGTERM');
+  }
 });
 
 if (skip) test(`redis node tests skipped: ${skip}`, { skip }, () => {});

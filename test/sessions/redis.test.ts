@@ -6,6 +6,8 @@ import { SessionErrorCode } from '../../src/sessions/errors.js';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
 import { runRedisContract } from './helpers/redis-contract.js';
+import { cli } from './helpers/redis-topology.js';
+import { sessionKey } from '../../src/sessions/redis/scripts.js';
 
 const skip = redisUnavailableReason();
 let redis: RedisInstance | undefined;
@@ -100,6 +102,16 @@ for (const client of ['node-redis', 'ioredis'] as const) {
   describe(`redis standalone, ${client}`, { skip }, () => {
     test('the session contract', async () => {
       await runRedisContract((route, extra = {}) => node(route, { client, prefix: `std-${client}:`, ...extra }));
+    });
+
+    test('an attribute that is not JSON (written by another program): a clear error, counted', async () => {
+      const m = await node('j1', { client, prefix: `json-${client}:` });
+      const s = m.create();
+      s.attributes.a = 1;
+      await m.commit(s);
+      await cli(redis!.port, 'HSET', sessionKey(`json-${client}:`, s.base), 'a:b', '{oops');
+      await assert.rejects(m.load(s.id), (e: { code?: string; cause?: { code?: string; message?: string } }) => e.code === SessionErrorCode.StoreFailed && e.cause?.code === 'COHORT_REDIS_COMMAND_FAILED' && /attribute "b" .* is not JSON/.test(e.cause.message ?? ''));
+      assert.equal(m.getStats().failures.COHORT_REDIS_COMMAND_FAILED, 1);
     });
 
     test('waitReplicas without a replica: a clear COHORT_REDIS_NOT_REPLICATED, counted, not retried', async () => {

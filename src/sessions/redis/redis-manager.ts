@@ -237,7 +237,15 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     const h = hashReply(await this.run('load', () => port.send(key, ['HGETALL', key])));
     if (!h._v) return undefined;
     const attrs: Record<string, JsonValue> = {};
-    for (const f of Object.keys(h)) if (f.startsWith('a:')) attrs[f.slice(2)] = JSON.parse(h[f]!) as JsonValue;
+    for (const f of Object.keys(h)) {
+      if (!f.startsWith('a:')) continue;
+      try {
+        attrs[f.slice(2)] = JSON.parse(h[f]!) as JsonValue;
+      } catch (err) {
+        // Written by something else than Cohort: a clear error, not a SyntaxError from deep inside.
+        throw this.failure('load', new RedisError(RedisErrorCode.CommandFailed, `session ${p.base.slice(0, 6)}…: attribute ${JSON.stringify(f.slice(2))} in ${key} is not JSON`, { cause: err }));
+      }
+    }
     const s = new Session(
       { base: p.base, route: h._r ?? p.route, version: Number(h._v), createdAt: Number(h._c ?? 0), maxInactiveMs: Number(h._m ?? this.defaultMaxInactiveMs), attrs, now: this.clock.now() },
       this.limits,
