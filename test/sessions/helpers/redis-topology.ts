@@ -53,6 +53,8 @@ export async function waitFor(what: string, ms: number, check: () => Promise<boo
 export interface RedisProcess {
   readonly port: number;
   readonly child: ChildProcess;
+  /** Starts the same command again (after kill()), e.g. a killed cluster master that rejoins as a replica. */
+  again(): Promise<RedisProcess>;
   /** SIGKILL by PID, resolves once it exited. */
   kill(): Promise<void>;
 }
@@ -75,7 +77,7 @@ export async function startProcess(bin: string, port: number, args: string[]): P
     await kill();
     throw e;
   }
-  return { port, child, kill };
+  return { port, child, kill, again: () => startProcess(bin, port, args) };
 }
 
 export function serverArgs(port: number, dir: string, extra: string[] = []): string[] {
@@ -85,12 +87,15 @@ export function serverArgs(port: number, dir: string, extra: string[] = []): str
 export interface RedisClusterInstance {
   /** Seed nodes, `127.0.0.1:port`. */
   readonly nodes: readonly string[];
+  /** Every server process (with replicas: masters and replicas; ask each its role). */
   readonly masters: RedisProcess[];
+  /** Restarts a killed process on its port as a new, empty node and adds it as a replica (of the master that has none: its successor). */
+  rejoin(p: RedisProcess): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Three masters, slots split evenly, no replicas. */
-export async function startRedisCluster(): Promise<RedisClusterInstance> {
+/** Three masters, slots split evenly; `replicas`: 1 gives each master a replica (6 processes). */
+export async function startRedisCluster(replicas: 0 | 1 = 0): Promise<RedisClusterInstance> {
   const root = mkdtempSync(join(tmpdir(), 'cohort-redis-cluster-'));
   const masters: RedisProcess[] = [];
   const stop = async () => {
@@ -98,7 +103,7 @@ export async function startRedisCluster(): Promise<RedisClusterInstance> {
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await freePort();
       const dir = join(root, String(port));
       mkdirSync(dir);
@@ -106,10 +111,38 @@ export async function startRedisCluster(): Promise<RedisClusterInstance> {
     }
     const nodes = masters.map((m) => `127.0.0.1:${m.port}`);
     await new Promise<void>((resolve, reject) => {
-      execFile('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 }, (err, _o, stderr) => (err ? reject(new Error(`redis-cli --cluster create: ${stderr || err.message}`)) : resolve()));
+      execFile('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 }, (err, _o, stderr) => (err ? reject(new Error(`redis-cli --cluster create: ${stderr || err.message}`)) : resolve()));
     });
     for (const m of masters) await waitFor(`cluster_state:ok on ${m.port}`, 15_000, async () => (await cli(m.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
-    return { nodes, masters, stop };
+    if (replicas) {
+      for (const m of masters) {
+        await waitFor(`replication link up on ${m.port}`, 20_000, async () => {
+          const info = await cli(m.port, 'INFO', 'replication');
+          return info.includes('role:master') ? /connected_slaves:1/.test(info) : info.includes('master_link_status:up');
+        });
+      }
+    }
+    const rejoin = async (p: RedisProcess) => {
+      // Without persistence a restarted master must not come back with its old nodes.conf: it would claim its
+      // old slots and answer them empty until the cluster demotes it. It joins as a new, empty replica instead.
+      const i = masters.indexOf(p);
+      const dir = join(root, String(p.port));
+      rmSync(join(dir, 'nodes.conf'), { force: true });
+      const back = await p.again();
+      masters[i] = back;
+      const alive = masters.find((m) => m !== back)!;
+      // CLUSTER NODES lines: id addr flags master-id ...; the master that no live replica follows is the successor.
+      const lines = (await cli(alive.port, 'CLUSTER', 'NODES')).split('\n').map((l) => l.split(' '));
+      const live = lines.filter((f) => !/fail/.test(f[2] ?? ''));
+      const followed = new Set(live.filter((f) => /slave/.test(f[2] ?? '')).map((f) => f[3]));
+      const successor = live.find((f) => /master/.test(f[2] ?? '') && !followed.has(f[0]))?.[0];
+      if (!successor) throw new Error(`no master without a replica to rejoin:\n${lines.map((f) => f.join(' ')).join('\n')}`);
+      await cli(back.port, 'CLUSTER', 'MEET', '127.0.0.1', String(alive.port));
+      await waitFor(`${back.port} knows the successor`, 20_000, async () => (await cli(back.port, 'CLUSTER', 'NODES')).includes(successor));
+      await cli(back.port, 'CLUSTER', 'REPLICATE', successor);
+      await waitFor(`${back.port} rejoined as a replica`, 30_000, async () => (await cli(back.port, 'INFO', 'replication')).includes('master_link_status:up'));
+    };
+    return { nodes, masters, rejoin, stop };
   } catch (e) {
     await stop();
     throw e;
