@@ -31,6 +31,30 @@ export async function freePort(): Promise<number> {
   });
 }
 
+async function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port for a Redis Cluster node: its cluster bus listens on port + 10000,
+ * so the port must be at most 55535 and port + 10000 free as well.
+ */
+export async function freeClusterPort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const p = await freePort();
+    if (p <= 55535 && (await canBind(p + 10000))) return p;
+  }
+  for (let i = 0; i < 200; i++) {
+    const p = 20000 + Math.floor(Math.random() * 30000);
+    if ((await canBind(p)) && (await canBind(p + 10000))) return p;
+  }
+  throw new Error('no free port pair (port, port + 10000) for a cluster node');
+}
+
 /** redis-cli against a loopback port; resolves to its stdout. */
 export function cli(port: number, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -104,7 +128,7 @@ export async function startRedisCluster(replicas: 0 | 1 = 0): Promise<RedisClust
   };
   try {
     for (let i = 0; i < 3 * (1 + replicas); i++) {
-      const port = await freePort();
+      const port = await freeClusterPort();
       const dir = join(root, String(port));
       mkdirSync(dir);
       masters.push(await startProcess('redis-server', port, serverArgs(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'])));
