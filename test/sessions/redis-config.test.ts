@@ -14,6 +14,8 @@ import { parseConfig } from '../../src/sessions/config.js';
 import { redisConfigSchema, resolveCredentials, topologyOf } from '../../src/sessions/redis/config.js';
 import { retryReason } from '../../src/sessions/redis/errors.js';
 import { RedisSessionManager } from '../../src/sessions/redis/redis-manager.js';
+import { redisManagerFromConfig } from '../../src/sessions/redis/from-config.js';
+import { parseNodeConfig, usesClusterChannel } from '../../src/node/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { cli, freePort, redisTopologyUnavailable, serverArgs, startProcess, type RedisProcess } from './helpers/redis-topology.js';
 
@@ -95,6 +97,28 @@ test('retry decision: only what a retry can fix', () => {
     [new Error('NOAUTH Authentication required.'), undefined],
   ];
   for (const [err, want] of table) assert.equal(retryReason(err), want, String((err as Error).message));
+});
+
+test('the Redis backend takes the replicated modes\' session settings: max inactive, size limits, consistency; sessions.redis overrides', () => {
+  const m = redisManagerFromConfig({ route: 'n1', redis: 'redis://127.0.0.1:1', replication: { maxInactiveMs: 120_000, maxAttributeBytes: 64, consistency: 'sync' } });
+  assert.equal(m.defaultMaxInactiveMs, 120_000);
+  assert.equal(m.syncByDefault, true);
+  const s = m.create();
+  assert.equal(s.maxInactiveMs, 120_000);
+  assert.throws(() => (s.attributes.big = 'x'.repeat(100)), (e: { code?: string }) => e.code === 'COHORT_SESSION_TOO_LARGE');
+  const o = redisManagerFromConfig({ route: 'n1', redis: { url: 'redis://127.0.0.1:1', maxInactiveMs: 5_000, consistency: 'async' }, replication: { maxInactiveMs: 120_000, consistency: 'sync' } });
+  assert.deepEqual([o.defaultMaxInactiveMs, o.syncByDefault], [5_000, false]);
+  assert.throws(() => redisManagerFromConfig({ route: 'n1', redis: { sentinels: ['a:1'] }, file: 'node.yaml' }), /node\.yaml: invalid configuration[\s\S]*sessions\.redis\.masterName/);
+});
+
+test('a Redis-mode node starts the cluster channel only when its cluster section configures one', () => {
+  const base = { route: 'n1', app: 'app.mjs', sessions: { store: 'redis', redis: 'redis://h:1' } };
+  assert.equal(usesClusterChannel(parseNodeConfig(base)), false);
+  assert.equal(usesClusterChannel(parseNodeConfig({ ...base, cluster: { members: ['10.0.0.9:4000'] } })), true);
+  assert.equal(usesClusterChannel(parseNodeConfig({ ...base, cluster: { multicast: true } })), true);
+  assert.equal(usesClusterChannel(parseNodeConfig({ ...base, cluster: { secretFile: '/run/secret' } })), true);
+  assert.equal(usesClusterChannel(parseNodeConfig({ ...base, cluster: { listen: '127.0.0.1:4100' } })), false);
+  assert.equal(usesClusterChannel(parseNodeConfig({ route: 'n1', app: 'app.mjs' })), true, 'replicated sessions always need it');
 });
 
 test('importing the package loads no Redis client; the client loads on start()', async () => {
