@@ -80,6 +80,13 @@ test('credentials: config, then passwordFile (one trailing newline trimmed), the
   assert.throws(() => resolveCredentials({ passwordFile: join(dir, 'empty') }, {}), (e: { code?: string }) => e.code === 'COHORT_REDIS_PASSWORD_FILE');
 });
 
+test('start() with an unreadable passwordFile: COHORT_REDIS_PASSWORD_FILE, every time (the manager is not left half-started)', async () => {
+  const m = new RedisSessionManager({ route: 'x', url: 'redis://127.0.0.1:1', passwordFile: join(dir, 'nope') });
+  for (let i = 0; i < 2; i++) await assert.rejects(m.start(), (e: { code?: string }) => e.code === 'COHORT_REDIS_PASSWORD_FILE');
+  assert.equal(m.ready, false);
+  await m.close();
+});
+
 test('retry decision: only what a retry can fix', () => {
   const table: Array<[unknown, string | undefined]> = [
     [new Error("READONLY You can't write against a read only replica."), 'readonly'],

@@ -126,4 +126,21 @@ for (const client of ['node-redis', 'ioredis'] as const) {
   });
 }
 
+test('an application\'s own ioredis instance: used, and not closed by close()', { skip }, async () => {
+  const { Redis } = await import('ioredis');
+  const own = new Redis(redis!.url, { lazyConnect: true });
+  try {
+    const m = new RedisSessionManager({ route: 'o1', client: own, prefix: 'own:' });
+    await m.start();
+    const s = m.create();
+    s.attributes.a = 'b';
+    await m.commit(s);
+    assert.equal((await m.load(s.id))?.rawAttributes.a, 'b');
+    await m.close();
+    assert.equal(await own.ping(), 'PONG', 'still the application\'s');
+  } finally {
+    own.disconnect();
+  }
+});
+
 if (skip) test(`redis tests skipped: ${skip}`, { skip }, () => {});

@@ -149,21 +149,11 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     const c = this.config;
     const client = this.opts.client;
     let port: RedisPort;
-    if (client !== undefined && typeof client !== 'string') {
-      const { ioredisPortFor } = await import('./client-ioredis.js');
-      port = ioredisPortFor(client, this.onClientError, false);
-    } else {
-      const factory = this.opts.portFactory ?? redisPortFactories[c.client];
-      port = await factory({
-        topology: topologyOf(c),
-        credentials: resolveCredentials(c),
-        sentinelPassword: c.sentinelPassword,
-        tls: c.tls,
-        db: c.db,
-        commandTimeoutMs: c.commandTimeoutMs,
-        onClientError: this.onClientError,
-        ...(this.opts.redis ? { ioredisOptions: this.opts.redis } : {}),
-      });
+    try {
+      port = await this.openPort();
+    } catch (err) {
+      if (this.state === 'starting') this.state = 'new';
+      throw err; // COHORT_REDIS_CLIENT_MISSING, COHORT_REDIS_PASSWORD_FILE
     }
     this.port = port;
     try {
@@ -172,7 +162,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     } catch (err) {
       port.destroy();
       this.port = undefined;
-      this.state = 'new';
+      if (this.state === 'starting') this.state = 'new';
       if (err instanceof SessionError) throw err;
       // A refused AUTH shows as a connect that never finishes: name the real cause.
       const cause = this.lastClientError !== undefined && isAuthError(this.lastClientError) ? this.lastClientError : err;
@@ -181,6 +171,27 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     if ((this.state as string) !== 'starting') return; // destroyed meanwhile
     this.state = 'running';
     this.log.info({ node: this.route, prefix: this.prefix, topology: port.topology, client: typeof client === 'object' ? 'ioredis (application\'s)' : c.client }, 'redis session store ready');
+  }
+
+  /** The application's ioredis instance wrapped, or a client built by the configured adapter. */
+  private async openPort(): Promise<RedisPort> {
+    const client = this.opts.client;
+    if (client !== undefined && typeof client !== 'string') {
+      const { ioredisPortFor } = await import('./client-ioredis.js');
+      return ioredisPortFor(client, this.onClientError, false);
+    }
+    const c = this.config;
+    const factory = this.opts.portFactory ?? redisPortFactories[c.client];
+    return factory({
+      topology: topologyOf(c),
+      credentials: resolveCredentials(c),
+      sentinelPassword: c.sentinelPassword,
+      tls: c.tls,
+      db: c.db,
+      commandTimeoutMs: c.commandTimeoutMs,
+      onClientError: this.onClientError,
+      ...(this.opts.redis ? { ioredisOptions: this.opts.redis } : {}),
+    });
   }
 
   private withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
