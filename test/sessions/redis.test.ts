@@ -114,6 +114,23 @@ for (const client of ['node-redis', 'ioredis'] as const) {
       assert.equal(m.getStats().failures.COHORT_REDIS_COMMAND_FAILED, 1);
     });
 
+    test('a session stored by an earlier version (key without hash tag) is read and moved to its new key; legacyKeys: false ignores it', async () => {
+      const prefix = `legacy-${client}:`;
+      const m = await node('l1', { client, prefix });
+      const base = m.create().base;
+      await cli(redis!.port, 'HSET', `${prefix}${base}`, '_v', '3', '_r', 'old', '_c', '1700000000000', '_m', '60000', 'a:user', '"ann"');
+      await cli(redis!.port, 'PEXPIRE', `${prefix}${base}`, '60000');
+      const off = await node('l2', { client, prefix, legacyKeys: false });
+      assert.equal(await off.load(`${base}.old`), undefined);
+      const s = (await m.load(`${base}.old`))!;
+      assert.deepEqual([s.rawAttributes, s.version, s.createdAt], [{ user: 'ann' }, 3, 1700000000000]);
+      assert.equal(await cli(redis!.port, 'EXISTS', `${prefix}${base}`), '0', 'the old key is gone');
+      s.attributes.more = 1;
+      assert.equal((await m.commit(s)).version, 4);
+      assert.deepEqual((await off.load(s.id))?.rawAttributes, { user: 'ann', more: 1 });
+      await m.invalidate(s);
+    });
+
     test('waitReplicas without a replica: a clear COHORT_REDIS_NOT_REPLICATED, counted, not retried', async () => {
       const m = await node('w1', { client, waitReplicas: 1, waitTimeoutMs: 100 });
       const s = m.create();

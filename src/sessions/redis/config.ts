@@ -62,6 +62,8 @@ export const redisConfigObjectSchema = z.strictObject({
   waitTimeoutMs: ms.default(DEFAULT_WAIT_TIMEOUT_MS),
   commandTimeoutMs: ms.default(DEFAULT_COMMAND_TIMEOUT_MS),
   retryWindowMs: z.number().int().min(0).default(DEFAULT_RETRY_WINDOW_MS),
+  /** Standalone and Sentinel: a session not found under its key is looked for under the pre-hash-tag key `<prefix><base>` and moved (one more round trip per miss). */
+  legacyKeys: z.boolean().default(true),
 }).superRefine((c, ctx) => {
   const given = [c.url !== undefined && 'url', c.nodes !== undefined && 'nodes', c.sentinels !== undefined && 'sentinels'].filter(Boolean);
   if (given.length > 1) ctx.addIssue({ code: 'custom', path: [], message: `expected one of url, nodes (Redis Cluster) or sentinels (Sentinel), got ${given.join(' and ')}` });

@@ -36,7 +36,7 @@ import { redisConfigObjectSchema, resolveCredentials, topologyOf, type RedisConf
 import { redisPortFactories } from './connect.js';
 import { describeError, isAuthError, RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
 import type { RedisCommand, RedisPort, RedisPortFactory } from './port.js';
-import { baseOfKey, COMMIT_LUA, COMMIT_SHA, commitArgv, scanPattern, sessionKey, type CommitArgs } from './scripts.js';
+import { ADOPT_LEGACY_LUA, baseOfKey, COMMIT_LUA, COMMIT_SHA, commitArgv, legacyKey, scanPattern, sessionKey, type CommitArgs } from './scripts.js';
 
 export interface RedisManagerOptions extends Omit<RedisConfigInput, 'maxInactiveMs' | 'consistency' | 'client'> {
   /** This node's route (id suffix). */
@@ -245,7 +245,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     const p = parseSessionId(id);
     if (!p) return undefined;
     const key = this.key(p.base);
-    const h = hashReply(await this.run('load', () => port.send(key, ['HGETALL', key])));
+    let h = hashReply(await this.run('load', () => port.send(key, ['HGETALL', key])));
+    if (!h._v && this.config.legacyKeys && port.topology !== 'cluster') h = await this.adoptLegacy(port, p.base, key);
     if (!h._v) return undefined;
     const attrs: Record<string, JsonValue> = {};
     for (const f of Object.keys(h)) {
@@ -267,6 +268,20 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
       this.emit('takenOver', { id: s.id, previousId, replica: false });
     }
     return s;
+  }
+
+  /**
+   * A session stored by a version before hash-tagged keys (`<prefix><base>`):
+   * renamed to its new key in one script (standalone and Sentinel only: on a
+   * Redis Cluster the two keys are in different slots, and that version
+   * could not run there), then read.
+   */
+  private async adoptLegacy(port: RedisPort, base: string, key: string): Promise<Record<string, string>> {
+    const legacy = legacyKey(this.prefix, base);
+    const moved = await this.run('load', () => port.send(key, ['EVAL', ADOPT_LEGACY_LUA, '2', legacy, key]));
+    if (Number(moved) !== 1) return {};
+    this.log.info({ node: this.route, session: `${base.slice(0, 6)}…` }, 'redis session moved from its pre-hash-tag key');
+    return hashReply(await this.run('load', () => port.send(key, ['HGETALL', key])));
   }
 
   async commit(session: Session, _options: CommitOptions = {}): Promise<CommitResult> {

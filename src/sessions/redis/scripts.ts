@@ -13,6 +13,20 @@ export function sessionKey(prefix: string, base: string): string {
   return `${prefix}{${base}}`;
 }
 
+/** The key of a session stored before hash tags (`<prefix><base>`), read once and renamed (legacyKeys). */
+export function legacyKey(prefix: string, base: string): string {
+  return prefix + base;
+}
+
+/** KEYS[1] the legacy key, KEYS[2] the new key: renames when only the legacy one exists; returns 1 if it did. */
+export const ADOPT_LEGACY_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+`;
+
 /** The base of a session key, or undefined for another key under the prefix. */
 export function baseOfKey(prefix: string, key: string): string | undefined {
   if (!key.startsWith(prefix) || key.charCodeAt(prefix.length) !== 123 /* { */ || !key.endsWith('}')) return undefined;
