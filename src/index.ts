@@ -42,6 +42,8 @@ export {
 export {
   ReplicatedSessionManager,
   RedisSessionManager,
+  RedisError,
+  RedisErrorCode,
   sessionMiddleware,
   withSessions,
   cohortFastifySessions,
@@ -51,6 +53,7 @@ export {
   type SessionManager,
   type SessionFacade,
   type ReplicationConfigInput,
+  type RedisConfigInput,
 } from './sessions/index.js';
 
 // The node runtime

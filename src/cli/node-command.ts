@@ -28,6 +28,12 @@ export interface NodeCliOptions {
   backups?: string;
   consistency?: string;
   redis?: string;
+  redisClient?: string;
+  redisCluster?: string[];
+  redisSentinel?: string[];
+  redisMaster?: string;
+  redisPasswordFile?: string;
+  redisWaitReplicas?: string;
   loadfactor?: string;
   loadReport?: boolean;
   metricsPath?: string;
@@ -65,9 +71,10 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
   if (o.backups) replication.backups = Number(o.backups);
   if (o.consistency) replication.consistency = o.consistency;
   if (Object.keys(replication).length > 0) sessions.replication = replication;
-  if (o.redis) {
+  const redis = redisFromFlags(sessions.redis, o);
+  if (redis !== undefined) {
     sessions.store = 'redis';
-    sessions.redis = o.redis;
+    sessions.redis = redis;
   }
   const merged = {
     ...base,
@@ -84,6 +91,35 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
   if (!merged.route) throw new ConfigError(o.config, ['node.route: expected a route id, e.g. --route tc1']);
   if (!merged.app) throw new ConfigError(o.config, ['node.app: expected the app module, e.g. --app ./app.mjs']);
   return parseNodeConfig(merged, o.config);
+}
+
+/**
+ * `sessions.redis` after the flags (undefined: no Redis flag). A topology
+ * flag (`--redis URL`, `--redis-cluster`, `--redis-sentinel`) replaces the
+ * file's topology; the file's other keys (prefix, credentials...) stay.
+ */
+function redisFromFlags(fromFile: unknown, o: NodeCliOptions): unknown {
+  const flags = o.redis !== undefined || (o.redisCluster?.length ?? 0) > 0 || (o.redisSentinel?.length ?? 0) > 0 || o.redisMaster !== undefined || o.redisClient !== undefined || o.redisPasswordFile !== undefined || o.redisWaitReplicas !== undefined;
+  if (!flags) return undefined;
+  const spec: Record<string, unknown> = typeof fromFile === 'string' ? { url: fromFile } : typeof fromFile === 'object' && fromFile !== null ? { ...fromFile } : {};
+  const topology = (k: 'url' | 'nodes' | 'sentinels', v: unknown) => {
+    delete spec.url;
+    delete spec.nodes;
+    delete spec.sentinels;
+    if (k !== 'sentinels') delete spec.masterName;
+    spec[k] = v;
+  };
+  if (o.redis !== undefined) topology('url', o.redis);
+  if (o.redisCluster && o.redisCluster.length > 0) topology('nodes', o.redisCluster);
+  if (o.redisSentinel && o.redisSentinel.length > 0) topology('sentinels', o.redisSentinel);
+  if (o.redisMaster !== undefined) spec.masterName = o.redisMaster;
+  if (o.redisClient !== undefined) spec.client = o.redisClient;
+  if (o.redisPasswordFile !== undefined) {
+    delete spec.password;
+    spec.passwordFile = o.redisPasswordFile;
+  }
+  if (o.redisWaitReplicas !== undefined) spec.waitReplicas = Number(o.redisWaitReplicas);
+  return spec;
 }
 
 /**
@@ -138,7 +174,8 @@ export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
     node.destroy();
     throw err;
   }
-  process.stderr.write(`cohort node ${cfg.route} ready on ${node.httpUrl} (cluster ${node.cluster!.self.channelAddress.host}:${node.cluster!.self.channelAddress.port})\n`);
+  const channel = node.cluster ? `cluster ${node.cluster.self.channelAddress.host}:${node.cluster.self.channelAddress.port}` : 'sessions in Redis, no cluster channel';
+  process.stderr.write(`cohort node ${cfg.route} ready on ${node.httpUrl} (${channel})\n`);
   return node;
 }
 

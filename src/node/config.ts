@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { readConfigFile, formatIssues } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { replicationConfigSchema, cookieConfigSchema } from '../sessions/config.js';
+import { redisConfigSchema } from '../sessions/redis/config.js';
 import { clusterSectionShape, hostPort } from '../config/cluster-section.js';
 import { mutualTlsIssues } from '../config/pem-files.js';
 
@@ -19,7 +20,8 @@ export const nodeSectionSchema = z.strictObject({
   cluster: z.strictObject(clusterSectionShape('127.0.0.1:4000')).prefault({}),
   sessions: z.strictObject({
     store: z.enum(['replicated', 'redis']).default('replicated'),
-    redis: z.string().optional(),
+    /** Redis mode's connection: a redis:// URL, or {url | nodes | sentinels + masterName, client, ...} (docs/redis.md). */
+    redis: redisConfigSchema.optional(),
     replication: replicationConfigSchema.optional(),
     cookie: cookieConfigSchema.optional(),
   }).prefault({}),
@@ -62,6 +64,19 @@ export function parseNodeConfig(raw: unknown, file?: string): NodeConfig {
 
 /** The top-level keys of a node file. */
 export const NODE_FILE_KEYS: readonly string[] = ['node'];
+
+/**
+ * Whether the node joins the cluster channel. Replicated sessions need it;
+ * in Redis mode it is only started when the `cluster` section says how to
+ * find members (members, multicast, dns) or configures its security (secret,
+ * secretFile, tls) — e.g. for a balancer that discovers the nodes — so a
+ * Redis-mode node needs no cluster secret.
+ */
+export function usesClusterChannel(cfg: NodeConfig): boolean {
+  if (cfg.sessions.store !== 'redis') return true;
+  const c = cfg.cluster;
+  return c.members.length > 0 || c.multicast !== false || c.dns !== undefined || c.secret !== undefined || c.secretFile !== undefined || c.tls !== undefined;
+}
 
 /** Reads the `node:` section of a YAML file; any other top-level key is an error. */
 export function loadNodeConfig(file: string): Record<string, unknown> {

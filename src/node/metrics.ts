@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { RegistryLike } from './app-metrics.js';
 import type { ClusterNode } from '../cluster/index.js';
-import type { ReplicatedSessionManager } from '../sessions/index.js';
+import type { RedisStats, ReplicatedSessionManager } from '../sessions/index.js';
 
 /**
  * Prometheus metrics of a cluster node, in a Registry owned by this object.
@@ -22,6 +22,7 @@ export class NodeMetrics {
     sessions: () => ReplicatedSessionManager | undefined,
     ready: () => boolean,
     lag: () => number | undefined = () => undefined,
+    redis: () => RedisStats | undefined = () => undefined,
   ) {
     const reg = this.registry;
     reg.setDefaultLabels({ node: route });
@@ -100,6 +101,23 @@ export class NodeMetrics {
         const h = sessions()?.getStats().lastHandoff;
         if (h) for (const result of ['handed', 'moved', 'failed'] as const) this.set({ result }, h[result]);
       },
+    });
+    // Redis mode (docs/redis.md): retries and failures of the store, by reason and code.
+    new Counter({
+      name: 'cohort_node_redis_operations_total', help: 'Redis operations (load, commit, touch, destroy, list) that succeeded, retries included.', registers: [reg],
+      collect() { this.reset(); const r = redis(); if (r) this.inc(r.operations); },
+    });
+    new Counter({
+      name: 'cohort_node_redis_retries_total', help: 'Redis commands retried, by reason (readonly, loading, cluster-down, try-again, redirect, master-down, connection).', labelNames: ['reason'] as const, registers: [reg],
+      collect() { this.reset(); const r = redis(); if (r) for (const [reason, n] of Object.entries(r.retries)) this.inc({ reason }, n); },
+    });
+    new Counter({
+      name: 'cohort_node_redis_failures_total', help: 'Redis operations that failed (the request saw COHORT_SESSION_STORE_FAILED), by COHORT_REDIS_* code.', labelNames: ['code'] as const, registers: [reg],
+      collect() { this.reset(); const r = redis(); if (r) for (const [code, n] of Object.entries(r.failures)) this.inc({ code }, n); },
+    });
+    new Counter({
+      name: 'cohort_node_redis_client_errors_total', help: 'Errors the Redis client reported in the background (lost connections, failed reconnects).', registers: [reg],
+      collect() { this.reset(); const r = redis(); if (r) this.inc(r.clientErrors); },
     });
     sessionGauge('cohort_node_state_transfer_sessions', 'Sessions received by the last state transfer.', (s) => s.lastTransfer?.sessions ?? 0);
     sessionGauge('cohort_node_state_transfer_seconds', 'Duration of the last state transfer.', (s) => (s.lastTransfer?.ms ?? 0) / 1000);

@@ -3,11 +3,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { channelConfigFor } from '../config/cluster-section.js';
-import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
+import { ReplicatedSessionManager, RedisSessionManager, redisManagerFromConfig, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
-import type { NodeConfig } from './config.js';
+import { usesClusterChannel, type NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
 import { appDefaultRegistry } from './app-metrics.js';
@@ -92,6 +92,7 @@ export class NodeRuntime {
       () => this.replicated,
       () => this.state === NodeState.Ready,
       () => this.replicationLagMs,
+      () => (this.sessions instanceof RedisSessionManager ? this.sessions.getStats() : undefined),
     );
   }
 
@@ -107,20 +108,22 @@ export class NodeRuntime {
     const a = server.address() as AddressInfo;
     this.httpUrl = `http://${formatHostPort(a.address, a.port)}`;
 
-    // 2. The cluster channel and membership.
-    const channel = channelConfigFor(cfg.cluster);
-    this.cluster = createClusterNode({
-      route: cfg.route,
-      ...channel,
-      meta: { role: 'node', http: this.httpUrl, ready: 'false', ...this.initialLoadMeta() },
-    }, { ...this.clusterDeps, configFile: this.configFile });
-    this.cluster.handle(LAG_TOPIC, () => null);
-    // What this node sees of the membership, for the dashboard's picture of every node's view.
-    const cluster = this.cluster;
-    publishSeenMembers(cluster, () => this.state === NodeState.Starting || this.state === NodeState.Ready);
-    this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
-    await this.cluster.start();
-    await this.settleMembership();
+    // 2. The cluster channel and membership (in Redis mode only when configured: usesClusterChannel).
+    const channel = usesClusterChannel(cfg) ? channelConfigFor(cfg.cluster) : undefined;
+    if (channel) {
+      this.cluster = createClusterNode({
+        route: cfg.route,
+        ...channel,
+        meta: { role: 'node', http: this.httpUrl, ready: 'false', ...this.initialLoadMeta() },
+      }, { ...this.clusterDeps, configFile: this.configFile });
+      this.cluster.handle(LAG_TOPIC, () => null);
+      // What this node sees of the membership, for the dashboard's picture of every node's view.
+      const joined = this.cluster;
+      publishSeenMembers(joined, () => this.state === NodeState.Starting || this.state === NodeState.Ready);
+      this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
+      await this.cluster.start();
+      await this.settleMembership();
+    }
 
     // 3. Sessions: state transfer happens in start().
     const logger = {
@@ -130,9 +133,10 @@ export class NodeRuntime {
       error: (o: object, m: string) => this.log.error(o, m),
     };
     if (cfg.sessions.store === 'redis') {
-      this.sessions = new RedisSessionManager({ route: cfg.route, url: cfg.sessions.redis ?? 'redis://127.0.0.1:6379' });
+      // The same session settings as the replicated modes (sessions.replication), the connection from sessions.redis.
+      this.sessions = redisManagerFromConfig({ redis: cfg.sessions.redis, replication: cfg.sessions.replication, route: cfg.route, logger, file: this.configFile });
     } else {
-      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster), config: cfg.sessions.replication ?? {}, logger, publishReady: false });
+      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster!), config: cfg.sessions.replication ?? {}, logger, publishReady: false });
     }
     // 4. The app, wrapped with sessions.
     // The app may read its node's route (e.g. to say which node answered).
@@ -150,11 +154,12 @@ export class NodeRuntime {
     }
     const started = performance.now();
     const replicated = this.replicated;
-    this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
+    const cluster = this.cluster;
+    cluster?.setMeta({ ...cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
     // Progress while pages arrive ("received/total" sessions), at most every TRANSFER_PROGRESS_MS.
     let last: TransferProgress | undefined;
     const progress = new Throttle<TransferProgress>(systemClock, TRANSFER_PROGRESS_MS, (p) => {
-      if (this.state === NodeState.Starting) cluster.setMeta({ ...cluster.self.meta, transferProgress: `${p.received}/${p.total}` });
+      if (this.state === NodeState.Starting) cluster?.setMeta({ ...cluster.self.meta, transferProgress: `${p.received}/${p.total}` });
     });
     replicated?.on('transferProgress', (p: TransferProgress) => {
       last = p;
@@ -174,10 +179,10 @@ export class NodeRuntime {
       : 'none';
     // The final count: everything announced arrived, or (incomplete) how far it got.
     const done: Record<string, string> = report ? { transferProgress: report.complete ? `${report.sessions}/${report.sessions}` : `${last?.received ?? 0}/${last?.total ?? 0}` } : {};
-    this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
+    cluster?.setMeta({ ...cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
     this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
     this.publishTimer.unref();
-    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${channel.listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
+    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: channel && cluster ? `${channel.listen.host}:${cluster.self.channelAddress.port}` : 'none (Redis mode)', transferMs: Math.round(performance.now() - started) }, 'node ready');
   }
 
   /**

@@ -8,18 +8,12 @@ import { z } from 'zod';
 import type { ClusterChannel } from '../cluster/types.js';
 import type { Clock } from '../util/clock.js';
 import { ConfigError } from '../errors.js';
-import { cookieConfigSchema, parseConfig, replicationConfigSchema, DEFAULT_MAX_INACTIVE_MS } from './config.js';
+import { cookieConfigSchema, parseConfig, replicationConfigSchema } from './config.js';
 import type { SessionLogger, SessionManager } from './manager.js';
-import { RedisSessionManager } from './redis/redis-manager.js';
+import { redisManagerFromConfig } from './redis/from-config.js';
 import { ReplicatedSessionManager } from './replication/replicated-manager.js';
 
-export const redisConfigSchema = z.strictObject({
-  url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://'),
-  prefix: z.string().default('cohort:sess:'),
-  maxInactiveMs: z.number().int().positive().default(DEFAULT_MAX_INACTIVE_MS),
-  consistency: z.enum(['async', 'sync']).default('async'),
-  waitReplicas: z.number().int().min(0).default(0),
-});
+export { redisConfigSchema } from './redis/config.js';
 
 export const sessionsConfigSchema = z.strictObject({
   /** backend name in the registry */
@@ -72,9 +66,8 @@ export function defaultSessionBackends(): SessionBackendRegistry {
       return new ReplicatedSessionManager({ channel: deps.channel, config, clock: deps.clock, logger: deps.logger });
     })
     .register('redis', (cfg, deps, file) => {
-      const r = parseConfig(redisConfigSchema, cfg.redis, 'sessions.redis', file);
       const route = deps.channel?.self.route ?? deps.route;
       if (!route) throw new ConfigError(file, ['sessions.redis: the node route is unknown (set the node route)']);
-      return new RedisSessionManager({ route, url: r.url, prefix: r.prefix, maxInactiveMs: r.maxInactiveMs, consistency: r.consistency, waitReplicas: r.waitReplicas, clock: deps.clock, logger: deps.logger });
+      return redisManagerFromConfig({ redis: cfg.redis, replication: cfg.replication, route, clock: deps.clock, logger: deps.logger, file });
     });
 }

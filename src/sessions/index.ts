@@ -47,7 +47,10 @@ export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, 
 export type { TransferReport, TransferProgress } from './replication/state-transfer.js';
 export type { HandoffReport } from './replication/handoff.js';
 export { chooseNewOwner, planHandoff, type HandoffCandidate } from './replication/handoff-plan.js';
-export { RedisSessionManager, type RedisManagerOptions } from './redis/redis-manager.js';
+export { RedisSessionManager, type RedisManagerOptions, type RedisStats } from './redis/redis-manager.js';
+export { RedisError, RedisErrorCode } from './redis/errors.js';
+export { redisManagerFromConfig } from './redis/from-config.js';
+export type { RedisConfigInput } from './redis/config.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http/cookie.js';
 export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './http/request-session.js';
 export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './http/middleware.js';

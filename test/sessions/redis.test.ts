@@ -1,10 +1,13 @@
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisSessionManager } from '../../src/sessions/redis/redis-manager.js';
 import { withSessions, type SessionRequest } from '../../src/sessions/http/middleware.js';
 import { SessionErrorCode } from '../../src/sessions/errors.js';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
 import { closeServer, cookieFrom, get, listen } from './helpers/http.js';
+import { runRedisContract } from './helpers/redis-contract.js';
+import { cli } from './helpers/redis-topology.js';
+import { sessionKey } from '../../src/sessions/redis/scripts.js';
 
 const skip = redisUnavailableReason();
 let redis: RedisInstance | undefined;
@@ -92,6 +95,68 @@ test('redis mode behind the node:http wrapper: a counter continues across nodes'
   } finally {
     await closeServer(sa.server);
     await closeServer(sb.server);
+  }
+});
+
+for (const client of ['node-redis', 'ioredis'] as const) {
+  describe(`redis standalone, ${client}`, { skip }, () => {
+    test('the session contract', async () => {
+      await runRedisContract((route, extra = {}) => node(route, { client, prefix: `std-${client}:`, ...extra }));
+    });
+
+    test('an attribute that is not JSON (written by another program): a clear error, counted', async () => {
+      const m = await node('j1', { client, prefix: `json-${client}:` });
+      const s = m.create();
+      s.attributes.a = 1;
+      await m.commit(s);
+      await cli(redis!.port, 'HSET', sessionKey(`json-${client}:`, s.base), 'a:b', '{oops');
+      await assert.rejects(m.load(s.id), (e: { code?: string; cause?: { code?: string; message?: string } }) => e.code === SessionErrorCode.StoreFailed && e.cause?.code === 'COHORT_REDIS_COMMAND_FAILED' && /attribute "b" .* is not JSON/.test(e.cause.message ?? ''));
+      assert.equal(m.getStats().failures.COHORT_REDIS_COMMAND_FAILED, 1);
+    });
+
+    test('a session stored by an earlier version (key without hash tag) is read and moved to its new key; legacyKeys: false ignores it', async () => {
+      const prefix = `legacy-${client}:`;
+      const m = await node('l1', { client, prefix });
+      const base = m.create().base;
+      await cli(redis!.port, 'HSET', `${prefix}${base}`, '_v', '3', '_r', 'old', '_c', '1700000000000', '_m', '60000', 'a:user', '"ann"');
+      await cli(redis!.port, 'PEXPIRE', `${prefix}${base}`, '60000');
+      const off = await node('l2', { client, prefix, legacyKeys: false });
+      assert.equal(await off.load(`${base}.old`), undefined);
+      const s = (await m.load(`${base}.old`))!;
+      assert.deepEqual([s.rawAttributes, s.version, s.createdAt], [{ user: 'ann' }, 3, 1700000000000]);
+      assert.equal(await cli(redis!.port, 'EXISTS', `${prefix}${base}`), '0', 'the old key is gone');
+      s.attributes.more = 1;
+      assert.equal((await m.commit(s)).version, 4);
+      assert.deepEqual((await off.load(s.id))?.rawAttributes, { user: 'ann', more: 1 });
+      await m.invalidate(s);
+    });
+
+    test('waitReplicas without a replica: a clear COHORT_REDIS_NOT_REPLICATED, counted, not retried', async () => {
+      const m = await node('w1', { client, waitReplicas: 1, waitTimeoutMs: 100 });
+      const s = m.create();
+      s.attributes.a = 1;
+      await assert.rejects(m.commit(s), (e: { code?: string; cause?: { code?: string } }) => e.code === SessionErrorCode.StoreFailed && e.cause?.code === 'COHORT_REDIS_NOT_REPLICATED');
+      const st = m.getStats();
+      assert.equal(st.failures.COHORT_REDIS_NOT_REPLICATED, 1);
+      assert.equal(Object.values(st.retries).reduce((x, y) => x + y, 0), 0);
+    });
+  });
+}
+
+test('an application\'s own ioredis instance: used, and not closed by close()', { skip }, async () => {
+  const { Redis } = await import('ioredis');
+  const own = new Redis(redis!.url, { lazyConnect: true });
+  try {
+    const m = new RedisSessionManager({ route: 'o1', client: own, prefix: 'own:' });
+    await m.start();
+    const s = m.create();
+    s.attributes.a = 'b';
+    await m.commit(s);
+    assert.equal((await m.load(s.id))?.rawAttributes.a, 'b');
+    await m.close();
+    assert.equal(await own.ping(), 'PONG', 'still the application\'s');
+  } finally {
+    own.disconnect();
   }
 });
 
