@@ -95,6 +95,8 @@ function dnsFromFlags(fromFile: unknown, o: NodeCliOptions): unknown {
 export async function runNode(o: NodeCliOptions): Promise<NodeRuntime> {
   const cfg = resolveNodeConfig(o);
   const log = createLogger(`cohort-node-${cfg.route}`, cfg.loglevel as never, 2);
+  // The app may read its node's route (e.g. to say which node answered): set here, at the process edge.
+  process.env.COHORT_ROUTE = cfg.route;
   const node = new NodeRuntime(cfg, log, o.config);
   let stopping = false;
   const stop = (sig: string) => {

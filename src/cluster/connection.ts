@@ -10,10 +10,10 @@
  * fast. Keys are derived once per connection, never per frame.
  */
 import type { Socket } from 'node:net';
-import type { Clock, TimerHandle } from '../util/clock.js';
+import { systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { CohortError } from '../errors.js';
 import { FrameDecoder, encodeFrame, FRAME_HEADER_BYTES } from './codec.js';
-import { type ClusterKeys, type RandomBytes, systemRandomBytes, type FrameSealer, type FrameOpener } from './crypto.js';
+import { type ClusterKeys, type FrameSealer, type FrameOpener } from './crypto.js';
 import { ClientHandshake, ServerHandshake } from './handshake.js';
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 
@@ -21,7 +21,7 @@ import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OV
 export const BATCH_BYTES = 256 * 1024;
 
 /** How a connection is secured: the shared-secret handshake + AEAD, or a TLS socket (already mutually authenticated). */
-export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly randomBytes?: RandomBytes } | { readonly kind: 'tls' };
+export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly random?: Pick<Random, 'bytes'> } | { readonly kind: 'tls' };
 
 export enum ConnectionState {
   Handshaking = 'handshaking',
@@ -100,10 +100,10 @@ export class Connection {
     }, this.opts.handshakeTimeoutMs);
     this.timer.unref?.();
     if (this.role === 'client') {
-      this.client = new ClientHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+      this.client = new ClientHandshake(sec.keys, sec.random ?? systemRandom);
       this.writeRaw(encodeFrame(this.client.hello()));
     } else {
-      this.server = new ServerHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+      this.server = new ServerHandshake(sec.keys, sec.random ?? systemRandom);
     }
   }
 

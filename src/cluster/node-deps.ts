@@ -3,7 +3,6 @@
  * the non-fatal error events it reports.
  */
 import type { Clock, Random } from '../util/clock.js';
-import type { RandomBytes } from './crypto.js';
 import { MembershipRegistry } from './membership.js';
 import { createStaticMembership } from './membership-static.js';
 import { createDnsMembership, type DnsResolver } from './membership-dns.js';
@@ -22,11 +21,10 @@ export interface ClusterErrorEvent {
 
 /** Everything the node takes from outside; all optional. */
 export interface ClusterNodeDeps {
+  /** Timers, monotonic time, and wall time for event timestamps and startTime. */
   readonly clock?: Clock;
+  /** Probe targets, the node id, handshake nonces. */
   readonly random?: Random;
-  readonly randomBytes?: RandomBytes;
-  /** Wall clock for event timestamps and startTime (ms since epoch). */
-  readonly wallClock?: () => number;
   /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly net?: NetFactory;

@@ -6,12 +6,11 @@
  * Decisions about liveness live in the detector; this file moves bytes.
  */
 import type { Socket } from 'node:net';
-import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { CohortError } from '../errors.js';
-import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
+import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseClusterConfig, resolveSecret, type ClusterConfig } from './config.js';
 import { Connection, ConnectionState, type CloseReason, type ConnectionSecurity } from './connection.js';
-import { deriveClusterKeys, systemRandomBytes, SEALED_OVERHEAD, type ClusterKeys, type RandomBytes } from './crypto.js';
+import { deriveClusterKeys, SEALED_OVERHEAD, type ClusterKeys } from './crypto.js';
 import { encodeEnvelope, toMemberInfo, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 import { FailureDetector } from './failure-detector.js';
 import { addressKey, type MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
@@ -53,8 +52,6 @@ export class ClusterNode implements ClusterChannel {
   readonly config: ClusterConfig;
   private readonly clock: Clock;
   private readonly random: Random;
-  private readonly rnd: RandomBytes;
-  private readonly wall: () => number;
   private readonly net: NetFactory;
   private readonly keys: ClusterKeys | undefined;
   private readonly security: ConnectionSecurity;
@@ -87,24 +84,22 @@ export class ClusterNode implements ClusterChannel {
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? systemRandom;
-    this.rnd = deps.randomBytes ?? systemRandomBytes;
-    this.wall = deps.wallClock ?? Date.now;
     const secret = resolveSecret(config, deps.env ?? process.env);
     this.keys = secret !== undefined ? deriveClusterKeys(secret) : undefined;
     // mutual TLS replaces the secret handshake on the channel; a secret, if also given, still seals multicast heartbeats
     this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
-    this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, randomBytes: this.rnd };
+    this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, random: this.random };
     this.registry = deps.membershipRegistry ?? defaultMembershipRegistry();
     if (isWildcard(config.listen.host) && !config.advertise) {
       throw new CohortError('COHORT_CONFIG_INVALID', `cluster.advertise.host is required when cluster.listen.host is the wildcard ${JSON.stringify(config.listen.host)}`);
     }
     this.me = {
-      id: (deps.randomBytes ?? cryptoRandomBytes)(12).toString('base64url'),
+      id: this.random.bytes(12).toString('base64url'),
       route: config.route,
       incarnation: 0,
       clusterName: config.clusterName,
       channelAddress: { host: config.advertise?.host ?? config.listen.host, port: config.advertise?.port ?? config.listen.port },
-      startTime: this.wall(),
+      startTime: this.clock.wallNow(),
       meta: { ...config.meta },
     };
     this.pending = new PendingCalls(this.clock);
@@ -213,7 +208,7 @@ export class ClusterNode implements ClusterChannel {
     for (const c of this.conns) if (c.state === ConnectionState.Open) c.sendEncoded(leave);
     await new Promise((r) => setImmediate(r));
     const deadline = this.clock.now() + 1000;
-    while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await sleep(this.clock, 10);
     for (const c of [...this.conns]) c.close('local');
     this.finish();
     await this.server?.close();
@@ -618,7 +613,7 @@ export class ClusterNode implements ClusterChannel {
 
   private onDetectorEvent(e: MembershipEvent): void {
     if (e.type === 'gone') this.dropPeer(e.member.id, e.reason);
-    this.ring.push({ at: this.wall(), event: e });
+    this.ring.push({ at: this.clock.wallNow(), event: e });
     if (this.ring.length > EVENT_RING) this.ring.shift();
     for (const l of [...this.memberListeners]) {
       try {

@@ -12,7 +12,7 @@ import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
 import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
 import { Throttle } from '../util/throttle.js';
-import { systemClock } from '../util/clock.js';
+import { sleep, systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
@@ -38,6 +38,8 @@ export interface NodeRuntimeDeps {
   readonly utilization?: () => number;
   /** Injected into the cluster node (tests: a fake DNS resolver, UDP sockets, env). */
   readonly cluster?: Omit<ClusterNodeDeps, 'configFile'>;
+  /** Timers and time of the runtime, its cluster node and its sessions (default the system clock). */
+  readonly clock?: Clock;
 }
 
 export enum NodeState {
@@ -65,7 +67,8 @@ export class NodeRuntime {
   private app: LoadedApp | undefined;
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
-  private publishTimer: NodeJS.Timeout | undefined;
+  private publishTimer: TimerHandle | undefined;
+  private readonly clock: Clock;
   private readonly loadReporter: LoadReporter | undefined;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
@@ -79,7 +82,8 @@ export class NodeRuntime {
     deps: NodeRuntimeDeps = {},
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
-    this.clusterDeps = deps.cluster ?? {};
+    this.clock = deps.clock ?? deps.cluster?.clock ?? systemClock;
+    this.clusterDeps = { ...deps.cluster, clock: this.clock };
     if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
     this.metrics = new NodeMetrics(
       config.route,
@@ -127,11 +131,9 @@ export class NodeRuntime {
     if (cfg.sessions.store === 'redis') {
       this.sessions = new RedisSessionManager({ route: cfg.route, url: cfg.sessions.redis ?? 'redis://127.0.0.1:6379' });
     } else {
-      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster), config: cfg.sessions.replication ?? {}, logger, publishReady: false });
+      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster), config: cfg.sessions.replication ?? {}, clock: this.clock, logger, publishReady: false });
     }
-    // 4. The app, wrapped with sessions.
-    // The app may read its node's route (e.g. to say which node answered).
-    process.env.COHORT_ROUTE = cfg.route;
+    // 4. The app, wrapped with sessions. (`cohort node` sets COHORT_ROUTE for it: the process edge, cli/node-command.ts.)
     this.app = await loadApp(cfg.app);
     const cookie = cfg.sessions.cookie ?? {};
     if (this.app.kind === 'fastify') {
@@ -142,12 +144,12 @@ export class NodeRuntime {
     } else {
       this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
     }
-    const started = performance.now();
+    const started = this.clock.now();
     const replicated = this.replicated;
     this.cluster.setMeta({ ...this.cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
     // Progress while pages arrive ("received/total" sessions), at most every TRANSFER_PROGRESS_MS.
     let last: TransferProgress | undefined;
-    const progress = new Throttle<TransferProgress>(systemClock, TRANSFER_PROGRESS_MS, (p) => {
+    const progress = new Throttle<TransferProgress>(this.clock, TRANSFER_PROGRESS_MS, (p) => {
       if (this.state === NodeState.Starting) cluster.setMeta({ ...cluster.self.meta, transferProgress: `${p.received}/${p.total}` });
     });
     replicated?.on('transferProgress', (p: TransferProgress) => {
@@ -169,9 +171,8 @@ export class NodeRuntime {
     // The final count: everything announced arrived, or (incomplete) how far it got.
     const done: Record<string, string> = report ? { transferProgress: report.complete ? `${report.sessions}/${report.sessions}` : `${last?.received ?? 0}/${last?.total ?? 0}` } : {};
     this.cluster.setMeta({ ...this.cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
-    this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
-    this.publishTimer.unref();
-    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${channel.listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(performance.now() - started) }, 'node ready');
+    this.schedulePublish();
+    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: `${channel.listen.host}:${this.cluster.self.channelAddress.port}`, transferMs: Math.round(this.clock.now() - started) }, 'node ready');
   }
 
   /**
@@ -184,19 +185,19 @@ export class NodeRuntime {
     const cluster = this.cluster!;
     const hasPeers = this.config.cluster.members.length > 0 || this.config.cluster.multicast !== false || this.config.cluster.dns !== undefined;
     if (!hasPeers) return;
-    const started = performance.now();
+    const started = this.clock.now();
     let lastChange = started;
     let count = cluster.members().length;
-    while (performance.now() - started < JOIN_WAIT_MS) {
-      await new Promise((r) => setTimeout(r, 25));
+    while (this.clock.now() - started < JOIN_WAIT_MS) {
+      await sleep(this.clock, 25);
       const n = cluster.members().length;
       if (n !== count) {
         count = n;
-        lastChange = performance.now();
+        lastChange = this.clock.now();
       }
-      if (count > 0 && performance.now() - lastChange >= JOIN_QUIET_MS) break;
+      if (count > 0 && this.clock.now() - lastChange >= JOIN_QUIET_MS) break;
     }
-    this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
+    this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(this.clock.now() - started) }, 'membership settled');
   }
 
   /** The loadfactor published from the start: the configured one (or, reporting load, the idle ceiling). */
@@ -216,6 +217,22 @@ export class NodeRuntime {
 
   /** Last measured replication lag in ms (half the probe round trip to the slowest session peer). */
   replicationLagMs: number | undefined;
+
+  /** Every META_PUBLISH_MS while ready: {@link publishLoad}. */
+  private schedulePublish(): void {
+    this.publishTimer = this.clock.setTimeout(() => {
+      this.publishTimer = undefined;
+      if (this.state !== NodeState.Ready) return;
+      this.publishLoad();
+      this.schedulePublish();
+    }, META_PUBLISH_MS);
+    this.publishTimer.unref?.();
+  }
+
+  private stopPublishing(): void {
+    if (this.publishTimer) this.clock.clearTimeout(this.publishTimer);
+    this.publishTimer = undefined;
+  }
 
   /**
    * Publishes the session count and the replication lag in the cluster meta
@@ -256,10 +273,10 @@ export class NodeRuntime {
       return;
     }
     const rtts = await Promise.all(peers.map(async (m) => {
-      const t0 = performance.now();
+      const t0 = this.clock.now();
       try {
         await cluster.request(m.id, LAG_TOPIC, null, { timeoutMs: META_PUBLISH_MS });
-        return performance.now() - t0;
+        return this.clock.now() - t0;
       } catch {
         return undefined;
       }
@@ -335,15 +352,15 @@ export class NodeRuntime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = NodeState.Stopping;
-      clearInterval(this.publishTimer);
+      this.stopPublishing();
       this.cluster?.setMeta({ ...this.cluster.self.meta, ready: 'false' });
       const server = this.server;
       if (server) {
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
-        let t: NodeJS.Timeout | undefined;
-        await Promise.race([closed, new Promise<void>((r) => { t = setTimeout(r, this.config.shutdownTimeout * 1000); t.unref(); })]);
-        clearTimeout(t);
+        let t: TimerHandle | undefined;
+        await Promise.race([closed, new Promise<void>((r) => { t = this.clock.setTimeout(r, this.config.shutdownTimeout * 1000); t.unref?.(); })]);
+        if (t) this.clock.clearTimeout(t);
         for (const s of this.sockets) s.destroy();
       }
       // Hands the sessions this node owns over to the survivors (sessions.replication.handoffTimeoutMs), then leaves.
@@ -358,7 +375,7 @@ export class NodeRuntime {
   }
 
   destroy(): void {
-    clearInterval(this.publishTimer);
+    this.stopPublishing();
     this.server?.close();
     for (const s of this.sockets) s.destroy();
     (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();

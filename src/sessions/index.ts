@@ -17,7 +17,6 @@ export {
   rewriteRoute,
   isValidRoute,
   type ParsedSessionId,
-  type RandomBytes,
 } from './model/session-id.js';
 export { Session, type SessionLimits } from './model/session.js';
 export type { Attributes } from './model/tracking.js';

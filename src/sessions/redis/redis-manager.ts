@@ -10,12 +10,12 @@
 import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { JsonValue } from '../../cluster/types.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { systemClock, systemRandom, type Clock, type Random } from '../../util/clock.js';
 import { DEFAULT_MAX_ATTRIBUTE_BYTES, DEFAULT_MAX_INACTIVE_MS, DEFAULT_MAX_SESSION_BYTES } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../manager.js';
 import { Session, type SessionLimits } from '../model/session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
+import { newSessionBase, parseSessionId, parseSessionIdOrThrow } from '../model/session-id.js';
 
 export interface RedisManagerOptions {
   /** This node's route (id suffix). */
@@ -32,9 +32,10 @@ export interface RedisManagerOptions {
   /** Sync commits wait for `WAIT 1` replica acknowledgement (Redis replication). Default false. */
   readonly waitReplicas?: number;
   readonly consistency?: 'async' | 'sync';
+  /** Monotonic time, and wall time for the informative creation time. */
   readonly clock?: Clock;
-  readonly wallNow?: () => number;
-  readonly randomBytes?: RandomBytes;
+  /** Session ids. */
+  readonly random?: Random;
   readonly logger?: SessionLogger;
 }
 
@@ -72,8 +73,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   private readonly prefix: string;
   private readonly limits: SessionLimits;
   private readonly clock: Clock;
-  private readonly wallNow: () => number;
-  private readonly randomBytes: RandomBytes;
+  private readonly random: Random;
   private readonly log: SessionLogger;
   private state: 'new' | 'running' | 'closed' = 'new';
 
@@ -85,8 +85,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     this.syncByDefault = opts.consistency === 'sync';
     this.limits = { maxAttributeBytes: opts.maxAttributeBytes ?? DEFAULT_MAX_ATTRIBUTE_BYTES, maxSessionBytes: opts.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES };
     this.clock = opts.clock ?? systemClock;
-    this.wallNow = opts.wallNow ?? Date.now;
-    this.randomBytes = opts.randomBytes ?? cryptoRandomBytes;
+    this.random = opts.random ?? systemRandom;
     this.log = opts.logger ?? silentLogger;
     this.ownsClient = !opts.client;
     this.client = opts.client ?? (opts.url ? new Redis(opts.url, { lazyConnect: true, ...opts.redis }) : new Redis({ lazyConnect: true, ...opts.redis }));
@@ -116,8 +115,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   }
 
   create(id?: string): Session {
-    const base = id === undefined ? newSessionBase(this.randomBytes) : parseSessionIdOrThrow(id).base;
-    return new Session({ base, route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.defaultMaxInactiveMs, now: this.clock.now() }, this.limits);
+    const base = id === undefined ? newSessionBase(this.random) : parseSessionIdOrThrow(id).base;
+    return new Session({ base, route: this.route, version: 0, createdAt: this.clock.wallNow(), maxInactiveMs: this.defaultMaxInactiveMs, now: this.clock.now() }, this.limits);
   }
 
   async load(id: string, options: LoadOptions = {}): Promise<Session | undefined> {
@@ -177,7 +176,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   }
 
   regenerateId(session: Session): void {
-    session.changeBase(newSessionBase(this.randomBytes));
+    session.changeBase(newSessionBase(this.random));
   }
 
   async invalidate(session: Session, options: CommitOptions = {}): Promise<void> {

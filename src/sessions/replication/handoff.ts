@@ -38,7 +38,7 @@ import type { SessionTable } from '../model/session-table.js';
 import { formatSessionId } from '../model/session-id.js';
 import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
 import { jsonSize } from '../model/json-value.js';
-import { newWriteTag } from './convergence.js';
+import type { WriteTagger } from './convergence.js';
 import { chainsOnto } from './ordering.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 
@@ -71,6 +71,8 @@ export interface HandoffHost {
   readonly route: string;
   readonly channel: ClusterChannel;
   readonly clock: Clock;
+  /** The manager's write tags: a route change is a write (convergence.ts). */
+  readonly tags: WriteTagger;
   readonly table: SessionTable;
   readonly holders: Holders;
   /** Leaving side: bases whose ownership is being (or was) handed over; the manager fails their commits. */
@@ -166,8 +168,8 @@ interface Reply {
 }
 
 /** The route change v → v + 1 is a write of the (still) owner: it gets a write tag like a commit (convergence.ts). */
-function routeChange(s: Session, to: string): SessionDelta {
-  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt, ...(s.tag ? { h: s.tag } : {}), t: newWriteTag(Date.now()) };
+function routeChange(s: Session, to: string, tag: string): SessionDelta {
+  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt, ...(s.tag ? { h: s.tag } : {}), t: tag };
 }
 
 /** The same write as `d`, as a full copy (same version and tag). */
@@ -208,7 +210,7 @@ export async function handOff(host: HandoffHost, opts: HandoffOptions, log: Sess
     const changes = new Map<string, SessionDelta>();
     const now = src.now();
     const e: HandoffEntry[] = sessions.map((s) => {
-      const d = routeChange(s, to.route);
+      const d = routeChange(s, to.route, host.tags.next(host.clock.wallNow()));
       changes.set(s.base, d);
       return copies ? { s: fullCopy(s, to.route, d), t: now - s.lastAccess } : { d, t: now - s.lastAccess };
     });

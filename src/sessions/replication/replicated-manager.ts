@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../../cluster/types.js';
-import { systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../../util/clock.js';
+import { pickOne, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../../util/clock.js';
 import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import { isExpired, shouldNotifyAccess } from '../model/expiry.js';
@@ -28,7 +28,7 @@ import {
 import { chainsOnto, classifyDelta, ReorderBuffer } from './ordering.js';
 import { Holders } from './holders.js';
 import { Session, type SessionLimits } from '../model/session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
+import { newSessionBase, parseSessionId, parseSessionIdOrThrow } from '../model/session-id.js';
 import { SessionTable } from '../model/session-table.js';
 import { type TransferProgress, type TransferReport } from './state-transfer.js';
 import { transferUntilDone, type TransferRetryPolicy } from './transfer-retry.js';
@@ -37,7 +37,7 @@ import { rereplicate } from './rereplication.js';
 import { fallbackSources, fetchCopies } from './take-over.js';
 import { antiEntropy, tableDigest, type AntiEntropyHost, type AntiEntropyResult } from './anti-entropy.js';
 import { handOff, receiveHandoff, type HandoffHost, type HandoffReport } from './handoff.js';
-import { copyVerdict, copyWins, newWriteTag } from './convergence.js';
+import { copyVerdict, copyWins, WriteTagger } from './convergence.js';
 import { PeerExchanges } from './peer-exchanges.js';
 import { DeltaBatcher } from './delta-batch.js';
 import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type SessionSnapshot, type VersionPair } from './wire.js';
@@ -45,11 +45,9 @@ import { asDelta, asSnapshot, field, isArray, Topic, type SessionDelta, type Ses
 export interface ReplicatedManagerOptions {
   readonly channel: ClusterChannel;
   readonly config?: ReplicationConfigInput;
+  /** Timers and monotonic time; wall time for the informative creation time and the write tags. */
   readonly clock?: Clock;
-  /** Wall clock for the informative creation time only. */
-  readonly wallNow?: () => number;
-  readonly randomBytes?: RandomBytes;
-  /** Picks the peer of periodic anti-entropy. */
+  /** Session ids, write-tag nonces, the peer of periodic anti-entropy. */
   readonly random?: Random;
   readonly logger?: SessionLogger;
   /** Publish meta `ready=true` on the channel once state transfer is done (default true). */
@@ -104,8 +102,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   readonly config: ReplicationConfig;
   private readonly channel: ClusterChannel;
   private readonly clock: Clock;
-  private readonly wallNow: () => number;
-  private readonly randomBytes: RandomBytes;
+  private readonly random: Random;
+  private readonly tags: WriteTagger;
   private readonly log: SessionLogger;
   private readonly limits: SessionLimits;
   private readonly table = new SessionTable();
@@ -141,8 +139,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.channel = opts.channel;
     this.config = parseConfig(replicationConfigSchema, opts.config, 'sessions');
     this.clock = opts.clock ?? systemClock;
-    this.wallNow = opts.wallNow ?? Date.now;
-    this.randomBytes = opts.randomBytes ?? cryptoRandomBytes;
+    this.random = opts.random ?? systemRandom;
+    this.tags = new WriteTagger(this.random);
     this.log = opts.logger ?? silentLogger;
     this.limits = { maxAttributeBytes: this.config.maxAttributeBytes, maxSessionBytes: this.config.maxSessionBytes };
     this.reorder = new ReorderBuffer(this.config.gapTimeoutMs);
@@ -298,9 +296,9 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   // ---------------------------------------------------------------- request path
 
   create(id?: string): Session {
-    const base = id === undefined ? newSessionBase(this.randomBytes) : parseSessionIdOrThrow(id).base;
+    const base = id === undefined ? newSessionBase(this.random) : parseSessionIdOrThrow(id).base;
     return new Session(
-      { base, route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.config.maxInactiveMs, now: this.clock.now() },
+      { base, route: this.route, version: 0, createdAt: this.clock.wallNow(), maxInactiveMs: this.config.maxInactiveMs, now: this.clock.now() },
       this.limits,
     );
   }
@@ -381,7 +379,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   }
 
   regenerateId(session: Session): void {
-    session.changeBase(newSessionBase(this.randomBytes));
+    session.changeBase(newSessionBase(this.random));
   }
 
   async invalidate(session: Session, options: CommitOptions = {}): Promise<void> {
@@ -399,7 +397,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     if (session.invalidated) return this.commitDestroy(session, sync, now);
     const prevBase = session.previousBase;
     const wasNew = session.isNew;
-    const d = session.takeDelta(newWriteTag(this.wallNow()));
+    const d = session.takeDelta(this.tags.next(this.clock.wallNow()));
     if (!d) {
       session.lastAccess = now;
       if (shouldNotifyAccess(session, now, this.config)) {
@@ -684,6 +682,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       route: this.route,
       channel: this.channel,
       clock: this.clock,
+      tags: this.tags,
       table: this.table,
       holders: this.holders,
       locked: this.handoffLocked,
@@ -820,7 +819,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.aeTimer = this.clock.setTimeout(() => {
       const peers = this.channel.members();
       if (!this.aeRunning && peers.length > 0 && this.state === ManagerState.Running) {
-        const peer = peers[Math.floor((this.opts.random ?? systemRandom)() * peers.length)]!;
+        const peer = pickOne(this.random, peers)!;
         this.aeRunning = true;
         this.antiEntropy(peer)
           .catch((err: unknown) => this.log.warn({ node: this.route, member: peer.route, err: String(err) }, 'periodic anti-entropy failed'))
