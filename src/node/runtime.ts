@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { channelConfigFor } from '../config/cluster-section.js';
-import { ReplicatedSessionManager, RedisSessionManager, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
+import { ReplicatedSessionManager, defaultSessionBackends, withSessions, cohortFastifySessions, type SessionBackendRegistry, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
@@ -40,6 +40,8 @@ export interface NodeRuntimeDeps {
   readonly cluster?: Omit<ClusterNodeDeps, 'configFile'>;
   /** Timers and time of the runtime, its cluster node and its sessions (default the system clock). */
   readonly clock?: Clock;
+  /** Session backends by `sessions.store` (default: replicated, redis). */
+  readonly sessionBackends?: SessionBackendRegistry;
 }
 
 export enum NodeState {
@@ -69,6 +71,7 @@ export class NodeRuntime {
   private closing: Promise<void> | undefined;
   private publishTimer: TimerHandle | undefined;
   private readonly clock: Clock;
+  private readonly backends: SessionBackendRegistry;
   private readonly loadReporter: LoadReporter | undefined;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
@@ -83,6 +86,7 @@ export class NodeRuntime {
   ) {
     this.metricsFrom = ipMatcher(config.metricsFrom);
     this.clock = deps.clock ?? deps.cluster?.clock ?? systemClock;
+    this.backends = deps.sessionBackends ?? defaultSessionBackends();
     this.clusterDeps = { ...deps.cluster, clock: this.clock };
     if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, deps.utilization ?? eventLoopUtilizationSampler());
     this.metrics = new NodeMetrics(
@@ -128,11 +132,8 @@ export class NodeRuntime {
       warn: (o: object, m: string) => this.log.warn(o, m),
       error: (o: object, m: string) => this.log.error(o, m),
     };
-    if (cfg.sessions.store === 'redis') {
-      this.sessions = new RedisSessionManager({ route: cfg.route, url: cfg.sessions.redis ?? 'redis://127.0.0.1:6379' });
-    } else {
-      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster), config: cfg.sessions.replication ?? {}, clock: this.clock, logger, publishReady: false });
-    }
+    // The backend registry builds the manager from the validated `sessions` section; readiness is published here (step 5).
+    this.sessions = this.backends.build(cfg.sessions, { channel: sessionMembersView(this.cluster), route: cfg.route, clock: this.clock, logger, publishReady: false }, this.configFile);
     // 4. The app, wrapped with sessions. (`cohort node` sets COHORT_ROUTE for it: the process edge, cli/node-command.ts.)
     this.app = await loadApp(cfg.app);
     const cookie = cfg.sessions.cookie ?? {};

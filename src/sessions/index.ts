@@ -57,7 +57,9 @@ export {
   defaultSessionBackends,
   sessionsConfigSchema,
   redisConfigSchema,
-  type SessionBackendFactory,
+  DEFAULT_REDIS_URL,
+  type SessionBackend,
+  type SessionsSection,
   type SessionDeps,
   type SessionsConfigInput,
 } from './factory.js';

@@ -34,7 +34,7 @@ import type { CommitTargets, Holders } from './holders.js';
 import { planHandoff } from './handoff-plan.js';
 import type { SessionLogger } from '../manager.js';
 import type { Session } from '../model/session.js';
-import type { SessionTable } from '../model/session-table.js';
+import type { ReplicaStore } from './replica-store.js';
 import { formatSessionId } from '../model/session-id.js';
 import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
 import { jsonSize } from '../model/json-value.js';
@@ -73,16 +73,13 @@ export interface HandoffHost {
   readonly clock: Clock;
   /** The manager's write tags: a route change is a write (convergence.ts). */
   readonly tags: WriteTagger;
-  readonly table: SessionTable;
+  /** Held copies: the leaving side reads the owned ones, the receiving side applies and installs through it. */
+  readonly store: ReplicaStore;
   readonly holders: Holders;
   /** Leaving side: bases whose ownership is being (or was) handed over; the manager fails their commits. */
   readonly locked: Set<string>;
   /** Receiving side: whether this node takes ownership (running, not leaving itself). */
   accepting(): boolean;
-  /** Applies a delta whose base version is held (and what it unblocks in the reorder buffer). */
-  applyDelta(d: SessionDelta): Session;
-  /** Installs a newer full copy; true if installed. */
-  install(snapshot: SessionSnapshot): boolean;
   /** Receiving side: `s` is owned here now (counted, `takenOver` event). */
   adopted(s: Session, previousId: string): void;
   /** Leaving side: the local copy of `base` now names its new owner. */
@@ -130,14 +127,14 @@ function sourceOf(h: HandoffHost): HandoffSource {
     now: () => h.clock.now(),
     owned: () => {
       const out: Session[] = [];
-      for (const base of h.table.bases()) {
-        const s = h.table.get(base);
+      for (const base of h.store.table.bases()) {
+        const s = h.store.table.get(base);
         if (ownedHere(s, base) && !h.locked.has(base)) out.push(s);
       }
       return out;
     },
-    eligible: (s) => h.table.get(s.base) === s && ownedHere(s, s.base) && !h.locked.has(s.base),
-    owns: (base) => ownedHere(h.table.get(base), base),
+    eligible: (s) => h.store.table.get(s.base) === s && ownedHere(s, s.base) && !h.locked.has(s.base),
+    owns: (base) => ownedHere(h.store.table.get(base), base),
     survivors: () => handoffSurvivors(h.channel.members(), (r) => h.holders.isDeparting(r)),
     holdersOf: (base) => h.holders.holdersOf(base, h.route).map((m) => m.route),
     lock: (base) => void h.locked.add(base),
@@ -328,10 +325,10 @@ function targetOf(h: HandoffHost): HandoffTarget {
     route: h.route,
     accepting: () => h.accepting(),
     markDeparting: (m) => h.holders.markDeparting(m.id),
-    tombstoned: (b) => h.table.tombstone(b) !== undefined,
-    held: (b) => h.table.get(b),
-    applyDelta: (d) => h.applyDelta(d),
-    install: (snap) => h.install(snap),
+    tombstoned: (b) => h.store.table.tombstone(b) !== undefined,
+    held: (b) => h.store.table.get(b),
+    applyDelta: (d) => h.store.applyDelta(d),
+    install: (snap) => h.store.installCopy(snap),
     adopt: (s, idleMs, previousOwner) => {
       const now = h.clock.now();
       // The owner's expiry clock continues from the leaving owner's last access (a duration, clamped).
