@@ -218,9 +218,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         ch,
         { mode: c.mode, chunk: c.transferChunk, timeoutMs: c.transferTimeoutMs, requestTimeoutMs: c.transferRequestTimeoutMs, node: this.route, nextId: () => `st-${++this.transferSeq}` },
         this.clock,
-        (list) => {
-          for (const snap of list) this.store.installCopy(snap);
-        },
+        this.store,
         this.log,
         {
           cancelled: () => this.state === ManagerState.Closed,
