@@ -1,6 +1,6 @@
 /** Public surface of the cluster layer. Internals (connection, peer, handshake state) stay unexported. */
 export * from './types.js';
-export { createClusterNode, ClusterNode, defaultMembershipRegistry, RESERVED_TOPIC_PREFIX, type ClusterNodeDeps, type ClusterErrorEvent } from './node.js';
+export { createClusterNode, ClusterNode, defaultMembershipRegistry, RESERVED_TOPIC_PREFIX, type ClusterNodeDeps, type ClusterErrorEvent } from './channel.js';
 export {
   clusterConfigSchema,
   parseClusterConfig,
@@ -31,5 +31,5 @@ export { StaticMembership, createStaticMembership, type StaticMembershipConfig }
 export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver, type DnsRecordType, type DnsQueryType, type DnsMembershipConfig } from './membership-dns.js';
 export { MulticastMembership, createMulticastMembership, type MulticastMembershipConfig, type UdpSocketFactory, type Announcement } from './membership-multicast.js';
 export { plainNet, tlsNet, type NetFactory, type ListeningServer, type TlsFiles } from './net.js';
-export { buildSnapshot, formatMembersTable, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
+export { buildSnapshot, formatMembersTable, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './snapshot.js';
 export { SEEN_META_KEY, SEEN_META_MAX_CHARS, encodeSeenMembers, parseSeenMembers, publishSeenMembers, type SeenMembers, type SeenState } from './seen-members.js';

@@ -1,29 +1,36 @@
 /**
- * The cluster node: the {@link ClusterChannel} implementation. It wires the
- * socket edge (net.ts), connections (connection.ts), the failure detector and
- * a membership service, and implements send modes, request/response, bounded
- * per-peer queues, probes, heartbeats, identity exchange and route uniqueness.
+ * The cluster channel: the {@link ClusterChannel} implementation and its
+ * lifecycle. It wires the socket edge (net.ts) and its parts, one file each:
+ *  - connections.ts: accepting, dialling and confirming connections;
+ *  - identity.ts: hello / refuse on a connection (decisions in admission.ts);
+ *  - send-queue.ts: the bounded per-peer send queues and answers;
+ *  - heartbeat.ts: the heartbeat / reconnect and RTT loops;
+ *  - the failure detector, the prober and a membership service.
+ * It implements send modes, request/response and the envelope routing.
  * Decisions about liveness live in the detector; this file moves bytes.
  */
 import type { Socket } from 'node:net';
 import { CohortError } from '../errors.js';
 import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseClusterConfig, resolveSecret, type ClusterConfig } from './config.js';
-import { Connection, ConnectionState, type CloseReason, type ConnectionSecurity } from './connection.js';
-import { deriveClusterKeys, SEALED_OVERHEAD, type ClusterKeys } from './crypto.js';
-import { encodeEnvelope, toMemberInfo, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
+import { ConnectionState, type Connection, type ConnectionSecurity } from './connection.js';
+import { deriveClusterKeys, type ClusterKeys } from './crypto.js';
+import { encodeEnvelope, toMemberInfo, type Envelope } from './envelope.js';
 import { FailureDetector } from './failure-detector.js';
-import { addressKey, type MembershipRegistry, type Address, type DiscoverySink, type MembershipService } from './membership.js';
-import { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
+import { addressKey, type MembershipRegistry, type DiscoverySink, type MembershipService } from './membership.js';
+import { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './channel-deps.js';
 import { plainNet, tlsNet, type ListeningServer, type NetFactory } from './net.js';
-export { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './node-deps.js';
-import { Peer } from './peer.js';
+export { defaultMembershipRegistry, type ClusterErrorEvent, type ClusterNodeDeps } from './channel-deps.js';
+import type { Peer } from './peer.js';
 import { PendingCalls } from './pending.js';
 import { Dialer } from './dialer.js';
-import { admit } from './admission.js';
 import { Prober, PING_TOPIC, PROBE_TOPIC } from './prober.js';
 import { answerRequest, deliverMessage, type DispatchPort } from './dispatch.js';
-import { buildSnapshot, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './view.js';
+import { Connections } from './connections.js';
+import { Identity } from './identity.js';
+import { SendQueues } from './send-queue.js';
+import { Heartbeats } from './heartbeat.js';
+import { buildSnapshot, type ChannelCounters, type ClusterSnapshot, type ClusterStats, type TimedEvent } from './snapshot.js';
 import { MemberState, type BroadcastResult, type ClusterChannel, type JsonValue, type MemberInfo, type MemberView, type MembershipEvent, type MessageHandler, type PeerCounters, type SendOptions } from './types.js';
 
 /** Topics under this prefix are the cluster layer's own. */
@@ -57,7 +64,6 @@ export class ClusterNode implements ClusterChannel {
   private readonly security: ConnectionSecurity;
   /** Membership services by type, owned by this node (register custom ones before start()). */
   readonly registry: MembershipRegistry;
-  private readonly deps: ClusterNodeDeps;
   private readonly detector: FailureDetector;
   private readonly prober: Prober;
   private readonly dispatch: DispatchPort;
@@ -66,22 +72,20 @@ export class ClusterNode implements ClusterChannel {
   private server: ListeningServer | undefined;
   private membership: MembershipService | undefined;
   private readonly peers = new Map<string, Peer>();
-  private readonly conns = new Set<Connection>();
   private readonly dialer: Dialer;
-  /** Address key → member id whose liveness a refusal there confirms. */
-  private readonly confirmAt = new Map<string, { readonly id: string; readonly addr: Address; tries: number }>();
+  private readonly connections: Connections;
+  private readonly identity: Identity;
+  private readonly queues: SendQueues;
+  private readonly heartbeats: Heartbeats;
   private readonly handlers = new Map<string, MessageHandler>();
   private readonly pending: PendingCalls;
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
   private readonly errorListeners = new Set<(e: ClusterErrorEvent) => void>();
   private readonly ring: TimedEvent[] = [];
-  private hbTimer: TimerHandle | undefined;
-  private rttTimer: TimerHandle | undefined;
-  private readonly stats_ = { authFailures: 0, handshakeAborted: 0, protocolErrors: 0, refused: 0, dropped: 0 };
+  private readonly counters_: ChannelCounters = { authFailures: 0, handshakeAborted: 0, protocolErrors: 0, refused: 0, dropped: 0 };
 
   constructor(config: ClusterConfig, deps: ClusterNodeDeps = {}) {
     this.config = config;
-    this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.random = deps.random ?? systemRandom;
     const secret = resolveSecret(config, deps.env ?? process.env);
@@ -89,7 +93,7 @@ export class ClusterNode implements ClusterChannel {
     // mutual TLS replaces the secret handshake on the channel; a secret, if also given, still seals multicast heartbeats
     this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
     this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, random: this.random };
-    this.registry = deps.membershipRegistry ?? defaultMembershipRegistry();
+    this.registry = deps.membershipRegistry ?? defaultMembershipRegistry(deps);
     if (isWildcard(config.listen.host) && !config.advertise) {
       throw new CohortError('COHORT_CONFIG_INVALID', `cluster.advertise.host is required when cluster.listen.host is the wildcard ${JSON.stringify(config.listen.host)}`);
     }
@@ -109,6 +113,54 @@ export class ClusterNode implements ClusterChannel {
       { clock: this.clock, suspectAfterMs: t.suspectAfterMs, confirmTimeoutMs: t.confirmTimeoutMs, probeIntervalMs: t.probeIntervalMs },
       { emit: (e) => this.onDetectorEvent(e), probe: (id) => this.probe(id) },
     );
+    const running = (): boolean => this.state === NodeState.Running;
+    const error = (e: ClusterErrorEvent): void => this.emitError(e);
+    const peer = (id: string): Peer | undefined => this.peers.get(id);
+    this.queues = new SendQueues({
+      limits: config.limits,
+      counters: this.counters_,
+      peer,
+      suspect: (id, reason) => this.detector.suspect(id, reason),
+      dial: (p) => this.connections.dialPeer(p),
+      error,
+    });
+    this.connections = new Connections({
+      clock: this.clock,
+      security: this.security,
+      maxFrameBytes: config.limits.maxFrameBytes,
+      handshakeTimeoutMs: t.handshakeTimeoutMs,
+      dialer: this.dialer,
+      counters: this.counters_,
+      running,
+      peer,
+      hello: () => this.identity.wireSelf(),
+      onEnvelope: (c, env, bytes) => this.onEnvelope(c, env, bytes),
+      suspect: (id, reason) => this.detector.suspect(id, reason),
+      confirmGone: (id, reason) => this.detector.confirmGone(id, reason),
+      error,
+    });
+    this.identity = new Identity({
+      clock: this.clock,
+      dialer: this.dialer,
+      counters: this.counters_,
+      detector: this.detector,
+      peers: this.peers,
+      self: () => this.me,
+      identified: (key) => this.connections.identified(key),
+      dialPeer: (p) => this.connections.dialPeer(p),
+      error,
+    });
+    this.heartbeats = new Heartbeats({
+      clock: this.clock,
+      timing: t,
+      running,
+      peers: () => this.peers.values(),
+      incarnation: () => this.me.incarnation,
+      isGone: (id) => this.detector.get(id)?.state === MemberState.Gone,
+      send: (p, plain) => this.queues.enqueue(p, plain),
+      dial: (p) => this.connections.dialPeer(p),
+      ping: (p, timeoutMs) => this.request(p.id, PING_TOPIC, {}, { timeoutMs }),
+    });
     this.prober = new Prober(
       {
         request: (to, topic, payload, o) => this.request(to, topic, payload, o),
@@ -118,7 +170,7 @@ export class ClusterNode implements ClusterChannel {
         incarnation: () => this.me.incarnation,
         refute: () => {
           this.me = { ...this.me, incarnation: this.me.incarnation + 1 };
-          this.sendHeartbeats();
+          this.heartbeats.sendNow();
           return this.me.incarnation;
         },
       },
@@ -128,13 +180,18 @@ export class ClusterNode implements ClusterChannel {
     this.dispatch = {
       handler: (topic) => this.handlers.get(topic),
       internal: (topic, payload) => (topic === PING_TOPIC ? Promise.resolve(this.prober.onPing(payload)) : topic === PROBE_TOPIC ? this.prober.onProbeRequest(payload) : undefined),
-      reply: (conn, env) => this.reply(conn, env),
+      reply: (conn, env) => this.queues.reply(conn, env),
       error: (code, message, peer) => this.emitError({ code, message, peer }),
     };
   }
 
   get self(): MemberInfo {
     return this.me;
+  }
+
+  /** Every open connection, identified or not (the tests' window on the sockets). */
+  private get conns(): Set<Connection> {
+    return this.connections.all;
   }
 
   members(): readonly MemberView[] {
@@ -154,7 +211,7 @@ export class ClusterNode implements ClusterChannel {
 
   setMeta(meta: Record<string, string>): void {
     this.me = { ...this.me, meta: { ...meta } };
-    for (const p of this.peers.values()) this.enqueue(p, encodeEnvelope({ t: 'meta', inc: this.me.incarnation, meta: this.me.meta }));
+    for (const p of this.peers.values()) this.queues.enqueue(p, encodeEnvelope({ t: 'meta', inc: this.me.incarnation, meta: this.me.meta }));
   }
 
   handle(topic: string, handler: MessageHandler): void {
@@ -171,7 +228,7 @@ export class ClusterNode implements ClusterChannel {
 
   /** Node-wide counters, including failures from connections never identified (outsiders). */
   stats(): ClusterStats {
-    return { ...this.stats_, connections: this.conns.size, pending: this.pending.size };
+    return { ...this.counters_, connections: this.conns.size, pending: this.pending.size };
   }
 
   /** JSON snapshot of the members view, counters and recent events (for the admin API and `cohort members`). */
@@ -182,15 +239,14 @@ export class ClusterNode implements ClusterChannel {
   async start(): Promise<void> {
     if (this.state !== NodeState.Created) return;
     this.state = NodeState.Starting;
-    this.server = await this.net.listen(this.config.listen.host, this.config.listen.port, (s) => this.accept(s), (err, remote) => this.countAuthFailure(err, remote));
+    this.server = await this.net.listen(this.config.listen.host, this.config.listen.port, (s: Socket) => this.connections.accept(s), (err, remote) => this.connections.countAuthFailure(err, remote));
     if (!this.config.advertise?.port) this.me = { ...this.me, channelAddress: { host: this.me.channelAddress.host, port: this.server.port } };
     this.dialer.markSelf(addressKey(this.me.channelAddress));
     this.detector.start();
     this.state = NodeState.Running;
-    this.heartbeatLoop();
-    this.rttLoop();
+    this.heartbeats.start();
     try {
-      this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys, deps: this.deps as Record<string, unknown> });
+      this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys });
       await this.membership.start(this.sink());
     } catch (err) {
       this.destroy();
@@ -203,13 +259,14 @@ export class ClusterNode implements ClusterChannel {
     this.state = NodeState.Closing;
     this.stopBackground();
     const leave = encodeEnvelope({ t: 'leave' });
+    const conns = this.conns;
     // on every connection: the peer must read the leave before the end of whichever connection it reads first
     // (identified or not: a peer that identified us before we identified it must hear it too)
-    for (const c of this.conns) if (c.state === ConnectionState.Open) c.sendEncoded(leave);
+    for (const c of conns) if (c.state === ConnectionState.Open) c.sendEncoded(leave);
     await new Promise((r) => setImmediate(r));
     const deadline = this.clock.now() + 1000;
-    while ([...this.conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await sleep(this.clock, 10);
-    for (const c of [...this.conns]) c.close('local');
+    while ([...conns].some((c) => c.bufferedBytes > 0) && this.clock.now() < deadline) await sleep(this.clock, 10);
+    for (const c of [...conns]) c.close('local');
     this.finish();
     await this.server?.close();
   }
@@ -243,7 +300,7 @@ export class ClusterNode implements ClusterChannel {
           if (err) reject(err);
           else resolve();
         };
-        this.enqueue(peer, encodeEnvelope({ t: 'msg', id, topic, ack: 'none', p: payload }), () => settle(), (e) => settle(e));
+        this.queues.enqueue(peer, encodeEnvelope({ t: 'msg', id, topic, ack: 'none', p: payload }), () => settle(), (e) => settle(e));
         if (!settled) {
           timer = this.clock.setTimeout(() => settle(new CohortError('COHORT_SEND_TIMEOUT', `message to ${peer.info.route} not written within ${timeoutMs} ms`)), timeoutMs);
           timer.unref?.();
@@ -281,190 +338,16 @@ export class ClusterNode implements ClusterChannel {
 
   private call(peer: Peer, id: number, env: Envelope, timeoutMs: number, timeoutCode: string): Promise<JsonValue> {
     const answer = this.pending.wait(id, peer.id, timeoutMs, timeoutCode, `no answer from ${peer.info.route} within ${timeoutMs} ms`);
-    this.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.pending.settle(id, e));
+    this.queues.enqueue(peer, encodeEnvelope(env), undefined, (e) => this.pending.settle(id, e));
     return answer;
-  }
-
-  /**
-   * Hands an encoded envelope to the peer's outgoing connection, or queues it
-   * until that connection is ready. Bounded: past maxQueueBytes the message is
-   * dropped (counted, error event) and the peer is suspected.
-   */
-  private enqueue(peer: Peer, plain: Buffer, written?: () => void, dropped?: (e: Error) => void): void {
-    if (plain.length + BATCH_RECORD_OVERHEAD + SEALED_OVERHEAD > this.config.limits.maxFrameBytes) {
-      dropped?.(new CohortError('COHORT_MESSAGE_TOO_LARGE', `message of ${plain.length} bytes exceeds cluster.limits.maxFrameBytes (${this.config.limits.maxFrameBytes}); split it (e.g. chunked requests)`));
-      return;
-    }
-    if (peer.backlogBytes() + plain.length > this.config.limits.maxQueueBytes) {
-      peer.dropped++;
-      this.stats_.dropped++;
-      const err = new CohortError('COHORT_QUEUE_FULL', `send queue to ${peer.info.route} is full (${peer.backlogBytes()} bytes waiting, limit ${this.config.limits.maxQueueBytes}); message dropped`);
-      if (peer.dropped === 1 || peer.dropped % 1000 === 0) this.emitError({ code: err.code, message: err.message, peer: peer.id });
-      this.detector.suspect(peer.id, 'send queue full');
-      dropped?.(err);
-      return;
-    }
-    const conn = peer.ready();
-    if (conn && peer.queue.length === 0) {
-      peer.bytesOut += conn.sendEncoded(plain);
-      peer.messagesOut++;
-      written?.();
-      return;
-    }
-    peer.queue.push({ plain, ...(written ? { written } : {}), ...(dropped ? { dropped } : {}) });
-    peer.queueBytes += plain.length;
-    if (!conn) this.dialPeer(peer);
-  }
-
-  /**
-   * Answers on the connection the message came in on. Bounded like the send
-   * queue: a peer that sends but does not read its answers would otherwise
-   * make us buffer without limit. Past maxQueueBytes the answer is dropped and
-   * the connection closed (counted, error event); the peer can reconnect.
-   */
-  private reply(conn: Connection, env: Envelope): void {
-    if (conn.state !== ConnectionState.Open) return;
-    const p = conn.peerId ? this.peers.get(conn.peerId) : undefined;
-    const plain = encodeEnvelope(env);
-    if (conn.bufferedBytes + plain.length > this.config.limits.maxQueueBytes) {
-      this.stats_.dropped++;
-      if (p) p.dropped++;
-      const err = new CohortError('COHORT_QUEUE_FULL', `answers to ${p?.info.route ?? conn.remote} are not being read (${conn.bufferedBytes} bytes waiting, limit ${this.config.limits.maxQueueBytes}); answer dropped and connection closed`);
-      this.emitError({ code: err.code, message: err.message, remote: conn.remote, ...(p ? { peer: p.id } : {}) });
-      conn.close('protocol', err);
-      return;
-    }
-    const n = conn.sendEncoded(plain);
-    if (p) {
-      p.bytesOut += n;
-      p.messagesOut++;
-    }
-  }
-
-  // ---- connections ----
-
-  private accept(socket: Socket): void {
-    if (this.state !== NodeState.Running) {
-      socket.destroy();
-      return;
-    }
-    this.adopt(new Connection(this.connOpts('server', socket)));
-  }
-
-  private connOpts(role: 'client' | 'server', socket: Socket) {
-    return {
-      role,
-      socket,
-      security: this.security,
-      clock: this.clock,
-      maxFrameBytes: this.config.limits.maxFrameBytes,
-      handshakeTimeoutMs: this.config.timing.handshakeTimeoutMs,
-      handlers: {
-        onOpen: (c: Connection) => {
-          // the dialer speaks first; the acceptor answers once it accepted the dialer's identity
-          if (c.role === 'client') c.send({ t: 'hello', member: this.wireSelf() });
-        },
-        onEnvelope: (c: Connection, env: Envelope, bytes: number) => this.onEnvelope(c, env, bytes),
-        onClose: (c: Connection, reason: CloseReason, err?: Error) => this.onConnClose(c, reason, err),
-      },
-    } as const;
-  }
-
-  private adopt(conn: Connection): void {
-    this.conns.add(conn);
-    conn.start();
-  }
-
-  private wireSelf(): MemberInfo {
-    return { ...this.me, meta: { ...this.me.meta }, channelAddress: { ...this.me.channelAddress } };
-  }
-
-  /** Dials an address to verify it (discovery) or to confirm a suspect member (`expectId`): a refused connect confirms it gone. */
-  private dial(addr: Address, expectId?: string): void {
-    if (this.state !== NodeState.Running) return;
-    // an attempt already in flight for this address (e.g. a discovery dial) must confirm too
-    if (expectId !== undefined) {
-      const key = addressKey(addr);
-      this.confirmAt.set(key, { id: expectId, addr, tries: this.confirmAt.get(key)?.tries ?? 0 });
-    }
-    this.dialer.dial(
-      addr,
-      expectId !== undefined,
-      (socket, key) => {
-        if (this.state !== NodeState.Running) {
-          this.dialer.done(key);
-          socket.destroy();
-          return;
-        }
-        const conn = new Connection(this.connOpts('client', socket));
-        conn.dialKey = key;
-        this.adopt(conn);
-      },
-      (err, key) => {
-        const c = this.confirmAt.get(key);
-        if (c && err.code === 'ECONNREFUSED') {
-          this.confirmAt.delete(key);
-          // Deferred past this event-loop turn: a `leave` that a departing peer wrote before closing its
-          // port may sit in the same poll batch as this refusal, and must be read first.
-          this.clock.setTimeout(() => this.detector.confirmGone(c.id, `connection refused by ${key}`), 0).unref?.();
-        } else if (c && err.code === 'ECONNRESET') this.retryConfirm(key);
-        else this.confirmAt.delete(key);
-      },
-    );
-  }
-
-  /** A dying process's listener can still accept, then reset: that is no answer yet, so ask again soon. */
-  private retryConfirm(key: string): void {
-    const c = this.confirmAt.get(key);
-    if (!c) return;
-    if (c.tries >= 25 || this.state !== NodeState.Running) {
-      this.confirmAt.delete(key);
-      return;
-    }
-    c.tries++;
-    this.clock.setTimeout(() => this.dial(c.addr, c.id), 20).unref?.();
-  }
-
-  private dialPeer(peer: Peer): void {
-    this.dial(peer.info.channelAddress, peer.id);
-  }
-
-  private onConnClose(conn: Connection, reason: CloseReason, err?: Error): void {
-    this.conns.delete(conn);
-    if (conn.dialKey && !conn.peerId) {
-      this.dialer.done(conn.dialKey);
-      if (reason !== 'local') this.retryConfirm(conn.dialKey);
-      else this.confirmAt.delete(conn.dialKey);
-    }
-    const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
-    if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
-    else if (reason === 'protocol') {
-      this.stats_.protocolErrors++;
-      this.emitError({ code: (err as CohortError | undefined)?.code ?? 'COHORT_PROTOCOL', message: `closed connection ${conn.remote}: ${err?.message ?? 'protocol error'}`, remote: conn.remote, ...(peer ? { peer: peer.id } : {}) });
-    } else if (!conn.peerId && reason !== 'local') this.stats_.handshakeAborted++;
-    if (!peer) return;
-    if (peer.out === conn) peer.out = undefined;
-    peer.ins.delete(conn);
-    if (this.state !== NodeState.Running || reason === 'local') return;
-    // An authentication failure closes the connection and is counted; it is not evidence about the member.
-    // A lost connection is evidence only if it was the last one with that member (a crashed process drops
-    // them all; a duplicate or a single broken one is just re-dialed).
-    if ((reason === 'remote' || reason === 'timeout') && !peer.hasOpenConnection()) this.detector.suspect(peer.id, 'connection lost');
-    if (!peer.ready()) this.dialPeer(peer);
-  }
-
-  private countAuthFailure(err: Error | undefined, remote: string, peer?: Peer): void {
-    this.stats_.authFailures++;
-    if (peer) peer.authFailures++;
-    this.emitError({ code: (err as CohortError | undefined)?.code ?? 'COHORT_TLS_AUTH', message: `authentication failed on connection ${remote}: ${err?.message ?? 'unknown'}`, remote, ...(peer ? { peer: peer.id } : {}) });
   }
 
   // ---- envelopes ----
 
   private onEnvelope(conn: Connection, env: Envelope, bytes: number): void {
     if (!conn.peerId) {
-      if (env.t === 'hello') this.onHello(conn, toMemberInfo(env.member));
-      else if (env.t === 'refuse') this.onRefuse(conn, env.code, env.message);
+      if (env.t === 'hello') this.identity.onHello(conn, toMemberInfo(env.member));
+      else if (env.t === 'refuse') this.identity.onRefuse(conn, env.code, env.message);
       else if (env.t === 'leave') {
         const known = conn.dialKey === undefined ? undefined : [...this.peers.values()].find((p) => addressKey(p.info.channelAddress) === conn.dialKey);
         if (known) this.detector.left(known.id);
@@ -509,7 +392,7 @@ export class ClusterNode implements ClusterChannel {
         this.detector.left(peer.id);
         return;
       case 'refuse':
-        this.onRefuse(conn, env.code, env.message);
+        this.identity.onRefuse(conn, env.code, env.message);
         return;
       case 'hello':
         conn.close('protocol', new CohortError('COHORT_PROTOCOL', 'second hello on a connection'));
@@ -517,98 +400,12 @@ export class ClusterNode implements ClusterChannel {
     }
   }
 
-  private onHello(conn: Connection, m: MemberInfo): void {
-    const dialKey = conn.dialKey;
-    const holder = this.detector.byRoute(m.route);
-    const decision = admit(this.me, m, holder, holder ? (this.peers.get(holder.id)?.hasOpenConnection() ?? false) : false);
-    switch (decision.kind) {
-      case 'other-cluster':
-        if (dialKey) this.dialer.block(dialKey);
-        conn.close('local');
-        return;
-      case 'self':
-        if (dialKey) this.dialer.markSelf(dialKey);
-        conn.close('local');
-        return;
-      case 'refuse':
-        this.stats_.refused++;
-        this.emitError({ code: 'COHORT_ROUTE_CONFLICT', message: `refused node ${m.id} at ${addressKey(m.channelAddress)}: ${decision.message}`, remote: conn.remote });
-        conn.send({ t: 'refuse', code: 'COHORT_ROUTE_CONFLICT', message: decision.message });
-        if (dialKey) this.dialer.block(dialKey);
-        conn.close('local');
-        return;
-      case 'admit':
-        if (decision.replaces) this.detector.confirmGone(decision.replaces, `replaced by node ${m.id} with the same route`);
-    }
-    let peer = this.peers.get(m.id);
-    if (!peer) {
-      peer = new Peer(m);
-      this.peers.set(m.id, peer);
-    }
-    peer.info = m;
-    peer.lastHeardAt = this.clock.now();
-    conn.peerId = m.id;
-    if (conn.role === 'client') {
-      if (dialKey) {
-        this.dialer.done(dialKey);
-        this.confirmAt.delete(dialKey);
-      }
-      if (peer.out && peer.out !== conn && peer.out.state === ConnectionState.Open) conn.close('local');
-      else peer.out = conn;
-    } else {
-      peer.ins.add(conn);
-      conn.send({ t: 'hello', member: this.wireSelf() });
-    }
-    this.detector.verified(m);
-    peer.drain();
-    if (!peer.ready()) this.dialPeer(peer);
-  }
-
-  private onRefuse(conn: Connection, code: string, message: string): void {
-    if (conn.dialKey) this.dialer.block(conn.dialKey);
-    this.stats_.refused++;
-    this.emitError({ code, message: `refused by ${conn.remote}: ${message}`, remote: conn.remote });
-    const peerId = conn.peerId;
-    conn.close('local');
-    if (peerId) this.detector.left(peerId);
-  }
-
   /** The detector asks for a probe of a suspect member. */
   private probe(id: string): void {
     const peer = this.peers.get(id);
     if (!peer || this.state !== NodeState.Running) return;
-    if (!peer.ready()) this.dialPeer(peer);
+    if (!peer.ready()) this.connections.dialPeer(peer);
     this.prober.probe(id);
-  }
-
-  private sendHeartbeats(): void {
-    const hb = encodeEnvelope({ t: 'hb', inc: this.me.incarnation });
-    for (const p of this.peers.values()) {
-      if (p.ready()) this.enqueue(p, hb);
-      else if (this.detector.get(p.id)?.state !== MemberState.Gone && this.clock.now() - p.lastDialAt >= this.config.timing.reconnectMs) {
-        // reconnect loop for members without an outgoing connection (immediate dials on loss bypass it)
-        p.lastDialAt = this.clock.now();
-        this.dialPeer(p);
-      }
-    }
-  }
-
-  private heartbeatLoop(): void {
-    if (this.state !== NodeState.Running) return;
-    this.sendHeartbeats();
-    this.hbTimer = this.clock.setTimeout(() => this.heartbeatLoop(), this.config.timing.heartbeatIntervalMs);
-    this.hbTimer.unref?.();
-  }
-
-  private rttLoop(): void {
-    if (this.state !== NodeState.Running) return;
-    for (const p of this.peers.values()) {
-      if (!p.ready()) continue;
-      const t0 = this.clock.now();
-      this.request(p.id, PING_TOPIC, {}, { timeoutMs: this.config.timing.rttIntervalMs }).then(() => p.recordRtt(this.clock.now() - t0), () => undefined);
-    }
-    this.rttTimer = this.clock.setTimeout(() => this.rttLoop(), this.config.timing.rttIntervalMs);
-    this.rttTimer.unref?.();
   }
 
   private onDetectorEvent(e: MembershipEvent): void {
@@ -644,7 +441,7 @@ export class ClusterNode implements ClusterChannel {
           if (this.dialer.isSelf(key)) continue;
           let connected = false;
           for (const p of this.peers.values()) if (addressKey(p.info.channelAddress) === key && p.ready()) connected = true;
-          if (!connected) this.dial(a);
+          if (!connected) this.connections.dial(a);
         }
       },
       evidence: (id, inc, maxChannelSilenceMs) => {
@@ -671,8 +468,7 @@ export class ClusterNode implements ClusterChannel {
   }
 
   private stopBackground(): void {
-    if (this.hbTimer) this.clock.clearTimeout(this.hbTimer);
-    if (this.rttTimer) this.clock.clearTimeout(this.rttTimer);
+    this.heartbeats.stop();
     this.membership?.close();
     this.detector.stop();
     this.dialer.cancelAll();

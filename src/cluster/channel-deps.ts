@@ -1,6 +1,7 @@
 /**
- * What a cluster node takes from outside (all injectable, all optional) and
- * the non-fatal error events it reports.
+ * What a cluster node (channel.ts) takes from outside (all injectable, all
+ * optional), the non-fatal error events it reports, and the built-in
+ * membership services with their typed dependencies.
  */
 import type { Clock, Random } from '../util/clock.js';
 import { MembershipRegistry } from './membership.js';
@@ -28,7 +29,7 @@ export interface ClusterNodeDeps {
   /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly net?: NetFactory;
-  /** Membership services by type; default: static, multicast, dns. */
+  /** Membership services by type; default: static, multicast, dns (with dnsResolver and createUdpSocket below). */
   readonly membershipRegistry?: MembershipRegistry;
   readonly dnsResolver?: DnsResolver;
   readonly createUdpSocket?: UdpSocketFactory;
@@ -36,7 +37,10 @@ export interface ClusterNodeDeps {
   readonly configFile?: string;
 }
 
-/** A registry with the built-in membership services. */
-export function defaultMembershipRegistry(): MembershipRegistry {
-  return new MembershipRegistry().register('static', createStaticMembership).register('multicast', createMulticastMembership).register('dns', createDnsMembership);
+/** A registry with the built-in membership services, given their dependencies (default: the system's DNS and UDP). */
+export function defaultMembershipRegistry(deps: Pick<ClusterNodeDeps, 'dnsResolver' | 'createUdpSocket'> = {}): MembershipRegistry {
+  return new MembershipRegistry()
+    .register('static', createStaticMembership)
+    .register('multicast', createMulticastMembership, deps.createUdpSocket ? { createUdpSocket: deps.createUdpSocket } : {})
+    .register('dns', createDnsMembership, deps.dnsResolver ? { dnsResolver: deps.dnsResolver } : {});
 }
