@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import { systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { CohortError } from '../errors.js';
-import { FrameDecoder, encodeFrame, FRAME_HEADER_BYTES } from './codec.js';
+import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES } from './codec.js';
 import { type ClusterKeys, type FrameSealer, type FrameOpener } from './crypto.js';
 import { ClientHandshake, ServerHandshake } from './handshake.js';
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
@@ -155,9 +155,8 @@ export class Connection {
     const seal = (): void => {
       const plain = packBatch(batch, batchBytes);
       const body = this.sealer ? this.sealer.seal(plain) : plain;
-      const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      head.writeUInt32BE(body.length, 0);
-      frames.push(head, body);
+      // header and body as two buffers of one write (the body is not copied)
+      frames.push(encodeFrameHeader(body.length), body);
       batch = [];
       batchBytes = 0;
     };

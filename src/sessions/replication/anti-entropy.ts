@@ -16,7 +16,7 @@ import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.
 import { diffDigests, type DigestEntry, type ExchangePlan } from './convergence.js';
 import type { SessionTable } from '../model/session-table.js';
 import type { ReplicaStore } from './replica-store.js';
-import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
+import { digestReplyCodec, getReplyCodec, getRequestCodec, Topic, type SessionSnapshot } from './wire.js';
 
 export type { DigestEntry } from './convergence.js';
 
@@ -79,9 +79,9 @@ export async function antiEntropy(channel: ClusterChannel, peer: MemberView, hos
   const theirs: DigestEntry[] = [];
   let k: number | null = 0;
   while (k !== null) {
-    const reply: JsonValue = await channel.request(peer.id, Topic.Digest, { t: opts.transferId, k, n: opts.digestPage }, { timeoutMs: opts.requestTimeoutMs });
-    for (const e of field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as DigestEntry[]) theirs.push(e);
-    k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
+    const page = digestReplyCodec.decode(await channel.request(peer.id, Topic.Digest, { t: opts.transferId, k, n: opts.digestPage }, { timeoutMs: opts.requestTimeoutMs }));
+    for (const e of page.e) theirs.push(e);
+    k = page.k;
   }
   const store = host.store;
   const plan: ExchangePlan = diffDigests(tableDigest(store.table), theirs, {
@@ -95,9 +95,9 @@ export async function antiEntropy(channel: ClusterChannel, peer: MemberView, hos
   for (const b of plan.confirm) host.confirm(b);
   let pulled = 0;
   for (let i = 0; i < plan.pull.length; i += opts.pullChunk) {
-    const reply = await channel.request(peer.id, Topic.Get, { i: plan.pull.slice(i, i + opts.pullChunk) }, { timeoutMs: opts.requestTimeoutMs });
-    for (const [b, v] of field<JsonValue[]>(reply, 't', Topic.Get, isArray) as unknown as Array<[string, number]>) buryFromPeer(store, b, v);
-    for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (installPulled(store, asSnapshot(raw, Topic.Get), peer)) pulled++;
+    const reply = getReplyCodec.decode(await channel.request(peer.id, getRequestCodec.topic, getRequestCodec.encode(plan.pull.slice(i, i + opts.pullChunk)), { timeoutMs: opts.requestTimeoutMs }));
+    for (const [b, v] of reply.t) buryFromPeer(store, b, v);
+    for (const snap of reply.s) if (installPulled(store, snap, peer)) pulled++;
   }
   let pushed = 0;
   for (let i = 0; i < plan.push.length; i += opts.pullChunk) {

@@ -7,7 +7,7 @@
  *
  * Invariant: only the owner (route = id suffix) increments a version.
  */
-import type { ClusterChannel, JsonValue } from '../../cluster/types.js';
+import type { ClusterChannel } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import type { ReplicationConfig } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
@@ -21,7 +21,7 @@ import type { Holders } from './holders.js';
 import type { Maintenance } from './maintenance.js';
 import { emitAttributeChanges, type SessionEvents, type SessionReplicaStore } from './replica-store.js';
 import type { ReplicationCounters } from './stats.js';
-import { Topic } from './wire.js';
+import { copyCodec, deltaCodec, destroyCodec, dropCodec } from './wire.js';
 
 export interface OwnerCommitOptions {
   readonly route: () => string;
@@ -84,19 +84,19 @@ export class OwnerCommit {
       sends.push(
         this.o.deltaBatcher
           ? this.o.deltaBatcher.send(m.id, d, sync)
-          : this.o.channel.send(m.id, Topic.Delta, { d: [d as unknown as JsonValue] }, { mode, timeoutMs: config.syncTimeoutMs }),
+          : this.o.channel.send(m.id, deltaCodec.topic, deltaCodec.encode([d]), { mode, timeoutMs: config.syncTimeoutMs }),
       );
       stats.deltasSent++;
     }
     if (copyTo.length > 0) {
-      const snap = session.snapshot() as unknown as JsonValue;
+      const copy = copyCodec.encode([session.snapshot()]);
       for (const m of copyTo) {
         ids.push(m.id);
-        sends.push(this.o.channel.send(m.id, Topic.Copy, { s: [snap] }, { mode, timeoutMs: config.syncTimeoutMs }));
+        sends.push(this.o.channel.send(m.id, copyCodec.topic, copy, { mode, timeoutMs: config.syncTimeoutMs }));
         stats.copiesSent++;
       }
     }
-    for (const m of dropTo) this.o.fireAndForget(this.o.channel.send(m.id, Topic.Drop, { x: [session.base] }), m.id);
+    for (const m of dropTo) this.o.fireAndForget(this.o.channel.send(m.id, dropCodec.topic, dropCodec.encode([session.base])), m.id);
     if (!sync) {
       sends.forEach((p, i) => this.o.fireAndForget(p, ids[i]!));
       // Async: no acknowledgement awaited, but the delta is handed to the sockets before the
@@ -154,10 +154,10 @@ export class OwnerCommit {
     store.bury(session.base, v, 'invalidated', false);
     if (prev !== undefined) store.table.bury(prev, v, now);
     // [base, version, 1]: invalidated — replicas keep the tombstone as long as the owner does; an expiry sends 0.
-    const pairs: JsonValue = prev !== undefined ? [[session.base, v, 1], [prev, v, 1]] : [[session.base, v, 1]];
+    const destroyed = destroyCodec.encode(prev !== undefined ? [[session.base, v, 1], [prev, v, 1]] : [[session.base, v, 1]]);
     const targets = this.o.holders.holdersOf(session.base, session.route);
     const mode = sync ? 'applied' : 'async';
-    const sends = targets.map((m) => this.o.channel.send(m.id, Topic.Destroy, { x: pairs }, { mode, timeoutMs: config.syncTimeoutMs }));
+    const sends = targets.map((m) => this.o.channel.send(m.id, destroyCodec.topic, destroyed, { mode, timeoutMs: config.syncTimeoutMs }));
     if (!sync) {
       sends.forEach((p, i) => this.o.fireAndForget(p, targets[i]!.id));
       return { version: v, changed: true, replicatedTo: targets.map((m) => m.id), failed: {} };

@@ -36,7 +36,7 @@ import type { SessionLogger } from '../manager.js';
 import type { Session } from '../model/session.js';
 import type { ReplicaStore } from './replica-store.js';
 import { formatSessionId } from '../model/session-id.js';
-import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
+import { copyCodec, deltaCodec, dropCodec, handoffReplyCodec, handoffRequestCodec, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
 import { jsonSize } from '../model/json-value.js';
 import type { WriteTagger } from './convergence.js';
 import { chainsOnto } from './ordering.js';
@@ -175,8 +175,7 @@ function fullCopy(s: Session, to: string, d: SessionDelta): SessionSnapshot {
 }
 
 function asReply(v: JsonValue): Reply {
-  const list = (k: string) => field<JsonValue[]>(v, k, Topic.Handoff, isArray) as unknown as string[];
-  return { ok: list('ok'), moved: list('moved'), need: list('need'), refused: list('refused') };
+  return handoffReplyCodec.decode(v);
 }
 
 /**
@@ -213,7 +212,7 @@ export async function handOff(host: HandoffHost, opts: HandoffOptions, log: Sess
     });
     let reply: Reply;
     try {
-      reply = asReply(await channel.request(to.id, Topic.Handoff, { e: e as unknown as JsonValue }, { timeoutMs: timeout() }));
+      reply = asReply(await channel.request(to.id, Topic.Handoff, handoffRequestCodec.encode(e), { timeoutMs: timeout() }));
     } catch (err) {
       // Unknown whether it applied them: they stay locked here and are not offered to anyone else.
       log.warn({ node: src.route, to: to.route, sessions: sessions.length, err: String(err) }, 'handoff: a batch was not acknowledged');
@@ -346,7 +345,7 @@ function targetOf(h: HandoffHost): HandoffTarget {
 export function receiveHandoff(host: HandoffHost, from: MemberView, payload: JsonValue): JsonValue {
   const channel = host.channel;
   const t = targetOf(host);
-  const entries = field<JsonValue[]>(payload, 'e', Topic.Handoff, isArray).map((raw) => asHandoffEntry(raw, Topic.Handoff));
+  const entries = handoffRequestCodec.decode(payload);
   const baseOf = (e: HandoffEntry) => (e.d ?? e.s)!.i;
   if (!t.accepting()) return { ok: [], moved: [], need: [], refused: entries.map(baseOf) };
   t.markDeparting(from);
@@ -382,25 +381,25 @@ export function receiveHandoff(host: HandoffHost, from: MemberView, payload: Jso
     ok.push(target.i);
   }
   // Replicate the route change as the new owner, one message per member and kind.
-  const deltas = new Map<string, JsonValue[]>();
-  const copies = new Map<string, JsonValue[]>();
-  const drops = new Map<string, JsonValue[]>();
-  const add = (m: Map<string, JsonValue[]>, id: string, v: JsonValue) => {
+  const deltas = new Map<string, SessionDelta[]>();
+  const copies = new Map<string, SessionSnapshot[]>();
+  const drops = new Map<string, string[]>();
+  const add = <T>(m: Map<string, T[]>, id: string, v: T) => {
     let l = m.get(id);
     if (!l) m.set(id, (l = []));
     l.push(v);
   };
   for (const [s, idle, d] of adopted) {
     const targets = t.adopt(s, idle, from.route);
-    for (const m of targets.deltaTo) add(deltas, m.id, d as unknown as JsonValue);
-    for (const m of targets.copyTo) add(copies, m.id, s.snapshot() as unknown as JsonValue);
+    for (const m of targets.deltaTo) add(deltas, m.id, d);
+    for (const m of targets.copyTo) add(copies, m.id, s.snapshot());
     for (const m of targets.dropTo) add(drops, m.id, s.base);
   }
   const send = (id: string, topic: string, payload: JsonValue) => {
     channel.send(id, topic, payload).catch((err: unknown) => t.sendFailed(err, id));
   };
-  for (const [id, d] of deltas) send(id, Topic.Delta, { d });
-  for (const [id, s] of copies) send(id, Topic.Copy, { s });
-  for (const [id, x] of drops) send(id, Topic.Drop, { x });
+  for (const [id, d] of deltas) send(id, deltaCodec.topic, deltaCodec.encode(d));
+  for (const [id, s] of copies) send(id, copyCodec.topic, copyCodec.encode(s));
+  for (const [id, x] of drops) send(id, dropCodec.topic, dropCodec.encode(x));
   return { ok, moved, need, refused: [] };
 }

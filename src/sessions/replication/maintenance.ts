@@ -12,7 +12,7 @@
  *    digest compared, a safety net besides the membership events.
  * Timers are unref'd and stop with {@link Maintenance.stop}.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
+import type { ClusterChannel, MemberView } from '../../cluster/types.js';
 import { pickOne, type Clock, type Random, type TimerHandle } from '../../util/clock.js';
 import type { ReplicationConfig } from '../config.js';
 import type { SessionLogger } from '../manager.js';
@@ -22,7 +22,7 @@ import type { Holders } from './holders.js';
 import type { SessionReplicaStore } from './replica-store.js';
 import type { SessionServer } from './serving.js';
 import type { ReplicationCounters } from './stats.js';
-import { asSnapshot, field, isArray, Topic, type VersionPair } from './wire.js';
+import { accessCodec, destroyCodec, getReplyCodec, getRequestCodec, type VersionPair } from './wire.js';
 
 /** Repair requests per gap before the buffered deltas are dropped. */
 export const MAX_REPAIR_ATTEMPTS = 5;
@@ -104,7 +104,7 @@ export class Maintenance {
     const holders = this.o.holders.holdersOf(s.base, s.route);
     this.o.store.bury(s.base, v, 'expired', false);
     this.o.stats.expired++;
-    for (const m of holders) this.o.fireAndForget(this.o.channel.send(m.id, Topic.Destroy, { x: [[s.base, v, 0]] }), m.id);
+    for (const m of holders) this.o.fireAndForget(this.o.channel.send(m.id, destroyCodec.topic, destroyCodec.encode([[s.base, v, 0]])), m.id);
   }
 
   // ---------------------------------------------------------------- access announcements
@@ -128,7 +128,7 @@ export class Maintenance {
   /** Sends the batched access notifications to the holders. */
   flushAccess(): void {
     if (this.pendingAccess.size === 0) return;
-    const byMember = new Map<string, JsonValue[]>();
+    const byMember = new Map<string, VersionPair[]>();
     for (const [base, v] of this.pendingAccess) {
       const s = this.o.store.table.get(base);
       if (!s) continue;
@@ -139,7 +139,7 @@ export class Maintenance {
       }
     }
     this.pendingAccess.clear();
-    for (const [id, a] of byMember) this.o.fireAndForget(this.o.channel.send(id, Topic.Access, { a }), id);
+    for (const [id, a] of byMember) this.o.fireAndForget(this.o.channel.send(id, accessCodec.topic, accessCodec.encode(a)), id);
   }
 
   // ---------------------------------------------------------------- gap repair
@@ -170,11 +170,11 @@ export class Maintenance {
     const { store } = this.o;
     this.o.stats.gapRepairs++;
     this.o.channel
-      .request(fromId, Topic.Get, { i: [base] }, { timeoutMs: this.o.config.syncTimeoutMs })
-      .then((reply) => {
-        const tombs = field<JsonValue[]>(reply, 't', Topic.Get, isArray) as unknown as VersionPair[];
-        for (const [b, v] of tombs) store.bury(b, v, 'invalidated', true);
-        for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) store.installCopy(asSnapshot(raw, Topic.Get));
+      .request(fromId, getRequestCodec.topic, getRequestCodec.encode([base]), { timeoutMs: this.o.config.syncTimeoutMs })
+      .then((payload) => {
+        const reply = getReplyCodec.decode(payload);
+        for (const [b, v] of reply.t) store.bury(b, v, 'invalidated', true);
+        for (const snap of reply.s) store.installCopy(snap);
         store.drain(base);
       })
       .catch((err: unknown) => this.o.log.warn({ node: this.route, session: base.slice(0, 6), err: String(err) }, 'gap repair failed'));

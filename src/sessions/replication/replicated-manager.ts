@@ -49,7 +49,7 @@ import { SessionReplicaStore } from './replica-store.js';
 import { OwnerCommit } from './commit.js';
 import { Maintenance } from './maintenance.js';
 import { newCounters, type ReplicationCounters, type ReplicationStats } from './stats.js';
-import { asDelta, asSnapshot, field, isArray, Topic, type VersionPair } from './wire.js';
+import { accessCodec, copyCodec, deltaCodec, destroyCodec, dropCodec, Topic } from './wire.js';
 
 export type { ReplicationStats } from './stats.js';
 
@@ -413,25 +413,23 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   // ---------------------------------------------------------------- incoming (replica-store.ts)
 
   private onDelta(from: MemberView, payload: JsonValue): void {
-    for (const raw of field<JsonValue[]>(payload, 'd', Topic.Delta, isArray)) this.store.receiveDelta(asDelta(raw, Topic.Delta), from);
+    for (const d of deltaCodec.decode(payload)) this.store.receiveDelta(d, from);
   }
 
   private onCopy(from: MemberView, payload: JsonValue): void {
-    for (const raw of field<JsonValue[]>(payload, 's', Topic.Copy, isArray)) this.store.installCopy(asSnapshot(raw, Topic.Copy), from);
+    for (const snap of copyCodec.decode(payload)) this.store.installCopy(snap, from);
   }
 
   private onAccess(payload: JsonValue): void {
-    for (const [base] of field<JsonValue[]>(payload, 'a', Topic.Access, isArray) as unknown as VersionPair[]) this.store.touch(base);
+    for (const [base] of accessCodec.decode(payload)) this.store.touch(base);
   }
 
   private onDestroy(payload: JsonValue): void {
-    for (const [base, v, invalidated] of field<JsonValue[]>(payload, 'x', Topic.Destroy, isArray) as unknown as Array<[string, number, number?]>) {
-      this.store.bury(base, v, invalidated === 0 ? 'expired' : 'invalidated', true);
-    }
+    for (const [base, v, invalidated] of destroyCodec.decode(payload)) this.store.bury(base, v, invalidated === 0 ? 'expired' : 'invalidated', true);
   }
 
   private onDrop(payload: JsonValue): void {
-    for (const base of field<JsonValue[]>(payload, 'x', Topic.Drop, isArray) as unknown as string[]) this.store.drop(base);
+    for (const base of dropCodec.decode(payload)) this.store.drop(base);
   }
 
   // ---------------------------------------------------------------- handoff (handoff.ts)
