@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { CohortError } from '../errors.js';
+import { StateMachine } from '../util/transitions.js';
 import { sleep, systemClock, systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { parseClusterConfig, resolveSecret, type ClusterConfig } from './config.js';
 import { ConnectionState, type Connection, type ConnectionSecurity } from './connection.js';
@@ -68,7 +69,11 @@ export class ClusterNode implements ClusterChannel {
   private readonly prober: Prober;
   private readonly dispatch: DispatchPort;
   private me: MemberInfo;
-  private state = NodeState.Created;
+  /** created → starting → running → closing → closed (guarded: util/transitions.ts; events on the `cohort:state` channel). */
+  private readonly life = new StateMachine<NodeState>('cluster-node', NodeState.Created, undefined, () => this.me?.route);
+  private get state(): NodeState {
+    return this.life.state;
+  }
   private server: ListeningServer | undefined;
   private membership: MembershipService | undefined;
   private readonly peers = new Map<string, Peer>();
@@ -238,12 +243,16 @@ export class ClusterNode implements ClusterChannel {
 
   async start(): Promise<void> {
     if (this.state !== NodeState.Created) return;
-    this.state = NodeState.Starting;
+    this.life.transition([NodeState.Created], NodeState.Starting);
     this.server = await this.net.listen(this.config.listen.host, this.config.listen.port, (s: Socket) => this.connections.accept(s), (err, remote) => this.connections.countAuthFailure(err, remote));
     if (!this.config.advertise?.port) this.me = { ...this.me, channelAddress: { host: this.me.channelAddress.host, port: this.server.port } };
     this.dialer.markSelf(addressKey(this.me.channelAddress));
+    if (!this.life.tryTransition([NodeState.Starting], NodeState.Running)) {
+      // destroyed while the listener was opening
+      await this.server.close();
+      return;
+    }
     this.detector.start();
-    this.state = NodeState.Running;
     this.heartbeats.start();
     try {
       this.membership = this.registry.create(this.config.membership, { clock: this.clock, self: () => this.me, keys: this.keys });
@@ -256,7 +265,7 @@ export class ClusterNode implements ClusterChannel {
 
   async close(): Promise<void> {
     if (this.state === NodeState.Closing || this.state === NodeState.Closed) return;
-    this.state = NodeState.Closing;
+    this.life.transition([NodeState.Created, NodeState.Starting, NodeState.Running], NodeState.Closing);
     this.stopBackground();
     const leave = encodeEnvelope({ t: 'leave' });
     const conns = this.conns;
@@ -273,7 +282,7 @@ export class ClusterNode implements ClusterChannel {
 
   destroy(): void {
     if (this.state === NodeState.Closed) return;
-    this.state = NodeState.Closing;
+    this.life.tryTransition([NodeState.Created, NodeState.Starting, NodeState.Running], NodeState.Closing);
     this.stopBackground();
     for (const c of [...this.conns]) {
       c.socket.destroy();
@@ -478,6 +487,7 @@ export class ClusterNode implements ClusterChannel {
     const err = new CohortError('COHORT_CLOSED', `cluster node ${this.me.route} closed`);
     this.pending.failAll(err);
     for (const p of this.peers.values()) p.dropAll(err);
-    this.state = NodeState.Closed;
+    // close() and a destroy() during it both finish: the first one closes
+    this.life.tryTransition([NodeState.Closing], NodeState.Closed);
   }
 }

@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import { systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { CohortError } from '../errors.js';
+import { StateMachine } from '../util/transitions.js';
 import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES } from './codec.js';
 import { type ClusterKeys, type FrameSealer, type FrameOpener } from './crypto.js';
 import { ClientHandshake, ServerHandshake } from './handshake.js';
@@ -57,7 +58,11 @@ export class Connection {
   readonly role: 'client' | 'server';
   readonly socket: Socket;
   readonly remote: string;
-  state = ConnectionState.Handshaking;
+  /** handshaking → open → closed, or handshaking → closed (guarded: util/transitions.ts). */
+  private readonly life = new StateMachine<ConnectionState>('connection', ConnectionState.Handshaking, undefined, () => this.remote);
+  get state(): ConnectionState {
+    return this.life.state;
+  }
   /** Member id of the peer, set by the node once its hello is accepted. */
   peerId: string | undefined;
   /** For connections we dialed: the address key dialed. */
@@ -134,7 +139,7 @@ export class Connection {
   close(reason: CloseReason, error?: Error): void {
     if (this.state === ConnectionState.Closed) return;
     if (reason === 'local') this.flush();
-    this.state = ConnectionState.Closed;
+    this.life.transition([ConnectionState.Handshaking, ConnectionState.Open], ConnectionState.Closed);
     if (this.timer) this.opts.clock.clearTimeout(this.timer);
     if (reason === 'local') this.socket.end();
     else this.socket.destroy();
@@ -176,7 +181,7 @@ export class Connection {
 
   private open(): void {
     if (this.timer) this.opts.clock.clearTimeout(this.timer);
-    this.state = ConnectionState.Open;
+    this.life.transition([ConnectionState.Handshaking], ConnectionState.Open);
     this.h.onOpen(this);
   }
 

@@ -12,6 +12,7 @@ import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
 import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
 import { Throttle } from '../util/throttle.js';
+import { StateMachine } from '../util/transitions.js';
 import { sleep, systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
@@ -61,7 +62,11 @@ export enum NodeState {
  * sessions it owns over to the other nodes and leaves.
  */
 export class NodeRuntime {
-  state = NodeState.New;
+  /** new → starting → ready → stopping → stopped (guarded: util/transitions.ts; one log line per change). */
+  private readonly life: StateMachine<NodeState>;
+  get state(): NodeState {
+    return this.life.state;
+  }
   cluster: ClusterNode | undefined;
   sessions: SessionManager | undefined;
   private server: http.Server | undefined;
@@ -84,6 +89,7 @@ export class NodeRuntime {
     private readonly configFile?: string,
     deps: NodeRuntimeDeps = {},
   ) {
+    this.life = new StateMachine<NodeState>('node-runtime', NodeState.New, (c) => this.log.info({ route: config.route, from: c.from, to: c.to }, `node ${c.from} -> ${c.to}`), () => config.route);
     this.metricsFrom = ipMatcher(config.metricsFrom);
     this.clock = deps.clock ?? deps.cluster?.clock ?? systemClock;
     this.backends = deps.sessionBackends ?? defaultSessionBackends();
@@ -100,7 +106,7 @@ export class NodeRuntime {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    this.state = NodeState.Starting;
+    this.life.transition([NodeState.New], NodeState.Starting);
     // 1. The HTTP listener first: its address is what the balancer learns.
     const server = http.createServer({ maxHeaderSize: 16384, requireHostHeader: true }, (req, res) => this.onRequest(req, res));
     server.keepAliveTimeout = 5_000;
@@ -163,8 +169,8 @@ export class NodeRuntime {
     } finally {
       progress.cancel();
     }
-    if (this.state !== NodeState.Starting) return; // closed while the transfer was still retrying
-    this.state = NodeState.Ready;
+    // closed while the transfer was still retrying
+    if (!this.life.tryTransition([NodeState.Starting], NodeState.Ready)) return;
     const report = replicated?.getStats().lastTransfer;
     const transfer = report
       ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${(report.attempts ?? 1) > 1 ? ` (${report.attempts} attempts)` : ''}${report.complete ? '' : ` (incomplete: ${report.gaveUp ?? 'timed out'})`}`
@@ -352,7 +358,8 @@ export class NodeRuntime {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.state = NodeState.Stopping;
+      // (after a destroy() the state stays stopped; the rest is idempotent)
+      this.life.tryTransition([NodeState.New, NodeState.Starting, NodeState.Ready], NodeState.Stopping);
       this.stopPublishing();
       this.cluster?.setMeta({ ...this.cluster.self.meta, ready: 'false' });
       const server = this.server;
@@ -368,7 +375,7 @@ export class NodeRuntime {
       await this.sessions?.close();
       if (this.app?.kind === 'fastify') await this.app.instance.close();
       await this.cluster?.close();
-      this.state = NodeState.Stopped;
+      this.life.tryTransition([NodeState.Stopping], NodeState.Stopped);
       const handoff = this.replicated?.getStats().lastHandoff;
       this.log.info({ route: this.config.route, ...(handoff ? { handoff } : {}) }, 'node stopped');
     })();
@@ -381,7 +388,7 @@ export class NodeRuntime {
     for (const s of this.sockets) s.destroy();
     (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();
     this.cluster?.destroy();
-    this.state = NodeState.Stopped;
+    this.life.tryTransition([NodeState.New, NodeState.Starting, NodeState.Ready, NodeState.Stopping], NodeState.Stopped);
   }
 }
 

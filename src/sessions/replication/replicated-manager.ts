@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterChannel, JsonValue, MemberView, MembershipEvent } from '../../cluster/types.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../../util/clock.js';
+import { StateMachine } from '../../util/transitions.js';
 import { parseConfig, replicationConfigSchema, type ReplicationConfig, type ReplicationConfigInput } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import { isExpired } from '../model/expiry.js';
@@ -97,7 +98,11 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private unsubscribe: (() => void) | undefined;
   private rereplicating: Promise<void> | undefined;
   private rereplicateAgain = false;
-  private state = ManagerState.New;
+  /** Lifecycle (guarded: util/transitions.ts; one log line per change). */
+  private readonly life: StateMachine<ManagerState>;
+  private get state(): ManagerState {
+    return this.life.state;
+  }
   private transferSeq = 0;
   private closing: Promise<void> | undefined;
   /** Bases whose ownership is being (or was) handed over during close(): commits of them fail. */
@@ -114,6 +119,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     this.random = opts.random ?? systemRandom;
     this.tags = new WriteTagger(this.random);
     this.log = opts.logger ?? silentLogger;
+    this.life = new StateMachine<ManagerState>('session-manager', ManagerState.New, (c) => this.log.info({ node: this.route, from: c.from, to: c.to }, `session manager ${c.from} -> ${c.to}`), () => this.route);
     this.limits = { maxAttributeBytes: this.config.maxAttributeBytes, maxSessionBytes: this.config.maxSessionBytes };
     const route = (): string => this.channel.self.route;
     const fireAndForget = (p: Promise<unknown>, to: string): void => this.fireAndForget(p, to);
@@ -269,9 +275,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
 
   /** Guarded state change with one structured log line. */
   private transition(allowedFrom: readonly ManagerState[], to: ManagerState): void {
-    if (!allowedFrom.includes(this.state)) throw new Error(`session manager: illegal transition ${this.state} -> ${to}`);
-    this.log.info({ node: this.route, from: this.state, to }, `session manager ${this.state} -> ${to}`);
-    this.state = to;
+    this.life.transition(allowedFrom, to);
   }
 
   /** Current lifecycle state. */
