@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { readConfigFile, formatIssues } from '../config/load.js';
 import { ConfigError } from '../errors.js';
-import { defaultSessionBackends } from '../sessions/factory.js';
+import { defaultSessionBackends } from '../sessions/registry.js';
 import { clusterSectionShape, hostPort } from '../config/cluster-section.js';
 import { mutualTlsIssues } from '../config/pem-files.js';
 
@@ -17,7 +17,7 @@ export const nodeSectionSchema = z.strictObject({
   /** Module whose default export is a request listener, an Express app or a Fastify instance. */
   app: z.string().min(1),
   cluster: z.strictObject(clusterSectionShape('127.0.0.1:4000')).prefault({}),
-  /** The session backend registry's section (src/sessions/factory.ts): `store`, `cookie`, `replication`, `redis`. */
+  /** The session backend registry's section (src/sessions/registry.ts): `store`, `cookie`, `replication`, `redis`. */
   sessions: defaultSessionBackends().sectionSchema().prefault({}),
   /**
    * The balancer's weight for this node (1..100, like httpd's loadfactor),

@@ -41,7 +41,7 @@ export {
   type SessionEvent,
   type SessionEventMap,
   type SessionLogger,
-} from './manager.js';
+} from './contract.js';
 export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replication/replicated-manager.js';
 export type { TransferReport, TransferProgress } from './replication/state-transfer.js';
 export type { HandoffReport } from './replication/handoff.js';
@@ -62,4 +62,4 @@ export {
   type SessionsSection,
   type SessionDeps,
   type SessionsConfigInput,
-} from './factory.js';
+} from './registry.js';

@@ -13,7 +13,7 @@ import type { JsonValue } from '../../cluster/types.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../../util/clock.js';
 import { DEFAULT_MAX_ATTRIBUTE_BYTES, DEFAULT_MAX_INACTIVE_MS, DEFAULT_MAX_SESSION_BYTES } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../manager.js';
+import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../contract.js';
 import { Session, type SessionLimits } from '../model/session.js';
 import { newSessionBase, parseSessionId, parseSessionIdOrThrow } from '../model/session-id.js';
 

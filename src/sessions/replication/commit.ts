@@ -11,7 +11,7 @@ import type { ClusterChannel } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import type { ReplicationConfig } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import type { CommitResult, SessionLogger } from '../manager.js';
+import type { CommitResult, SessionLogger } from '../contract.js';
 import { shouldNotifyAccess } from '../model/expiry.js';
 import type { Session } from '../model/session.js';
 import { ackOutcome } from './ack-quorum.js';

@@ -32,7 +32,7 @@ import { MemberState, type ClusterChannel, type JsonValue, type MemberView } fro
 import type { Clock } from '../../util/clock.js';
 import type { CommitTargets, Holders } from './holders.js';
 import { planHandoff } from './handoff-plan.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import type { Session } from '../model/session.js';
 import type { ReplicaStore } from './replica-store.js';
 import { formatSessionId } from '../model/session-id.js';

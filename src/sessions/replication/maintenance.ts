@@ -15,12 +15,12 @@
 import type { ClusterChannel, MemberView } from '../../cluster/types.js';
 import { pickOne, type Clock, type Random, type TimerHandle } from '../../util/clock.js';
 import type { ReplicationConfig } from '../config.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { isExpired } from '../model/expiry.js';
 import type { Session } from '../model/session.js';
 import type { Holders } from './holders.js';
 import type { SessionReplicaStore } from './replica-store.js';
-import type { SessionServer } from './serving.js';
+import type { PullServer } from './pull-server.js';
 import type { ReplicationCounters } from './stats.js';
 import { accessCodec, destroyCodec, getReplyCodec, getRequestCodec, type VersionPair } from './wire.js';
 
@@ -35,7 +35,7 @@ export interface MaintenanceOptions {
   readonly channel: ClusterChannel;
   readonly store: SessionReplicaStore;
   readonly holders: Holders;
-  readonly server: SessionServer;
+  readonly server: PullServer;
   readonly stats: ReplicationCounters;
   readonly log: SessionLogger;
   /** Whether the manager serves (periodic anti-entropy runs only then). */

@@ -16,7 +16,7 @@
 import type { MemberView } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import type { ReplicationConfig } from '../config.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { Session, type SessionLimits } from '../model/session.js';
 import { SessionTable } from '../model/session-table.js';
 import { copyVerdict, copyWins } from './convergence.js';

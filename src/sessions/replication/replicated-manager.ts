@@ -32,13 +32,13 @@ import {
   type LoadOptions,
   type SessionLogger,
   type SessionManager,
-} from '../manager.js';
+} from '../contract.js';
 import { Holders } from './holders.js';
 import { Session, type SessionLimits } from '../model/session.js';
 import { newSessionBase, parseSessionId, parseSessionIdOrThrow } from '../model/session-id.js';
 import { type TransferProgress } from './state-transfer.js';
 import { transferUntilDone, type TransferRetryPolicy } from './transfer-retry.js';
-import { SessionServer } from './serving.js';
+import { PullServer } from './pull-server.js';
 import { rereplicate } from './rereplication.js';
 import { fallbackSources, fetchCopies } from './take-over.js';
 import { antiEntropy, type AntiEntropyHost, type AntiEntropyResult } from './anti-entropy.js';
@@ -91,7 +91,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
   private readonly limits: SessionLimits;
   private readonly holders: Holders;
   private readonly store: SessionReplicaStore;
-  private readonly server: SessionServer;
+  private readonly server: PullServer;
   private readonly maintenance: Maintenance;
   private readonly owner: OwnerCommit;
   private readonly takeOvers = new Map<string, Promise<Session | undefined>>();
@@ -132,7 +132,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
         buried: (base) => this.maintenance.forgetAccess(base),
       },
     });
-    this.server = new SessionServer(this.store.table, this.holders, this.config.transferRequestTimeoutMs * 3);
+    this.server = new PullServer(this.store.table, this.holders, this.config.transferRequestTimeoutMs * 3);
     this.maintenance = new Maintenance({
       route, config: this.config, clock: this.clock, random: this.random, channel: this.channel, store: this.store, holders: this.holders,
       server: this.server, stats: this.stats, log: this.log, fireAndForget,

@@ -9,7 +9,7 @@
 import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { asSnapshot, field, isArray, Topic } from './wire.js';
 import type { ReplicaStore } from './replica-store.js';
 

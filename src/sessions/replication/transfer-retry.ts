@@ -11,7 +11,7 @@
 import type { ClusterChannel } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { transferState, type TransferPlan, type TransferProgressListener, type TransferReport } from './state-transfer.js';
 import type { ReplicaStore } from './replica-store.js';
 

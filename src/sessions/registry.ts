@@ -14,7 +14,7 @@ import type { ClusterChannel } from '../cluster/types.js';
 import type { Clock, Random } from '../util/clock.js';
 import { ConfigError } from '../errors.js';
 import { cookieConfigSchema, parseConfig, replicationConfigSchema, DEFAULT_MAX_INACTIVE_MS, type CookieConfig } from './config.js';
-import type { SessionLogger, SessionManager } from './manager.js';
+import type { SessionLogger, SessionManager } from './contract.js';
 import { RedisSessionManager } from './redis/redis-manager.js';
 import { ReplicatedSessionManager } from './replication/replicated-manager.js';
 

@@ -14,7 +14,7 @@ import { digestReplyCodec, field, getRequestCodec, Topic } from './wire.js';
 export const MAX_TRANSFER_PAGE = 10_000;
 export const MAX_DIGEST_PAGE = 50_000;
 
-export class SessionServer {
+export class PullServer {
   private readonly cursors: CursorRegistry<string>;
   private readonly digestCursors: CursorRegistry<DigestEntry>;
 
