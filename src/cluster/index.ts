@@ -26,7 +26,8 @@ export { FrameDecoder, encodeFrame, FrameError, DEFAULT_MAX_FRAME_BYTES, FRAME_H
 export { deriveClusterKeys, AuthError, FrameSealer, FrameOpener, sealDatagram, openDatagram, MIN_SECRET_BYTES, type ClusterKeys } from './crypto.js';
 export { ClientHandshake, ServerHandshake, HandshakeError, type SecureSession, type HandshakeStep } from './handshake.js';
 export { envelopeSchema, decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, EnvelopeError, type Envelope } from './envelope.js';
-export { MembershipRegistry, addressKey, parseHostPort, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type MembershipFactory } from './membership.js';
+export { parseHostPort } from '../util/address.js';
+export { MembershipRegistry, addressKey, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type MembershipFactory } from './membership.js';
 export { StaticMembership, createStaticMembership, type StaticMembershipConfig } from './membership-static.js';
 export { DnsMembership, createDnsMembership, systemDnsResolver, type DnsResolver, type DnsRecordType, type DnsQueryType, type DnsMembershipConfig } from './membership-dns.js';
 export { MulticastMembership, createMulticastMembership, type MulticastMembershipConfig, type UdpSocketFactory, type Announcement } from './membership-multicast.js';

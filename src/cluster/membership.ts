@@ -19,11 +19,7 @@ export function addressKey(a: Address): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
-export function parseHostPort(s: string): Address {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  if (!m) throw new CohortError('COHORT_CONFIG_INVALID', `expected host:port, got ${JSON.stringify(s)}`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
+
 
 /** What a membership service may tell the node. */
 export interface DiscoverySink {
