@@ -18,7 +18,7 @@ import { createClusterNode } from '../src/cluster/index.js';
 import { sessionMembersView } from '../src/node/session-members.js';
 import { ReplicatedSessionManager } from '../src/sessions/replication/replicated-manager.js';
 import { withSessions, type SessionRequest } from '../src/sessions/http/middleware.js';
-import type { CommitOptions } from '../src/sessions/manager.js';
+import type { CommitOptions } from '../src/sessions/contract.js';
 import type { Session } from '../src/sessions/model/session.js';
 
 const route = process.env.ROUTE ?? 'n1';

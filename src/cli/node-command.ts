@@ -153,6 +153,8 @@ export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
   });
   const log = createLogger(`cohort-node-${cfg.route}`, cfg.loglevel as never, ctx.outputs.open(o.logFile ?? 2, o.logFormat));
   ctx.log = log;
+  // The app may read its node's route (e.g. to say which node answered): set here, at the process edge.
+  process.env.COHORT_ROUTE = cfg.route;
   ctx.members = new ReloadableStaticMembers(cfg.cluster.members);
   const node = new NodeRuntime(cfg, log, o.config, { cluster: { membershipRegistry: ctx.members.registry() } });
   ctx.node = node;

@@ -22,12 +22,16 @@ export class FrameError extends CohortError {
   }
 }
 
+/** The header of a frame whose body is `bodyBytes` long (the one place the header is written). */
+export function encodeFrameHeader(bodyBytes: number): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  head.writeUInt32BE(bodyBytes, 0);
+  return head;
+}
+
 /** Encodes one frame: header + body in one buffer. */
 export function encodeFrame(body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.set(body, FRAME_HEADER_BYTES);
-  return out;
+  return Buffer.concat([encodeFrameHeader(body.length), body], FRAME_HEADER_BYTES + body.length);
 }
 
 export interface FrameDecoderOptions {

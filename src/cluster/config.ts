@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { CohortError, ConfigError } from '../errors.js';
+import { isHostPort } from '../util/address.js';
 
 export const DEFAULT_CLUSTER_NAME = 'cohort';
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
@@ -35,7 +36,7 @@ export const DEFAULT_LIMITS = {
 export const SECRET_ENV = 'COHORT_CLUSTER_SECRET';
 
 const ms = z.number().int().nonnegative();
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port');
+const hostPort = z.string().refine(isHostPort, 'expected host:port');
 
 const staticSchema = z
   .object({

@@ -10,10 +10,11 @@
  * fast. Keys are derived once per connection, never per frame.
  */
 import type { Socket } from 'node:net';
-import type { Clock, TimerHandle } from '../util/clock.js';
+import { systemRandom, type Clock, type Random, type TimerHandle } from '../util/clock.js';
 import { CohortError } from '../errors.js';
-import { FrameDecoder, encodeFrame, FRAME_HEADER_BYTES } from './codec.js';
-import { type ClusterKeys, type RandomBytes, systemRandomBytes, type FrameSealer, type FrameOpener } from './crypto.js';
+import { StateMachine } from '../util/transitions.js';
+import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES } from './codec.js';
+import { type ClusterKeys, type FrameSealer, type FrameOpener } from './crypto.js';
 import { ClientHandshake, ServerHandshake } from './handshake.js';
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 
@@ -21,7 +22,7 @@ import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OV
 export const BATCH_BYTES = 256 * 1024;
 
 /** How a connection is secured: the shared-secret handshake + AEAD, or a TLS socket (already mutually authenticated). */
-export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly randomBytes?: RandomBytes } | { readonly kind: 'tls' };
+export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly random?: Pick<Random, 'bytes'> } | { readonly kind: 'tls' };
 
 export enum ConnectionState {
   Handshaking = 'handshaking',
@@ -57,7 +58,11 @@ export class Connection {
   readonly role: 'client' | 'server';
   readonly socket: Socket;
   readonly remote: string;
-  state = ConnectionState.Handshaking;
+  /** handshaking → open → closed, or handshaking → closed (guarded: util/transitions.ts). */
+  private readonly life = new StateMachine<ConnectionState>('connection', ConnectionState.Handshaking, undefined, () => this.remote);
+  get state(): ConnectionState {
+    return this.life.state;
+  }
   /** Member id of the peer, set by the node once its hello is accepted. */
   peerId: string | undefined;
   /** For connections we dialed: the address key dialed. */
@@ -100,10 +105,10 @@ export class Connection {
     }, this.opts.handshakeTimeoutMs);
     this.timer.unref?.();
     if (this.role === 'client') {
-      this.client = new ClientHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+      this.client = new ClientHandshake(sec.keys, sec.random ?? systemRandom);
       this.writeRaw(encodeFrame(this.client.hello()));
     } else {
-      this.server = new ServerHandshake(sec.keys, sec.randomBytes ?? systemRandomBytes);
+      this.server = new ServerHandshake(sec.keys, sec.random ?? systemRandom);
     }
   }
 
@@ -134,7 +139,7 @@ export class Connection {
   close(reason: CloseReason, error?: Error): void {
     if (this.state === ConnectionState.Closed) return;
     if (reason === 'local') this.flush();
-    this.state = ConnectionState.Closed;
+    this.life.transition([ConnectionState.Handshaking, ConnectionState.Open], ConnectionState.Closed);
     if (this.timer) this.opts.clock.clearTimeout(this.timer);
     if (reason === 'local') this.socket.end();
     else this.socket.destroy();
@@ -155,9 +160,8 @@ export class Connection {
     const seal = (): void => {
       const plain = packBatch(batch, batchBytes);
       const body = this.sealer ? this.sealer.seal(plain) : plain;
-      const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      head.writeUInt32BE(body.length, 0);
-      frames.push(head, body);
+      // header and body as two buffers of one write (the body is not copied)
+      frames.push(encodeFrameHeader(body.length), body);
       batch = [];
       batchBytes = 0;
     };
@@ -177,7 +181,7 @@ export class Connection {
 
   private open(): void {
     if (this.timer) this.opts.clock.clearTimeout(this.timer);
-    this.state = ConnectionState.Open;
+    this.life.transition([ConnectionState.Handshaking], ConnectionState.Open);
     this.h.onOpen(this);
   }
 

@@ -10,8 +10,9 @@
  * accepts only the next sequence number it expects: a replayed, dropped or
  * reordered frame fails.
  */
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { CohortError } from '../errors.js';
+import { systemRandom, type Random } from '../util/clock.js';
 
 export const TAG_BYTES = 16;
 export const SEQ_BYTES = 8;
@@ -21,10 +22,6 @@ export const SEALED_OVERHEAD = SEQ_BYTES + TAG_BYTES;
 export const MIN_SECRET_BYTES = 16;
 
 const SALT = Buffer.from('cohort-cluster-v1');
-
-/** Source of cryptographic random bytes; injectable for deterministic tests. */
-export type RandomBytes = (n: number) => Buffer;
-export const systemRandomBytes: RandomBytes = (n) => randomBytes(n);
 
 export class AuthError extends CohortError {
   constructor(code: 'COHORT_FRAME_AUTH' | 'COHORT_FRAME_REPLAY' | 'COHORT_FRAME_MALFORMED' | 'COHORT_DATAGRAM_AUTH', message: string, options?: { cause?: unknown }) {
@@ -131,8 +128,8 @@ export class FrameOpener {
  * Seals a datagram: `[12-byte random nonce][ciphertext][tag]`, with `aad`
  * (the clear header, e.g. the cluster name) authenticated too.
  */
-export function sealDatagram(key: KeyObject, aad: Uint8Array, plain: Uint8Array, rnd: RandomBytes = systemRandomBytes): Buffer {
-  const iv = rnd(12);
+export function sealDatagram(key: KeyObject, aad: Uint8Array, plain: Uint8Array, random: Pick<Random, 'bytes'> = systemRandom): Buffer {
+  const iv = random.bytes(12);
   const c = createCipheriv('aes-256-gcm', key, iv);
   c.setAAD(aad);
   const body = c.update(plain);

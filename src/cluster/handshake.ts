@@ -17,7 +17,8 @@
  */
 import { timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CohortError } from '../errors.js';
-import { deriveSessionKeys, FrameOpener, FrameSealer, hmac, systemRandomBytes, type ClusterKeys, type RandomBytes } from './crypto.js';
+import { deriveSessionKeys, FrameOpener, FrameSealer, hmac, type ClusterKeys } from './crypto.js';
+import { systemRandom, type Random } from '../util/clock.js';
 
 const MAGIC = Buffer.from('COHO');
 const VERSION = 1;
@@ -88,8 +89,8 @@ export class ClientHandshake {
   private step = ClientStep.Initial;
   private readonly nonce: Buffer;
   private serverNonce: Buffer | undefined;
-  constructor(private readonly keys: ClusterKeys, rnd: RandomBytes = systemRandomBytes) {
-    this.nonce = rnd(NONCE);
+  constructor(private readonly keys: ClusterKeys, random: Pick<Random, 'bytes'> = systemRandom) {
+    this.nonce = random.bytes(NONCE);
   }
 
   /** The first message to send. */
@@ -132,8 +133,8 @@ export class ServerHandshake {
   private step = ServerStep.AwaitHello;
   private readonly nonce: Buffer;
   private clientNonce: Buffer | undefined;
-  constructor(private readonly keys: ClusterKeys, rnd: RandomBytes = systemRandomBytes) {
-    this.nonce = rnd(NONCE);
+  constructor(private readonly keys: ClusterKeys, random: Pick<Random, 'bytes'> = systemRandom) {
+    this.nonce = random.bytes(NONCE);
   }
 
   /** Feeds one client message. Throws {@link HandshakeError}; any failure is final. */

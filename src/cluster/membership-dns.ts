@@ -43,8 +43,8 @@ export class DnsMembership implements MembershipService {
   private closed = false;
   private readonly resolver: DnsResolver;
 
-  constructor(private readonly config: DnsMembershipConfig, private readonly ctx: MembershipContext) {
-    this.resolver = (ctx.deps['dnsResolver'] as DnsResolver | undefined) ?? systemDnsResolver;
+  constructor(private readonly config: DnsMembershipConfig, private readonly ctx: MembershipContext<DnsMembershipDeps>) {
+    this.resolver = ctx.deps.dnsResolver ?? systemDnsResolver;
   }
 
   async start(sink: DiscoverySink): Promise<void> {
@@ -80,6 +80,12 @@ export class DnsMembership implements MembershipService {
   }
 }
 
-export function createDnsMembership(config: DnsMembershipConfig, ctx: MembershipContext): MembershipService {
+/** What the DNS service takes besides its config. */
+export interface DnsMembershipDeps {
+  /** Default: node:dns (systemDnsResolver). */
+  readonly dnsResolver?: DnsResolver;
+}
+
+export function createDnsMembership(config: DnsMembershipConfig, ctx: MembershipContext<DnsMembershipDeps>): MembershipService {
   return new DnsMembership(config, ctx);
 }

@@ -66,12 +66,12 @@ export class MulticastMembership implements MembershipService {
   /** Datagrams dropped: failed authentication, malformed, replayed. */
   rejected = 0;
 
-  constructor(private readonly config: MulticastMembershipConfig, private readonly ctx: MembershipContext) {
+  constructor(private readonly config: MulticastMembershipConfig, private readonly ctx: MembershipContext<MulticastMembershipDeps>) {
     this.head = header(ctx.self().clusterName);
   }
 
   async start(sink: DiscoverySink): Promise<void> {
-    const factory = (this.ctx.deps['createUdpSocket'] as UdpSocketFactory | undefined) ?? (() => dgram.createSocket({ type: 'udp4', reuseAddr: true }));
+    const factory = this.ctx.deps.createUdpSocket ?? (() => dgram.createSocket({ type: 'udp4', reuseAddr: true }));
     const sock = factory();
     this.socket = sock;
     sock.on('message', (msg) => this.onMessage(msg, sink));
@@ -190,6 +190,12 @@ export class MulticastMembership implements MembershipService {
   }
 }
 
-export function createMulticastMembership(config: MulticastMembershipConfig, ctx: MembershipContext): MembershipService {
+/** What the multicast service takes besides its config. */
+export interface MulticastMembershipDeps {
+  /** Default: a node:dgram udp4 socket with reuseAddr. */
+  readonly createUdpSocket?: UdpSocketFactory;
+}
+
+export function createMulticastMembership(config: MulticastMembershipConfig, ctx: MembershipContext<MulticastMembershipDeps>): MembershipService {
   return new MulticastMembership(config, ctx);
 }

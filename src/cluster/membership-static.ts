@@ -4,7 +4,8 @@
  * are found. Liveness comes from heartbeats over the channel.
  */
 import type { TimerHandle } from '../util/clock.js';
-import { parseHostPort, type Address, type DiscoverySink, type MembershipContext, type MembershipService } from './membership.js';
+import { parseHostPort } from '../util/address.js';
+import { type Address, type DiscoverySink, type MembershipContext, type MembershipService } from './membership.js';
 
 export interface StaticMembershipConfig {
   readonly type: 'static';

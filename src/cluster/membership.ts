@@ -19,11 +19,7 @@ export function addressKey(a: Address): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
-export function parseHostPort(s: string): Address {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  if (!m) throw new CohortError('COHORT_CONFIG_INVALID', `expected host:port, got ${JSON.stringify(s)}`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
+
 
 /** What a membership service may tell the node. */
 export interface DiscoverySink {
@@ -43,14 +39,18 @@ export interface DiscoverySink {
   error(err: CohortError): void;
 }
 
-export interface MembershipContext {
+/** What the node gives every service. */
+export interface MembershipNodeContext {
   readonly clock: Clock;
   /** This node's current identity (incarnation changes). */
   self(): MemberInfo;
   /** Keys for authenticating datagrams; undefined under TLS-only security. */
   readonly keys: ClusterKeys | undefined;
-  /** Dependencies a service may take from the node's deps (e.g. a fake resolver). */
-  readonly deps: Readonly<Record<string, unknown>>;
+}
+
+/** A service's context: the node's, plus the typed dependencies it was registered with (e.g. a fake resolver). */
+export interface MembershipContext<D = unknown> extends MembershipNodeContext {
+  readonly deps: D;
 }
 
 export interface MembershipService {
@@ -60,15 +60,21 @@ export interface MembershipService {
   close(): void;
 }
 
-export type MembershipFactory<C = unknown> = (config: C, ctx: MembershipContext) => MembershipService;
+export type MembershipFactory<C = unknown, D = unknown> = (config: C, ctx: MembershipContext<D>) => MembershipService;
 
-/** Membership services by name. One per cluster node. */
+interface Registration {
+  readonly factory: MembershipFactory<unknown, unknown>;
+  readonly deps: unknown;
+}
+
+/** Membership services by name, each with its typed dependencies. One per cluster node. */
 export class MembershipRegistry {
-  private readonly factories = new Map<string, MembershipFactory<never>>();
+  private readonly factories = new Map<string, Registration>();
 
-  register<C>(type: string, factory: MembershipFactory<C>): this {
+  /** Registers a service; `deps` (typed by the factory) are handed to it at creation. */
+  register<C, D extends object = Record<never, never>>(type: string, factory: MembershipFactory<C, D>, deps?: D): this {
     if (this.factories.has(type)) throw new CohortError('COHORT_MEMBERSHIP_DUPLICATE', `membership service ${type} is already registered`);
-    this.factories.set(type, factory as MembershipFactory<never>);
+    this.factories.set(type, { factory: factory as MembershipFactory<unknown, unknown>, deps: deps ?? {} });
     return this;
   }
 
@@ -80,9 +86,9 @@ export class MembershipRegistry {
     return [...this.factories.keys()];
   }
 
-  create(config: { readonly type: string }, ctx: MembershipContext): MembershipService {
-    const f = this.factories.get(config.type);
-    if (!f) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${JSON.stringify(config.type)}; registered: ${this.types().join(', ')}`);
-    return (f as MembershipFactory<unknown>)(config, ctx);
+  create(config: { readonly type: string }, ctx: MembershipNodeContext): MembershipService {
+    const r = this.factories.get(config.type);
+    if (!r) throw new CohortError('COHORT_MEMBERSHIP_UNKNOWN', `unknown membership type ${JSON.stringify(config.type)}; registered: ${this.types().join(', ')}`);
+    return r.factory(config, { ...ctx, deps: r.deps });
   }
 }

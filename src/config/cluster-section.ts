@@ -5,10 +5,10 @@
  * Documented in docs/node.md, docs/configuration.md and docs/cluster.md.
  */
 import { z } from 'zod';
-import { parseHostPort } from '../util/address.js';
+import { isHostPort, parseHostPort } from '../util/address.js';
 
 /** `host:port` (IPv6 in brackets), as the products' listen and member keys take it. */
-export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})$/, 'expected host:port, e.g. 127.0.0.1:8080');
+export const hostPort = z.string().refine(isHostPort, 'expected host:port, e.g. 127.0.0.1:8080');
 
 const port = z.number().int().min(1, 'expected a port 1..65535').max(65535, 'expected a port 1..65535');
 const positiveMs = z.number().int().positive('expected milliseconds > 0');

@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.js';
 import { verifyPassword } from './password.js';
+import { LRUCache } from 'lru-cache';
 
 /** Who made a request and how: the manager's authorization unit. */
 export interface Principal {
@@ -42,6 +43,9 @@ interface Session {
 export const SESSION_COOKIE = 'cohort_manager';
 /** Successful Basic verifications are remembered this long (ms), so scripts don't pay scrypt per request. */
 const BASIC_CACHE_MS = 60_000;
+/** Bounds of the two caches (entries); past them the least recently used entry is evicted. */
+const BASIC_CACHE_MAX = 1_000;
+const FAILURES_MAX = 10_000;
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -72,8 +76,10 @@ export function parseCookies(header: string | undefined): Map<string, string> {
 export class Authenticator {
   private readonly users = new Map<string, string>();
   private readonly sessions = new Map<string, Session>();
-  private readonly basicCache = new Map<string, number>();
-  private readonly failures = new Map<string, { count: number; since: number }>();
+  /** Recently verified Basic credentials (HMAC of user and password) → valid until; the least recently used go first. */
+  private readonly basicCache = new LRUCache<string, number>({ max: BASIC_CACHE_MAX });
+  /** Failed logins per client; bounded (the least recently failing client forgotten first). */
+  private readonly failures = new LRUCache<string, { count: number; since: number }>({ max: FAILURES_MAX });
   /** Per-process secret: Basic users' CSRF nonces and cache keys derive from it. */
   private readonly secret = randomBytes(32);
 
@@ -124,10 +130,7 @@ export class Authenticator {
     const until = this.basicCache.get(key);
     if (until !== undefined && until > now) return true;
     const ok = await this.verify(user, password);
-    if (ok) {
-      if (this.basicCache.size > 1000) this.basicCache.clear();
-      this.basicCache.set(key, now + BASIC_CACHE_MS);
-    }
+    if (ok) this.basicCache.set(key, now + BASIC_CACHE_MS);
     return ok;
   }
 
@@ -162,7 +165,6 @@ export class Authenticator {
     const f = this.failures.get(client);
     if (!f || now - f.since > 60_000) this.failures.set(client, { count: 1, since: now });
     else f.count++;
-    if (this.failures.size > 10_000) this.failures.clear();
   }
 
   /** Checks a login form; on success opens a session and returns its id. */

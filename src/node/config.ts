@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { readConfigFile, formatIssues } from '../config/load.js';
 import { ConfigError } from '../errors.js';
-import { replicationConfigSchema, cookieConfigSchema } from '../sessions/config.js';
-import { redisConfigSchema } from '../sessions/redis/config.js';
+import { defaultSessionBackends } from '../sessions/registry.js';
 import { clusterSectionShape, hostPort } from '../config/cluster-section.js';
 import { mutualTlsIssues } from '../config/pem-files.js';
 
@@ -18,13 +17,8 @@ export const nodeSectionSchema = z.strictObject({
   /** Module whose default export is a request listener, an Express app or a Fastify instance. */
   app: z.string().min(1),
   cluster: z.strictObject(clusterSectionShape('127.0.0.1:4000')).prefault({}),
-  sessions: z.strictObject({
-    store: z.enum(['replicated', 'redis']).default('replicated'),
-    /** Redis mode's connection: a redis:// URL, or {url | nodes | sentinels + masterName, client, ...} (docs/redis.md). */
-    redis: redisConfigSchema.optional(),
-    replication: replicationConfigSchema.optional(),
-    cookie: cookieConfigSchema.optional(),
-  }).prefault({}),
+  /** The session backend registry's section (src/sessions/registry.ts): `store`, `cookie`, `replication`, `redis`. */
+  sessions: defaultSessionBackends().sectionSchema().prefault({}),
   /**
    * The balancer's weight for this node (1..100, like httpd's loadfactor),
    * published in the cluster meta; a balancer that learns the nodes applies

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { channelConfigFor } from '../config/cluster-section.js';
-import { ReplicatedSessionManager, RedisSessionManager, redisManagerFromConfig, withSessions, cohortFastifySessions, type SessionManager, type TransferProgress } from '../sessions/index.js';
+import { ReplicatedSessionManager, RedisSessionManager, defaultSessionBackends, withSessions, cohortFastifySessions, type SessionBackendRegistry, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
@@ -13,7 +13,8 @@ import { NodeMetrics } from './metrics.js';
 import { appDefaultRegistry } from './app-metrics.js';
 import { DEFAULT_LOAD_CEILING, eventLoopUtilizationSampler, LoadReporter } from './load-report.js';
 import { Throttle } from '../util/throttle.js';
-import { systemClock } from '../util/clock.js';
+import { StateMachine } from '../util/transitions.js';
+import { sleep, systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 /** Paths the node answers itself, before the app. */
 export const HEALTH_PATH = '/.cohort/health';
@@ -41,6 +42,10 @@ export interface NodeRuntimeDeps {
   readonly utilization?: () => number;
   /** Injected into the cluster node (tests: a fake DNS resolver, UDP sockets, env). */
   readonly cluster?: Omit<ClusterNodeDeps, 'configFile'>;
+  /** Timers and time of the runtime, its cluster node and its sessions (default the system clock). */
+  readonly clock?: Clock;
+  /** Session backends by `sessions.store` (default: replicated, redis). */
+  readonly sessionBackends?: SessionBackendRegistry;
 }
 
 export enum NodeState {
@@ -60,7 +65,11 @@ export enum NodeState {
  * sessions it owns over to the other nodes and leaves.
  */
 export class NodeRuntime {
-  state = NodeState.New;
+  /** new → starting → ready → stopping → stopped (guarded: util/transitions.ts; one log line per change). */
+  private readonly life: StateMachine<NodeState>;
+  get state(): NodeState {
+    return this.life.state;
+  }
   cluster: ClusterNode | undefined;
   sessions: SessionManager | undefined;
   private server: http.Server | undefined;
@@ -68,7 +77,9 @@ export class NodeRuntime {
   private app: LoadedApp | undefined;
   private readonly sockets = new Set<Socket>();
   private closing: Promise<void> | undefined;
-  private publishTimer: NodeJS.Timeout | undefined;
+  private publishTimer: TimerHandle | undefined;
+  private readonly clock: Clock;
+  private readonly backends: SessionBackendRegistry;
   private loadReporter: LoadReporter | undefined;
   private readonly utilization: () => number;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
@@ -82,8 +93,11 @@ export class NodeRuntime {
     private readonly configFile?: string,
     deps: NodeRuntimeDeps = {},
   ) {
+    this.life = new StateMachine<NodeState>('node-runtime', NodeState.New, (c) => this.log.info({ route: config.route, from: c.from, to: c.to }, `node ${c.from} -> ${c.to}`), () => config.route);
     this.metricsFrom = ipMatcher(config.metricsFrom);
-    this.clusterDeps = deps.cluster ?? {};
+    this.clock = deps.clock ?? deps.cluster?.clock ?? systemClock;
+    this.backends = deps.sessionBackends ?? defaultSessionBackends();
+    this.clusterDeps = { ...deps.cluster, clock: this.clock };
     this.utilization = deps.utilization ?? eventLoopUtilizationSampler();
     if (config.loadReport) this.loadReporter = new LoadReporter(config.loadfactor ?? DEFAULT_LOAD_CEILING, this.utilization);
     this.metrics = new NodeMetrics(
@@ -98,7 +112,7 @@ export class NodeRuntime {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    this.state = NodeState.Starting;
+    this.life.transition([NodeState.New], NodeState.Starting);
     // 1. The HTTP listener first: its address is what the balancer learns.
     const server = http.createServer({ maxHeaderSize: 16384, requireHostHeader: true }, (req, res) => this.onRequest(req, res));
     server.keepAliveTimeout = 5_000;
@@ -132,15 +146,10 @@ export class NodeRuntime {
       warn: (o: object, m: string) => this.log.warn(o, m),
       error: (o: object, m: string) => this.log.error(o, m),
     };
-    if (cfg.sessions.store === 'redis') {
-      // The same session settings as the replicated modes (sessions.replication), the connection from sessions.redis.
-      this.sessions = redisManagerFromConfig({ redis: cfg.sessions.redis, replication: cfg.sessions.replication, route: cfg.route, logger, file: this.configFile });
-    } else {
-      this.sessions = new ReplicatedSessionManager({ channel: sessionMembersView(this.cluster!), config: cfg.sessions.replication ?? {}, logger, publishReady: false });
-    }
-    // 4. The app, wrapped with sessions.
-    // The app may read its node's route (e.g. to say which node answered).
-    process.env.COHORT_ROUTE = cfg.route;
+    // The backend registry builds the manager from the validated `sessions` section; readiness is published here (step 5).
+    // Redis mode may run without a channel (usesClusterChannel); its manager then takes the route from here.
+    this.sessions = this.backends.build(cfg.sessions, { ...(this.cluster ? { channel: sessionMembersView(this.cluster) } : {}), route: cfg.route, clock: this.clock, logger, publishReady: false }, this.configFile);
+    // 4. The app, wrapped with sessions. (`cohort node` sets COHORT_ROUTE for it: the process edge, cli/node-command.ts.)
     this.app = await loadApp(cfg.app);
     this.metrics.app = await appDefaultRegistry(cfg.app);
     const cookie = cfg.sessions.cookie ?? {};
@@ -152,13 +161,13 @@ export class NodeRuntime {
     } else {
       this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
     }
-    const started = performance.now();
+    const started = this.clock.now();
     const replicated = this.replicated;
     const cluster = this.cluster;
     cluster?.setMeta({ ...cluster.self.meta, transfer: 'running', ...(replicated ? { transferProgress: '0/0' } : {}) });
     // Progress while pages arrive ("received/total" sessions), at most every TRANSFER_PROGRESS_MS.
     let last: TransferProgress | undefined;
-    const progress = new Throttle<TransferProgress>(systemClock, TRANSFER_PROGRESS_MS, (p) => {
+    const progress = new Throttle<TransferProgress>(this.clock, TRANSFER_PROGRESS_MS, (p) => {
       if (this.state === NodeState.Starting) cluster?.setMeta({ ...cluster.self.meta, transferProgress: `${p.received}/${p.total}` });
     });
     replicated?.on('transferProgress', (p: TransferProgress) => {
@@ -171,8 +180,8 @@ export class NodeRuntime {
     } finally {
       progress.cancel();
     }
-    if (this.state !== NodeState.Starting) return; // closed while the transfer was still retrying
-    this.state = NodeState.Ready;
+    // closed while the transfer was still retrying
+    if (!this.life.tryTransition([NodeState.Starting], NodeState.Ready)) return;
     const report = replicated?.getStats().lastTransfer;
     const transfer = report
       ? `${report.sessions} sessions in ${Math.round(report.ms)} ms${(report.attempts ?? 1) > 1 ? ` (${report.attempts} attempts)` : ''}${report.complete ? '' : ` (incomplete: ${report.gaveUp ?? 'timed out'})`}`
@@ -180,9 +189,8 @@ export class NodeRuntime {
     // The final count: everything announced arrived, or (incomplete) how far it got.
     const done: Record<string, string> = report ? { transferProgress: report.complete ? `${report.sessions}/${report.sessions}` : `${last?.received ?? 0}/${last?.total ?? 0}` } : {};
     cluster?.setMeta({ ...cluster.self.meta, ready: 'true', transfer, ...done, sessions: String(this.sessionCount() ?? 0) });
-    this.publishTimer = setInterval(() => this.publishLoad(), META_PUBLISH_MS);
-    this.publishTimer.unref();
-    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: channel && cluster ? `${channel.listen.host}:${cluster.self.channelAddress.port}` : 'none (Redis mode)', transferMs: Math.round(performance.now() - started) }, 'node ready');
+    this.schedulePublish();
+    this.log.info({ route: cfg.route, http: this.httpUrl, cluster: channel && cluster ? `${channel.listen.host}:${cluster.self.channelAddress.port}` : 'none (Redis mode)', transferMs: Math.round(this.clock.now() - started) }, 'node ready');
   }
 
   /**
@@ -195,19 +203,19 @@ export class NodeRuntime {
     const cluster = this.cluster!;
     const hasPeers = this.config.cluster.members.length > 0 || this.config.cluster.multicast !== false || this.config.cluster.dns !== undefined;
     if (!hasPeers) return;
-    const started = performance.now();
+    const started = this.clock.now();
     let lastChange = started;
     let count = cluster.members().length;
-    while (performance.now() - started < JOIN_WAIT_MS) {
-      await new Promise((r) => setTimeout(r, 25));
+    while (this.clock.now() - started < JOIN_WAIT_MS) {
+      await sleep(this.clock, 25);
       const n = cluster.members().length;
       if (n !== count) {
         count = n;
-        lastChange = performance.now();
+        lastChange = this.clock.now();
       }
-      if (count > 0 && performance.now() - lastChange >= JOIN_QUIET_MS) break;
+      if (count > 0 && this.clock.now() - lastChange >= JOIN_QUIET_MS) break;
     }
-    this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(performance.now() - started) }, 'membership settled');
+    this.log.info({ members: cluster.members().map((m) => m.route), waitedMs: Math.round(this.clock.now() - started) }, 'membership settled');
   }
 
   /**
@@ -241,6 +249,22 @@ export class NodeRuntime {
 
   /** Last measured replication lag in ms (half the probe round trip to the slowest session peer). */
   replicationLagMs: number | undefined;
+
+  /** Every META_PUBLISH_MS while ready: {@link publishLoad}. */
+  private schedulePublish(): void {
+    this.publishTimer = this.clock.setTimeout(() => {
+      this.publishTimer = undefined;
+      if (this.state !== NodeState.Ready) return;
+      this.publishLoad();
+      this.schedulePublish();
+    }, META_PUBLISH_MS);
+    this.publishTimer.unref?.();
+  }
+
+  private stopPublishing(): void {
+    if (this.publishTimer) this.clock.clearTimeout(this.publishTimer);
+    this.publishTimer = undefined;
+  }
 
   /**
    * Publishes the session count and the replication lag in the cluster meta
@@ -281,10 +305,10 @@ export class NodeRuntime {
       return;
     }
     const rtts = await Promise.all(peers.map(async (m) => {
-      const t0 = performance.now();
+      const t0 = this.clock.now();
       try {
         await cluster.request(m.id, LAG_TOPIC, null, { timeoutMs: META_PUBLISH_MS });
-        return performance.now() - t0;
+        return this.clock.now() - t0;
       } catch {
         return undefined;
       }
@@ -364,8 +388,9 @@ export class NodeRuntime {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.state = NodeState.Stopping;
-      clearInterval(this.publishTimer);
+      // (after a destroy() the state stays stopped; the rest is idempotent)
+      this.life.tryTransition([NodeState.New, NodeState.Starting, NodeState.Ready], NodeState.Stopping);
+      this.stopPublishing();
       this.cluster?.setMeta({ ...this.cluster.self.meta, ready: 'false' });
       const server = this.server;
       if (server) {
@@ -373,20 +398,24 @@ export class NodeRuntime {
         // Node closes only the keep-alive connections idle at close() time; one whose in-flight response ends
         // later (the balancer's pooled connections) would hold the stop up to its keep-alive timeout. So close
         // connections as they become idle (as the balancer's own close does).
-        server.closeIdleConnections();
-        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
-        sweeper.unref();
-        let t: NodeJS.Timeout | undefined;
-        await Promise.race([closed, new Promise<void>((r) => { t = setTimeout(r, this.config.shutdownTimeout * 1000); t.unref(); })]);
-        clearTimeout(t);
-        clearInterval(sweeper);
+        let sweeper: TimerHandle | undefined;
+        const sweep = () => {
+          server.closeIdleConnections();
+          sweeper = this.clock.setTimeout(sweep, 50);
+          sweeper.unref?.();
+        };
+        sweep();
+        let t: TimerHandle | undefined;
+        await Promise.race([closed, new Promise<void>((r) => { t = this.clock.setTimeout(r, this.config.shutdownTimeout * 1000); t.unref?.(); })]);
+        if (t) this.clock.clearTimeout(t);
+        if (sweeper) this.clock.clearTimeout(sweeper);
         for (const s of this.sockets) s.destroy();
       }
       // Hands the sessions this node owns over to the survivors (sessions.replication.handoffTimeoutMs), then leaves.
       await this.sessions?.close();
       if (this.app?.kind === 'fastify') await this.app.instance.close();
       await this.cluster?.close();
-      this.state = NodeState.Stopped;
+      this.life.tryTransition([NodeState.Stopping], NodeState.Stopped);
       const handoff = this.replicated?.getStats().lastHandoff;
       this.log.info({ route: this.config.route, ...(handoff ? { handoff } : {}) }, 'node stopped');
     })();
@@ -394,12 +423,12 @@ export class NodeRuntime {
   }
 
   destroy(): void {
-    clearInterval(this.publishTimer);
+    this.stopPublishing();
     this.server?.close();
     for (const s of this.sockets) s.destroy();
     (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();
     this.cluster?.destroy();
-    this.state = NodeState.Stopped;
+    this.life.tryTransition([NodeState.New, NodeState.Starting, NodeState.Ready, NodeState.Stopping], NodeState.Stopped);
   }
 }
 

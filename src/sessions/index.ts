@@ -17,7 +17,6 @@ export {
   rewriteRoute,
   isValidRoute,
   type ParsedSessionId,
-  type RandomBytes,
 } from './model/session-id.js';
 export { Session, type SessionLimits } from './model/session.js';
 export type { Attributes } from './model/tracking.js';
@@ -42,7 +41,7 @@ export {
   type SessionEvent,
   type SessionEventMap,
   type SessionLogger,
-} from './manager.js';
+} from './contract.js';
 export { ReplicatedSessionManager, ManagerState, type ReplicatedManagerOptions, type ReplicationStats } from './replication/replicated-manager.js';
 export type { TransferReport, TransferProgress } from './replication/state-transfer.js';
 export type { HandoffReport } from './replication/handoff.js';
@@ -50,7 +49,7 @@ export { chooseNewOwner, planHandoff, type HandoffCandidate } from './replicatio
 export { RedisSessionManager, type RedisManagerOptions, type RedisStats } from './redis/redis-manager.js';
 export { RedisError, RedisErrorCode } from './redis/errors.js';
 export { redisManagerFromConfig } from './redis/from-config.js';
-export type { RedisConfigInput } from './redis/config.js';
+export { redisConfigSchema, DEFAULT_REDIS_URL, type RedisConfigInput } from './redis/config.js';
 export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http/cookie.js';
 export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './http/request-session.js';
 export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './http/middleware.js';
@@ -60,8 +59,8 @@ export {
   SessionBackendRegistry,
   defaultSessionBackends,
   sessionsConfigSchema,
-  redisConfigSchema,
-  type SessionBackendFactory,
+  type SessionBackend,
+  type SessionsSection,
   type SessionDeps,
   type SessionsConfigInput,
-} from './factory.js';
+} from './registry.js';

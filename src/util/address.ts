@@ -1,12 +1,26 @@
 import net from "node:net";
+import { CohortError } from '../errors.js';
 
-/** Parses "host:port" / "[v6]:port". Port 0 means an ephemeral port. */
+/** `host:port` or `[v6]:port`; the host has no whitespace, colon or bracket unless bracketed. */
+const HOST_PORT_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/;
+
+/**
+ * The one host:port parser of the code base (config schemas, listeners,
+ * static members): "host:port" / "[v6]:port", port 0..65535 (0 means an
+ * ephemeral port). Throws COHORT_CONFIG_INVALID.
+ */
 export function parseHostPort(s: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/.exec(s.trim());
-  if (!m) throw new Error(`expected host:port, got "${s}"`);
+  const m = HOST_PORT_RE.exec(s.trim());
+  if (!m) throw new CohortError('COHORT_CONFIG_INVALID', `expected host:port, got "${s}"`);
   const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in "${s}"`);
+  if (port > 65535) throw new CohortError('COHORT_CONFIG_INVALID', `port out of range in "${s}"`);
   return { host: m[1] ?? m[2]!, port };
+}
+
+/** Whether {@link parseHostPort} accepts `s` (for schemas). */
+export function isHostPort(s: string): boolean {
+  const m = HOST_PORT_RE.exec(s.trim());
+  return m !== null && Number(m[3]) <= 65535;
 }
 
 export function formatHostPort(host: string, port: number): string {

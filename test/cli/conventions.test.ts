@@ -233,7 +233,7 @@ test('ReloadableStaticMembers: the registry\'s static service proposes the list 
   const clock = new ManualClock();
   const seen: string[][] = [];
   const members = new ReloadableStaticMembers(['127.0.0.1:4002']);
-  const service = members.registry().create({ type: 'static', members: ['127.0.0.1:4002'], refreshMs: 1000 } as never, { clock, self: () => ({}) as never, keys: undefined, deps: {} });
+  const service = members.registry().create({ type: 'static', members: ['127.0.0.1:4002'], refreshMs: 1000 } as never, { clock, self: () => ({}) as never, keys: undefined });
   await service.start({ candidates: (a) => seen.push(a.map((x) => `${x.host}:${x.port}`)), evidence: () => {}, isKnown: () => false, error: () => {} });
   assert.deepEqual(seen, [['127.0.0.1:4002']]);
   assert.deepEqual(members.set(['127.0.0.1:4003']), { added: ['127.0.0.1:4003'], removed: ['127.0.0.1:4002'] });

@@ -8,7 +8,7 @@ import { ClientHandshake, ServerHandshake } from '../../src/cluster/handshake.js
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch } from '../../src/cluster/envelope.js';
 
 const N = 100_000;
-const fixedNonce = (n: number) => Buffer.alloc(n, 9);
+const fixedNonce = { bytes: (n: number) => Buffer.alloc(n, 9) };
 const keys = deriveClusterKeys('fuzz-secret-0123456789');
 
 function only<T>(fn: () => T, counts: Map<string, number>): void {

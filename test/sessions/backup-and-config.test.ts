@@ -86,7 +86,7 @@ test('configuration: unknown keys and unsafe grace are rejected with the key pat
 });
 
 test('backend registry: builds the replicated and redis backends from the sessions section, rejects unknown ones', async () => {
-  const { defaultSessionBackends } = await import('../../src/sessions/factory.js');
+  const { defaultSessionBackends } = await import('../../src/sessions/registry.js');
   const reg = defaultSessionBackends();
   const channel = new MemoryHub().channel('n1');
   const m = reg.create({ store: 'replicated', replication: { mode: 'backup', backups: 2 } }, { channel }, 'cohort.yaml');

@@ -7,11 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settle, startCluster, stopAll, type TestNode } from './helpers/fixture.js';
 import { Topic, type SessionDelta } from '../../src/sessions/replication/wire.js';
-import { compareCopies, copyVerdict, copyWins, diffDigests, newWriteTag, type DiffContext, type DigestEntry } from '../../src/sessions/replication/convergence.js';
+import { compareCopies, copyVerdict, copyWins, diffDigests, WriteTagger, type DiffContext, type DigestEntry } from '../../src/sessions/replication/convergence.js';
+import { systemRandom } from '../../src/util/clock.js';
 import { classifyDelta } from '../../src/sessions/replication/ordering.js';
 import { SessionTable } from '../../src/sessions/model/session-table.js';
 import { Session } from '../../src/sessions/model/session.js';
 import { backupRoutes } from '../../src/sessions/replication/placement.js';
+
+const tagger = new WriteTagger(systemRandom);
+const newWriteTag = (wallMs: number): string => tagger.next(wallMs);
 
 // ---------------------------------------------------------------- pure pieces
 

@@ -6,6 +6,7 @@
  * Redis flags.
  */
 import { after, before, test } from 'node:test';
+import type { RedisConfig } from '../../src/sessions/redis/config.js';
 import assert from 'node:assert/strict';
 import { NodeRuntime } from '../../src/node/runtime.js';
 import { parseNodeConfig } from '../../src/node/config.js';
@@ -32,11 +33,12 @@ after(async () => {
 test('node flags: --redis-cluster / --redis-sentinel + --redis-master / --redis-client / --redis-password-file / --redis-wait-replicas', () => {
   const c = resolveNodeConfig({ route: 'n1', app: DEMO_APP, redisCluster: ['10.0.0.1:7000', '10.0.0.2:7000'], redisClient: 'ioredis', redisPasswordFile: '/run/secrets/redis', redisWaitReplicas: '1' });
   assert.equal(c.sessions.store, 'redis');
-  const r = c.sessions.redis!;
+  const redisOf = (x: { sessions: object }) => (x.sessions as { redis?: RedisConfig }).redis;
+  const r = redisOf(c)!;
   assert.deepEqual([r.nodes, r.url, r.client, r.passwordFile, r.waitReplicas], [['10.0.0.1:7000', '10.0.0.2:7000'], undefined, 'ioredis', '/run/secrets/redis', 1]);
   const s = resolveNodeConfig({ route: 'n1', app: DEMO_APP, redisSentinel: ['10.0.0.1:26379'], redisMaster: 'mymaster' });
-  assert.deepEqual([s.sessions.redis?.sentinels, s.sessions.redis?.masterName, s.sessions.redis?.client], [['10.0.0.1:26379'], 'mymaster', 'node-redis']);
-  assert.equal(resolveNodeConfig({ route: 'n1', app: DEMO_APP, redis: 'redis://h:1' }).sessions.redis?.url, 'redis://h:1');
+  assert.deepEqual([redisOf(s)?.sentinels, redisOf(s)?.masterName, redisOf(s)?.client], [['10.0.0.1:26379'], 'mymaster', 'node-redis']);
+  assert.equal(redisOf(resolveNodeConfig({ route: 'n1', app: DEMO_APP, redis: 'redis://h:1' }))?.url, 'redis://h:1');
   assert.throws(() => resolveNodeConfig({ route: 'n1', app: DEMO_APP, redisSentinel: ['h:1'] }), /node\.sessions\.redis\.masterName: expected the master name/);
   assert.throws(() => parseNodeConfig({ route: 'n1', app: DEMO_APP, sessions: { store: 'redis', redis: { url: 'redis://a:1', nodes: ['b:2'] } } }), /node\.sessions\.redis: expected one of url, nodes/);
 });

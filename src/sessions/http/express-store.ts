@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { JsonValue } from '../../cluster/types.js';
-import type { SessionManager } from '../manager.js';
+import type { SessionManager } from '../contract.js';
 import { formatSessionId, newSessionBase, parseSessionId } from '../model/session-id.js';
 
 type Cb<T = void> = (err?: unknown, value?: T) => void;

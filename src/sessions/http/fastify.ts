@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
-import type { SessionManager } from '../manager.js';
+import type { SessionManager } from '../contract.js';
 import { RequestSession } from './request-session.js';
 
 export interface FastifySessionOptions {

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import { silentLogger, type SessionLogger, type SessionManager } from '../manager.js';
+import { silentLogger, type SessionLogger, type SessionManager } from '../contract.js';
 import { RequestSession, type SessionFacade } from './request-session.js';
 import { stripPathParameter } from './cookie.js';
 

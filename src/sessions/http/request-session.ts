@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { JsonValue } from '../../cluster/types.js';
 import type { CookieConfig } from '../config.js';
-import type { CommitOptions, SessionManager } from '../manager.js';
+import type { CommitOptions, SessionManager } from '../contract.js';
 import type { Session } from '../model/session.js';
 import { readCookie, readPathParameter, serializeSessionCookie } from './cookie.js';
 

@@ -5,7 +5,7 @@
  * The base alone identifies the session inside the cluster: a route rewrite
  * (take-over) keeps the base, an id regeneration (login) changes it.
  */
-import { randomBytes } from 'node:crypto';
+import { systemRandom, type Random } from '../../util/clock.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 
 /** Separator between base and route, like httpd's `stickysessionsep` default. */
@@ -13,10 +13,6 @@ export const ROUTE_SEPARATOR = '.';
 
 /** Random bytes in a new base: 18 bytes = 144 bits = 24 base64url characters. */
 export const ID_RANDOM_BYTES = 18;
-
-/** Source of random bytes; injected so tests can be deterministic. */
-export type RandomBytes = (n: number) => Uint8Array;
-export const cryptoRandomBytes: RandomBytes = (n) => randomBytes(n);
 
 const BASE_RE = /^[A-Za-z0-9_-]{22,128}$/;
 const ROUTE_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -28,8 +24,8 @@ export interface ParsedSessionId {
 }
 
 /** A new random base (no route). */
-export function newSessionBase(random: RandomBytes = cryptoRandomBytes): string {
-  return Buffer.from(random(ID_RANDOM_BYTES)).toString('base64url');
+export function newSessionBase(random: Pick<Random, 'bytes'> = systemRandom): string {
+  return random.bytes(ID_RANDOM_BYTES).toString('base64url');
 }
 
 /** `<base>.<route>`, or just the base when route is empty. */

@@ -5,9 +5,9 @@
  * maxInactiveMs, maxAttributeBytes, maxSessionBytes, consistency), which
  * `sessions.redis.maxInactiveMs` / `consistency` override when set.
  */
-import type { Clock } from '../../util/clock.js';
+import type { Clock, Random } from '../../util/clock.js';
 import { parseConfig, replicationConfigSchema, type ReplicationConfig } from '../config.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { redisConfigSchema, type RedisConfig } from './config.js';
 import { RedisSessionManager } from './redis-manager.js';
 
@@ -18,6 +18,7 @@ export interface RedisBackendInput {
   readonly replication?: unknown;
   readonly route: string;
   readonly clock?: Clock;
+  readonly random?: Random;
   readonly logger?: SessionLogger;
   /** The config file, for error messages. */
   readonly file?: string;
@@ -36,6 +37,7 @@ export function redisManagerFromConfig(input: RedisBackendInput): RedisSessionMa
     maxAttributeBytes: repl.maxAttributeBytes,
     maxSessionBytes: repl.maxSessionBytes,
     ...(input.clock ? { clock: input.clock } : {}),
+    ...(input.random ? { random: input.random } : {}),
     ...(input.logger ? { logger: input.logger } : {}),
   });
 }

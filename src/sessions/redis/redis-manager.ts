@@ -25,13 +25,13 @@
 import { EventEmitter } from 'node:events';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { JsonValue } from '../../cluster/types.js';
-import { systemClock, type Clock } from '../../util/clock.js';
+import { systemClock, systemRandom, type Clock, type Random } from '../../util/clock.js';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
 import { DEFAULT_MAX_ATTRIBUTE_BYTES, DEFAULT_MAX_INACTIVE_MS, DEFAULT_MAX_SESSION_BYTES, parseConfig } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../manager.js';
+import { silentLogger, type CommitOptions, type CommitResult, type LoadOptions, type SessionLogger, type SessionManager } from '../contract.js';
 import { Session, type SessionLimits } from '../model/session.js';
-import { cryptoRandomBytes, newSessionBase, parseSessionId, parseSessionIdOrThrow, type RandomBytes } from '../model/session-id.js';
+import { newSessionBase, parseSessionId, parseSessionIdOrThrow } from '../model/session-id.js';
 import { redisConfigObjectSchema, resolveCredentials, topologyOf, type RedisConfig, type RedisConfigInput } from './config.js';
 import { redisPortFactories } from './connect.js';
 import { describeError, isAuthError, RedisError, RedisErrorCode, retryReason, type RetryReason } from './errors.js';
@@ -50,8 +50,8 @@ export interface RedisManagerOptions extends Omit<RedisConfigInput, 'maxInactive
   readonly maxSessionBytes?: number;
   readonly consistency?: 'async' | 'sync';
   readonly clock?: Clock;
-  readonly wallNow?: () => number;
-  readonly randomBytes?: RandomBytes;
+  /** Session ids. */
+  readonly random?: Random;
   readonly logger?: SessionLogger;
   /** Tests: replaces the client adapters. */
   readonly portFactory?: RedisPortFactory;
@@ -88,8 +88,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   private readonly prefix: string;
   private readonly limits: SessionLimits;
   private readonly clock: Clock;
-  private readonly wallNow: () => number;
-  private readonly randomBytes: RandomBytes;
+  private readonly random: Random;
   private readonly log: SessionLogger;
   private port: RedisPort | undefined;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
@@ -104,15 +103,14 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   constructor(private readonly opts: RedisManagerOptions) {
     super();
     this.route = opts.route;
-    const { route: _r, client, redis: _x, maxInactiveMs, maxAttributeBytes, maxSessionBytes, consistency, clock, wallNow, randomBytes, logger, portFactory: _p, ...redisKeys } = opts;
+    const { route: _r, client, redis: _x, maxInactiveMs, maxAttributeBytes, maxSessionBytes, consistency, clock, random, logger, portFactory: _p, ...redisKeys } = opts;
     this.config = parseConfig(redisConfigObjectSchema, { ...redisKeys, ...(typeof client === 'string' ? { client } : {}) }, 'redis');
     this.prefix = this.config.prefix;
     this.defaultMaxInactiveMs = maxInactiveMs ?? DEFAULT_MAX_INACTIVE_MS;
     this.syncByDefault = consistency === 'sync';
     this.limits = { maxAttributeBytes: maxAttributeBytes ?? DEFAULT_MAX_ATTRIBUTE_BYTES, maxSessionBytes: maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES };
     this.clock = clock ?? systemClock;
-    this.wallNow = wallNow ?? Date.now;
-    this.randomBytes = randomBytes ?? cryptoRandomBytes;
+    this.random = random ?? systemRandom;
     this.log = logger ?? silentLogger;
   }
 
@@ -236,8 +234,8 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   }
 
   create(id?: string): Session {
-    const base = id === undefined ? newSessionBase(this.randomBytes) : parseSessionIdOrThrow(id).base;
-    return new Session({ base, route: this.route, version: 0, createdAt: this.wallNow(), maxInactiveMs: this.defaultMaxInactiveMs, now: this.clock.now() }, this.limits);
+    const base = id === undefined ? newSessionBase(this.random) : parseSessionIdOrThrow(id).base;
+    return new Session({ base, route: this.route, version: 0, createdAt: this.clock.wallNow(), maxInactiveMs: this.defaultMaxInactiveMs, now: this.clock.now() }, this.limits);
   }
 
   async load(id: string, options: LoadOptions = {}): Promise<Session | undefined> {
@@ -348,7 +346,7 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
   }
 
   regenerateId(session: Session): void {
-    session.changeBase(newSessionBase(this.randomBytes));
+    session.changeBase(newSessionBase(this.random));
   }
 
   async invalidate(session: Session, options: CommitOptions = {}): Promise<void> {

@@ -14,9 +14,9 @@
  */
 import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
 import { diffDigests, type DigestEntry, type ExchangePlan } from './convergence.js';
-import type { Session } from '../model/session.js';
 import type { SessionTable } from '../model/session-table.js';
-import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
+import type { ReplicaStore } from './replica-store.js';
+import { digestReplyCodec, getReplyCodec, getRequestCodec, Topic, type SessionSnapshot } from './wire.js';
 
 export type { DigestEntry } from './convergence.js';
 
@@ -28,22 +28,29 @@ export function tableDigest(table: SessionTable): DigestEntry[] {
   return out;
 }
 
-/** What anti-entropy needs from the manager. */
+/** What anti-entropy needs from the manager: the replica store and placement. */
 export interface AntiEntropyHost {
   readonly selfRoute: string;
-  digest(): Iterable<DigestEntry>;
-  /** Apply a peer's tombstone. */
-  bury(base: string, version: number): void;
+  readonly store: ReplicaStore;
   /** Whether this node should keep a copy of a session owned by `route`. */
   shouldHold(base: string, route: string): boolean;
   /** Whether `peerRoute` should keep a copy of a session owned by `route`. */
   placesOn(base: string, route: string, peerRoute: string): boolean;
   /** Same write on both sides and the peer is the owner: news that the session lives there. */
   confirm(base: string): void;
-  /** Installs a copy if it wins over the one held; true if installed. */
-  install(snapshot: SessionSnapshot, from: MemberView): boolean;
-  /** The session held here, to push. */
-  get(base: string): Session | undefined;
+}
+
+/** Applies a peer's tombstone (unless one is held already). */
+function buryFromPeer(store: ReplicaStore, base: string, version: number): void {
+  if (!store.table.tombstone(base)) store.bury(base, version, 'invalidated', true);
+}
+
+/** Installs a pulled copy if it wins over the one held (and keeps it only if this node is a holder); true if installed. */
+function installPulled(store: ReplicaStore, snap: SessionSnapshot, from: MemberView): boolean {
+  if (!store.installCopy(snap, from)) return false;
+  const s = store.table.get(snap.i);
+  if (s) store.keepIfHolder(s);
+  return true;
 }
 
 export interface AntiEntropyOptions {
@@ -72,30 +79,31 @@ export async function antiEntropy(channel: ClusterChannel, peer: MemberView, hos
   const theirs: DigestEntry[] = [];
   let k: number | null = 0;
   while (k !== null) {
-    const reply: JsonValue = await channel.request(peer.id, Topic.Digest, { t: opts.transferId, k, n: opts.digestPage }, { timeoutMs: opts.requestTimeoutMs });
-    for (const e of field<JsonValue[]>(reply, 'e', Topic.Digest, isArray) as unknown as DigestEntry[]) theirs.push(e);
-    k = field<number | null>(reply, 'k', Topic.Digest, (x) => x === null || typeof x === 'number');
+    const page = digestReplyCodec.decode(await channel.request(peer.id, Topic.Digest, { t: opts.transferId, k, n: opts.digestPage }, { timeoutMs: opts.requestTimeoutMs }));
+    for (const e of page.e) theirs.push(e);
+    k = page.k;
   }
-  const plan: ExchangePlan = diffDigests(host.digest(), theirs, {
+  const store = host.store;
+  const plan: ExchangePlan = diffDigests(tableDigest(store.table), theirs, {
     selfRoute: host.selfRoute,
     peerRoute: peer.route,
     shouldHoldHere: (b, r) => host.shouldHold(b, r),
     shouldHoldThere: (b, r) => host.placesOn(b, r, peer.route),
     push: opts.push !== false,
   });
-  for (const [b, v] of plan.bury) host.bury(b, v);
+  for (const [b, v] of plan.bury) buryFromPeer(store, b, v);
   for (const b of plan.confirm) host.confirm(b);
   let pulled = 0;
   for (let i = 0; i < plan.pull.length; i += opts.pullChunk) {
-    const reply = await channel.request(peer.id, Topic.Get, { i: plan.pull.slice(i, i + opts.pullChunk) }, { timeoutMs: opts.requestTimeoutMs });
-    for (const [b, v] of field<JsonValue[]>(reply, 't', Topic.Get, isArray) as unknown as Array<[string, number]>) host.bury(b, v);
-    for (const raw of field<JsonValue[]>(reply, 's', Topic.Get, isArray)) if (host.install(asSnapshot(raw, Topic.Get), peer)) pulled++;
+    const reply = getReplyCodec.decode(await channel.request(peer.id, getRequestCodec.topic, getRequestCodec.encode(plan.pull.slice(i, i + opts.pullChunk)), { timeoutMs: opts.requestTimeoutMs }));
+    for (const [b, v] of reply.t) buryFromPeer(store, b, v);
+    for (const snap of reply.s) if (installPulled(store, snap, peer)) pulled++;
   }
   let pushed = 0;
   for (let i = 0; i < plan.push.length; i += opts.pullChunk) {
     const batch: JsonValue[] = [];
     for (const b of plan.push.slice(i, i + opts.pullChunk)) {
-      const s = host.get(b);
+      const s = store.table.get(b);
       if (s) batch.push(s.snapshot() as unknown as JsonValue);
     }
     if (batch.length === 0) continue;

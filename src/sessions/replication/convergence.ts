@@ -3,7 +3,8 @@
  * arrived), as pure decisions:
  *
  *  - Every committed version of a session carries a **write tag**, made by
- *    the node that wrote it: `<wall ms><process counter><process nonce>`.
+ *    the node that wrote it: `<wall ms><writer counter><writer nonce>`
+ *    ({@link WriteTagger}: one per manager, no module state).
  *    A tag names one history: two copies with the same version and the same
  *    tag have the same content (a replica applies a delta only onto the
  *    version *and tag* it was made from, see {@link classifyDelta} in
@@ -18,7 +19,7 @@
  *  - **Digest diff**: given this node's digest and a peer's, what to pull,
  *    what to push, which tombstones to apply or send.
  */
-import { randomBytes } from 'node:crypto';
+import type { Random } from '../../util/clock.js';
 
 /** One digest entry: [base, version, tombstone (0|1), owner route, write tag]. Older peers send 4 elements (no tag). */
 export type DigestEntry = [string, number, number, string, string?];
@@ -29,27 +30,38 @@ export interface CopyMark {
   readonly t: string;
 }
 
-const NONCE = randomBytes(4).toString('base64url');
 const COUNTER_MAX = 36 ** 6;
-let counter = 0;
+/** Random bytes in a writer's nonce: 4 bytes = 6 base64url characters. */
+const NONCE_BYTES = 4;
 
 /**
- * A fresh write tag: the writer's wall ms (9 base36 chars), a per-process
- * counter (6 chars) and a per-process random nonce (6 chars), all fixed
- * width, so tags order by wall clock, then by write order within a process;
- * the nonce keeps them unique across processes (a restarted one has a new nonce).
+ * Makes the write tags of one writer (a session manager): the writer's wall
+ * ms (9 base36 chars), a per-writer counter (6 chars) and a per-writer random
+ * nonce (6 chars), all fixed width, so tags order by wall clock, then by
+ * write order within a writer; the nonce keeps them unique across writers (a
+ * restarted process has new ones).
  */
-export function newWriteTag(wallMs: number): string {
-  counter = (counter + 1) % COUNTER_MAX;
-  const ms = Math.max(0, Math.floor(wallMs));
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastPrefix = ms.toString(36).padStart(9, '0');
+export class WriteTagger {
+  private readonly nonce: string;
+  private counter = 0;
+  private lastMs = -1;
+  private lastPrefix = '';
+
+  constructor(random: Pick<Random, 'bytes'>) {
+    this.nonce = random.bytes(NONCE_BYTES).toString('base64url');
   }
-  return lastPrefix + counter.toString(36).padStart(6, '0') + NONCE;
+
+  /** A fresh write tag for a write at wall time `wallMs`. */
+  next(wallMs: number): string {
+    this.counter = (this.counter + 1) % COUNTER_MAX;
+    const ms = Math.max(0, Math.floor(wallMs));
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastPrefix = ms.toString(36).padStart(9, '0');
+    }
+    return this.lastPrefix + this.counter.toString(36).padStart(6, '0') + this.nonce;
+  }
 }
-let lastMs = -1;
-let lastPrefix = '';
 
 /** > 0 when `a` beats `b`, < 0 when `b` beats `a`, 0 when they are the same write (or undecidable: a tag is unknown). */
 export function compareCopies(a: CopyMark, b: CopyMark): number {

@@ -32,13 +32,13 @@ import { MemberState, type ClusterChannel, type JsonValue, type MemberView } fro
 import type { Clock } from '../../util/clock.js';
 import type { CommitTargets, Holders } from './holders.js';
 import { planHandoff } from './handoff-plan.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import type { Session } from '../model/session.js';
-import type { SessionTable } from '../model/session-table.js';
+import type { ReplicaStore } from './replica-store.js';
 import { formatSessionId } from '../model/session-id.js';
-import { asHandoffEntry, field, isArray, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
+import { copyCodec, deltaCodec, dropCodec, handoffReplyCodec, handoffRequestCodec, Topic, type HandoffEntry, type SessionDelta, type SessionSnapshot } from './wire.js';
 import { jsonSize } from '../model/json-value.js';
-import { newWriteTag } from './convergence.js';
+import type { WriteTagger } from './convergence.js';
 import { chainsOnto } from './ordering.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 
@@ -71,16 +71,15 @@ export interface HandoffHost {
   readonly route: string;
   readonly channel: ClusterChannel;
   readonly clock: Clock;
-  readonly table: SessionTable;
+  /** The manager's write tags: a route change is a write (convergence.ts). */
+  readonly tags: WriteTagger;
+  /** Held copies: the leaving side reads the owned ones, the receiving side applies and installs through it. */
+  readonly store: ReplicaStore;
   readonly holders: Holders;
   /** Leaving side: bases whose ownership is being (or was) handed over; the manager fails their commits. */
   readonly locked: Set<string>;
   /** Receiving side: whether this node takes ownership (running, not leaving itself). */
   accepting(): boolean;
-  /** Applies a delta whose base version is held (and what it unblocks in the reorder buffer). */
-  applyDelta(d: SessionDelta): Session;
-  /** Installs a newer full copy; true if installed. */
-  install(snapshot: SessionSnapshot): boolean;
   /** Receiving side: `s` is owned here now (counted, `takenOver` event). */
   adopted(s: Session, previousId: string): void;
   /** Leaving side: the local copy of `base` now names its new owner. */
@@ -128,14 +127,14 @@ function sourceOf(h: HandoffHost): HandoffSource {
     now: () => h.clock.now(),
     owned: () => {
       const out: Session[] = [];
-      for (const base of h.table.bases()) {
-        const s = h.table.get(base);
+      for (const base of h.store.table.bases()) {
+        const s = h.store.table.get(base);
         if (ownedHere(s, base) && !h.locked.has(base)) out.push(s);
       }
       return out;
     },
-    eligible: (s) => h.table.get(s.base) === s && ownedHere(s, s.base) && !h.locked.has(s.base),
-    owns: (base) => ownedHere(h.table.get(base), base),
+    eligible: (s) => h.store.table.get(s.base) === s && ownedHere(s, s.base) && !h.locked.has(s.base),
+    owns: (base) => ownedHere(h.store.table.get(base), base),
     survivors: () => handoffSurvivors(h.channel.members(), (r) => h.holders.isDeparting(r)),
     holdersOf: (base) => h.holders.holdersOf(base, h.route).map((m) => m.route),
     lock: (base) => void h.locked.add(base),
@@ -166,8 +165,8 @@ interface Reply {
 }
 
 /** The route change v → v + 1 is a write of the (still) owner: it gets a write tag like a commit (convergence.ts). */
-function routeChange(s: Session, to: string): SessionDelta {
-  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt, ...(s.tag ? { h: s.tag } : {}), t: newWriteTag(Date.now()) };
+function routeChange(s: Session, to: string, tag: string): SessionDelta {
+  return { i: s.base, r: to, b: s.version, v: s.version + 1, m: s.maxInactiveMs, c: s.createdAt, ...(s.tag ? { h: s.tag } : {}), t: tag };
 }
 
 /** The same write as `d`, as a full copy (same version and tag). */
@@ -176,8 +175,7 @@ function fullCopy(s: Session, to: string, d: SessionDelta): SessionSnapshot {
 }
 
 function asReply(v: JsonValue): Reply {
-  const list = (k: string) => field<JsonValue[]>(v, k, Topic.Handoff, isArray) as unknown as string[];
-  return { ok: list('ok'), moved: list('moved'), need: list('need'), refused: list('refused') };
+  return handoffReplyCodec.decode(v);
 }
 
 /**
@@ -208,13 +206,13 @@ export async function handOff(host: HandoffHost, opts: HandoffOptions, log: Sess
     const changes = new Map<string, SessionDelta>();
     const now = src.now();
     const e: HandoffEntry[] = sessions.map((s) => {
-      const d = routeChange(s, to.route);
+      const d = routeChange(s, to.route, host.tags.next(host.clock.wallNow()));
       changes.set(s.base, d);
       return copies ? { s: fullCopy(s, to.route, d), t: now - s.lastAccess } : { d, t: now - s.lastAccess };
     });
     let reply: Reply;
     try {
-      reply = asReply(await channel.request(to.id, Topic.Handoff, { e: e as unknown as JsonValue }, { timeoutMs: timeout() }));
+      reply = asReply(await channel.request(to.id, Topic.Handoff, handoffRequestCodec.encode(e), { timeoutMs: timeout() }));
     } catch (err) {
       // Unknown whether it applied them: they stay locked here and are not offered to anyone else.
       log.warn({ node: src.route, to: to.route, sessions: sessions.length, err: String(err) }, 'handoff: a batch was not acknowledged');
@@ -326,10 +324,10 @@ function targetOf(h: HandoffHost): HandoffTarget {
     route: h.route,
     accepting: () => h.accepting(),
     markDeparting: (m) => h.holders.markDeparting(m.id),
-    tombstoned: (b) => h.table.tombstone(b) !== undefined,
-    held: (b) => h.table.get(b),
-    applyDelta: (d) => h.applyDelta(d),
-    install: (snap) => h.install(snap),
+    tombstoned: (b) => h.store.table.tombstone(b) !== undefined,
+    held: (b) => h.store.table.get(b),
+    applyDelta: (d) => h.store.applyDelta(d),
+    install: (snap) => h.store.installCopy(snap),
     adopt: (s, idleMs, previousOwner) => {
       const now = h.clock.now();
       // The owner's expiry clock continues from the leaving owner's last access (a duration, clamped).
@@ -347,7 +345,7 @@ function targetOf(h: HandoffHost): HandoffTarget {
 export function receiveHandoff(host: HandoffHost, from: MemberView, payload: JsonValue): JsonValue {
   const channel = host.channel;
   const t = targetOf(host);
-  const entries = field<JsonValue[]>(payload, 'e', Topic.Handoff, isArray).map((raw) => asHandoffEntry(raw, Topic.Handoff));
+  const entries = handoffRequestCodec.decode(payload);
   const baseOf = (e: HandoffEntry) => (e.d ?? e.s)!.i;
   if (!t.accepting()) return { ok: [], moved: [], need: [], refused: entries.map(baseOf) };
   t.markDeparting(from);
@@ -383,25 +381,25 @@ export function receiveHandoff(host: HandoffHost, from: MemberView, payload: Jso
     ok.push(target.i);
   }
   // Replicate the route change as the new owner, one message per member and kind.
-  const deltas = new Map<string, JsonValue[]>();
-  const copies = new Map<string, JsonValue[]>();
-  const drops = new Map<string, JsonValue[]>();
-  const add = (m: Map<string, JsonValue[]>, id: string, v: JsonValue) => {
+  const deltas = new Map<string, SessionDelta[]>();
+  const copies = new Map<string, SessionSnapshot[]>();
+  const drops = new Map<string, string[]>();
+  const add = <T>(m: Map<string, T[]>, id: string, v: T) => {
     let l = m.get(id);
     if (!l) m.set(id, (l = []));
     l.push(v);
   };
   for (const [s, idle, d] of adopted) {
     const targets = t.adopt(s, idle, from.route);
-    for (const m of targets.deltaTo) add(deltas, m.id, d as unknown as JsonValue);
-    for (const m of targets.copyTo) add(copies, m.id, s.snapshot() as unknown as JsonValue);
+    for (const m of targets.deltaTo) add(deltas, m.id, d);
+    for (const m of targets.copyTo) add(copies, m.id, s.snapshot());
     for (const m of targets.dropTo) add(drops, m.id, s.base);
   }
   const send = (id: string, topic: string, payload: JsonValue) => {
     channel.send(id, topic, payload).catch((err: unknown) => t.sendFailed(err, id));
   };
-  for (const [id, d] of deltas) send(id, Topic.Delta, { d });
-  for (const [id, s] of copies) send(id, Topic.Copy, { s });
-  for (const [id, x] of drops) send(id, Topic.Drop, { x });
+  for (const [id, d] of deltas) send(id, deltaCodec.topic, deltaCodec.encode(d));
+  for (const [id, s] of copies) send(id, copyCodec.topic, copyCodec.encode(s));
+  for (const [id, x] of drops) send(id, dropCodec.topic, dropCodec.encode(x));
   return { ok, moved, need, refused: [] };
 }

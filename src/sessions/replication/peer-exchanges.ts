@@ -9,7 +9,7 @@
 import type { MemberView } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 
 export interface ExchangeRetryPolicy extends BackoffPolicy {
   /** Retries after a failed run. */

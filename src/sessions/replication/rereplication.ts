@@ -7,7 +7,7 @@
  */
 import type { ClusterChannel, JsonValue } from '../../cluster/types.js';
 import type { Holders } from './holders.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import type { Session } from '../model/session.js';
 import { Topic } from './wire.js';
 

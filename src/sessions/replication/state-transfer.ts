@@ -9,8 +9,9 @@
 import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
-import type { SessionLogger } from '../manager.js';
-import { asSnapshot, field, isArray, Topic, type SessionSnapshot } from './wire.js';
+import type { SessionLogger } from '../contract.js';
+import { asSnapshot, field, isArray, Topic } from './wire.js';
+import type { ReplicaStore } from './replica-store.js';
 
 interface Cursor {
   readonly ids: readonly string[];
@@ -92,8 +93,8 @@ export interface TransferReport {
 }
 
 /**
- * Pulls from one peer until its cursor is exhausted; `install` is called per
- * chunk. Throws on timeout or peer failure (the caller moves on).
+ * Pulls from one peer until its cursor is exhausted, installing each chunk
+ * into `store`. Throws on timeout or peer failure (the caller moves on).
  */
 export async function pullFrom(
   channel: ClusterChannel,
@@ -101,7 +102,7 @@ export async function pullFrom(
   opts: TransferOptions,
   clock: Clock,
   deadline: number,
-  install: (s: SessionSnapshot[]) => void,
+  store: Pick<ReplicaStore, 'installCopy'>,
   log: SessionLogger,
   onPage?: (received: number, total: number) => void,
 ): Promise<{ sessions: number; chunks: number }> {
@@ -124,7 +125,8 @@ export async function pullFrom(
     const raw = field<JsonValue[]>(reply, 's', Topic.Transfer, isArray);
     const total = field<number>(reply, 'total', Topic.Transfer, (x) => typeof x === 'number');
     const next = field<number | null>(reply, 'k', Topic.Transfer, (x) => x === null || typeof x === 'number');
-    install(raw.map((x) => asSnapshot(x, Topic.Transfer)));
+    // The whole page is validated before any of it is installed.
+    for (const snap of raw.map((x) => asSnapshot(x, Topic.Transfer))) store.installCopy(snap);
     sessions += raw.length;
     chunks++;
     k = next;
@@ -159,7 +161,7 @@ export async function transferState(
   channel: ClusterChannel,
   plan: TransferPlan,
   clock: Clock,
-  install: (s: SessionSnapshot[]) => void,
+  store: Pick<ReplicaStore, 'installCopy'>,
   log: SessionLogger,
   onProgress?: TransferProgressListener,
 ): Promise<TransferReport> {
@@ -192,7 +194,7 @@ export async function transferState(
   if (plan.mode === 'all-to-all') {
     for (const peer of peers) {
       try {
-        const r = await pullFrom(channel, peer, { ...base, scope: 'all', transferId: plan.nextId() }, clock, deadline, install, log, track(peer));
+        const r = await pullFrom(channel, peer, { ...base, scope: 'all', transferId: plan.nextId() }, clock, deadline, store, log, track(peer));
         sessions += r.sessions;
         chunks += r.chunks;
         used.push(peer.route);
@@ -207,7 +209,7 @@ export async function transferState(
     }
   } else {
     const rs = await Promise.allSettled(
-      peers.map((peer) => pullFrom(channel, peer, { ...base, scope: 'placed', transferId: plan.nextId() }, clock, deadline, install, log, track(peer))),
+      peers.map((peer) => pullFrom(channel, peer, { ...base, scope: 'placed', transferId: plan.nextId() }, clock, deadline, store, log, track(peer))),
     );
     complete = true;
     rs.forEach((r, i) => {

@@ -3,8 +3,8 @@
  * a session before claiming it, and the fetch itself. The claim (route
  * rewrite, version bump at the next commit) is the manager's.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
-import { asSnapshot, field, isArray, Topic, type SessionSnapshot, type VersionPair } from './wire.js';
+import type { ClusterChannel, MemberView } from '../../cluster/types.js';
+import { getReplyCodec, getRequestCodec, type SessionSnapshot, type VersionPair } from './wire.js';
 
 export interface SourcesInput {
   readonly mode: 'all-to-all' | 'backup';
@@ -40,14 +40,15 @@ export interface Fetched {
 /** Asks `peers` (in parallel) for their copy of `base`. */
 export async function fetchCopies(channel: ClusterChannel, peers: readonly MemberView[], base: string, timeoutMs: number): Promise<Fetched> {
   const out: Fetched = { snapshots: [], tombstones: [], errors: [] };
-  const replies = await Promise.allSettled(peers.map((m) => channel.request(m.id, Topic.Get, { i: [base] }, { timeoutMs })));
+  const replies = await Promise.allSettled(peers.map((m) => channel.request(m.id, getRequestCodec.topic, getRequestCodec.encode([base]), { timeoutMs })));
   replies.forEach((r, i) => {
     if (r.status === 'rejected') {
       out.errors.push([peers[i]!, r.reason]);
       return;
     }
-    for (const t of field<JsonValue[]>(r.value, 't', Topic.Get, isArray) as unknown as VersionPair[]) if (t[0] === base) out.tombstones.push(t);
-    for (const raw of field<JsonValue[]>(r.value, 's', Topic.Get, isArray)) out.snapshots.push(asSnapshot(raw, Topic.Get));
+    const reply = getReplyCodec.decode(r.value);
+    for (const t of reply.t) if (t[0] === base) out.tombstones.push(t);
+    for (const snap of reply.s) out.snapshots.push(snap);
   });
   return out;
 }

@@ -11,9 +11,9 @@
 import type { ClusterChannel } from '../../cluster/types.js';
 import type { Clock } from '../../util/clock.js';
 import { backoffDelay, type BackoffPolicy } from '../../util/backoff.js';
-import type { SessionLogger } from '../manager.js';
+import type { SessionLogger } from '../contract.js';
 import { transferState, type TransferPlan, type TransferProgressListener, type TransferReport } from './state-transfer.js';
-import type { SessionSnapshot } from './wire.js';
+import type { ReplicaStore } from './replica-store.js';
 
 /** ms before the second attempt (`initialMs`), doubling per attempt up to `maxMs`. */
 export type TransferRetryPolicy = BackoffPolicy;
@@ -35,7 +35,7 @@ export async function transferUntilDone(
   channel: ClusterChannel,
   plan: TransferPlan,
   clock: Clock,
-  install: (s: SessionSnapshot[]) => void,
+  store: Pick<ReplicaStore, 'installCopy'>,
   log: SessionLogger,
   opts: TransferLoopOptions,
 ): Promise<TransferReport> {
@@ -48,7 +48,7 @@ export async function transferUntilDone(
   let pending: Set<string> | undefined;
   for (let attempt = 1; ; attempt++) {
     const only = pending;
-    const r = await transferState(channel, only ? { ...plan, only: (m) => only.has(m.id) } : plan, clock, install, log, opts.onProgress);
+    const r = await transferState(channel, only ? { ...plan, only: (m) => only.has(m.id) } : plan, clock, store, log, opts.onProgress);
     sessions += r.sessions;
     chunks += r.chunks;
     for (const p of r.peers) used.add(p);

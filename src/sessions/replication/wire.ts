@@ -1,8 +1,13 @@
 /**
  * What travels between nodes. Short keys: a state transfer moves 100k of
  * these. All payloads are JSON (the channel's only currency).
+ *
+ * One codec per message topic ({@link TopicCodec}: encode, and decode with
+ * validation): what arrives from a peer is checked before anything reads it,
+ * and a malformed message fails with COHORT_SESSION_BAD_MESSAGE naming the topic.
  */
 import type { JsonValue } from '../../cluster/types.js';
+import type { DigestEntry } from './convergence.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import type { Attributes } from '../model/tracking.js';
 
@@ -93,6 +98,9 @@ export function asHandoffEntry(v: JsonValue, topic: string): HandoffEntry {
 
 export type VersionPair = [string, number];
 
+/** A destroyed session: [base, version, 1 (invalidated) | 0 (expired)]; without the flag: invalidated. */
+export type DestroyEntry = [string, number, number?];
+
 function bad(topic: string, why: string): never {
   throw new SessionError(SessionErrorCode.BadMessage, `${topic}: ${why}`);
 }
@@ -126,3 +134,121 @@ export function field<T extends JsonValue>(payload: JsonValue, key: string, topi
 }
 
 export const isArray = (x: JsonValue | undefined): boolean => Array.isArray(x);
+
+const isString = (x: JsonValue | undefined): x is string => typeof x === 'string';
+const isCount = (x: JsonValue | undefined): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/** A typed record as the JSON it is by construction (only JSON-compatible values are stored, json-value.ts). */
+function json(v: object): JsonValue {
+  return v as unknown as JsonValue;
+}
+
+/** Checks a [base, version] pair. */
+export function asVersionPair(v: JsonValue, topic: string): VersionPair {
+  if (!Array.isArray(v) || v.length < 2 || !isString(v[0]) || !isCount(v[1])) bad(topic, 'malformed [base, version] pair');
+  return [v[0], v[1]];
+}
+
+/** Checks a destroy entry. */
+export function asDestroyEntry(v: JsonValue, topic: string): DestroyEntry {
+  if (!Array.isArray(v) || v.length < 2 || v.length > 3 || !isString(v[0]) || !isCount(v[1]) || (v.length === 3 && v[2] !== 0 && v[2] !== 1)) {
+    bad(topic, 'malformed destroy entry');
+  }
+  return v.length === 3 ? [v[0], v[1], v[2] as number] : [v[0], v[1]];
+}
+
+/** Checks a digest entry: [base, version, tombstone (0|1), owner route, write tag?]. */
+export function asDigestEntry(v: JsonValue, topic: string): DigestEntry {
+  if (!Array.isArray(v) || v.length < 4 || v.length > 5 || !isString(v[0]) || !isCount(v[1]) || (v[2] !== 0 && v[2] !== 1) || !isString(v[3]) || (v.length === 5 && !isString(v[4]))) {
+    bad(topic, 'malformed digest entry');
+  }
+  return v.length === 5 ? [v[0], v[1], v[2], v[3], v[4] as string] : [v[0], v[1], v[2], v[3]];
+}
+
+function asBase(v: JsonValue, topic: string): string {
+  if (!isString(v)) bad(topic, 'malformed session base');
+  return v;
+}
+
+/** A list under `key`, each element checked by `each`. */
+function listOf<T>(payload: JsonValue, key: string, topic: string, each: (v: JsonValue, topic: string) => T): T[] {
+  return field<JsonValue[]>(payload, key, topic, isArray).map((x) => each(x, topic));
+}
+
+/** One message topic: how its payload is written, and checked when it arrives. */
+export interface TopicCodec<M> {
+  readonly topic: string;
+  encode(message: M): JsonValue;
+  /** Throws COHORT_SESSION_BAD_MESSAGE if the payload is malformed. */
+  decode(payload: JsonValue): M;
+}
+
+function listCodec<T>(topic: string, key: string, each: (v: JsonValue, topic: string) => T): TopicCodec<readonly T[]> {
+  return {
+    topic,
+    encode: (list) => ({ [key]: list.map((x) => (typeof x === 'object' && x !== null ? json(x) : (x as JsonValue))) }),
+    decode: (payload) => listOf(payload, key, topic, each),
+  };
+}
+
+/** `{d: SessionDelta[]}`, in commit order. */
+export const deltaCodec = listCodec<SessionDelta>(Topic.Delta, 'd', asDelta);
+/** `{s: SessionSnapshot[]}`. */
+export const copyCodec = listCodec<SessionSnapshot>(Topic.Copy, 's', asSnapshot);
+/** `{a: [base, version][]}`. */
+export const accessCodec = listCodec<VersionPair>(Topic.Access, 'a', asVersionPair);
+/** `{x: [base, version, 1|0][]}`. */
+export const destroyCodec = listCodec<DestroyEntry>(Topic.Destroy, 'x', asDestroyEntry);
+/** `{x: base[]}`. */
+export const dropCodec = listCodec<string>(Topic.Drop, 'x', asBase);
+/** Get request `{i: base[]}`. */
+export const getRequestCodec = listCodec<string>(Topic.Get, 'i', asBase);
+
+export interface GetReply {
+  /** The copies held of the bases asked for. */
+  readonly s: readonly SessionSnapshot[];
+  /** The tombstones held of them. */
+  readonly t: readonly VersionPair[];
+}
+
+/** Get reply `{s: SessionSnapshot[], t: [base, version][]}`. */
+export const getReplyCodec: TopicCodec<GetReply> = {
+  topic: Topic.Get,
+  encode: (r) => ({ s: r.s.map(json), t: r.t.map((x) => [x[0], x[1]]) }),
+  decode: (payload) => ({ s: listOf(payload, 's', Topic.Get, asSnapshot), t: listOf(payload, 't', Topic.Get, asVersionPair) }),
+};
+
+export interface DigestPage {
+  readonly e: readonly DigestEntry[];
+  /** Cursor of the next page; null: the last page. */
+  readonly k: number | null;
+}
+
+/** Digest reply `{e: DigestEntry[], k: next|null}`. */
+export const digestReplyCodec: TopicCodec<DigestPage> = {
+  topic: Topic.Digest,
+  encode: (p) => ({ e: p.e.map((x) => [...x] as JsonValue), k: p.k }),
+  decode: (payload) => ({ e: listOf(payload, 'e', Topic.Digest, asDigestEntry), k: field<number | null>(payload, 'k', Topic.Digest, (x) => x === null || isCount(x)) }),
+};
+
+export interface HandoffReply {
+  readonly ok: readonly string[];
+  readonly moved: readonly string[];
+  readonly need: readonly string[];
+  readonly refused: readonly string[];
+}
+
+/** Handoff reply `{ok, moved, need, refused: base[]}`. */
+export const handoffReplyCodec: TopicCodec<HandoffReply> = {
+  topic: Topic.Handoff,
+  encode: (r) => ({ ok: [...r.ok], moved: [...r.moved], need: [...r.need], refused: [...r.refused] }),
+  decode: (payload) => ({
+    ok: listOf(payload, 'ok', Topic.Handoff, asBase),
+    moved: listOf(payload, 'moved', Topic.Handoff, asBase),
+    need: listOf(payload, 'need', Topic.Handoff, asBase),
+    refused: listOf(payload, 'refused', Topic.Handoff, asBase),
+  }),
+};
+
+/** Handoff request `{e: HandoffEntry[]}`. */
+export const handoffRequestCodec = listCodec<HandoffEntry>(Topic.Handoff, 'e', asHandoffEntry);

@@ -1,5 +1,5 @@
 /**
- * The members view as JSON (admin API, dashboard) and as a text table
+ * Builds the snapshot of the members view: as JSON (admin API, dashboard) and as a text table
  * (`cohort members`). Reads the same in-memory state as everything else.
  */
 import type { MemberInfo, MemberView, MembershipEvent, PeerCounters } from './types.js';
@@ -76,3 +76,6 @@ export function formatMembersTable(s: ClusterSnapshot): string {
   lines.push(`cluster ${s.self.clusterName}: ${s.members.filter((m) => m.state !== 'gone').length} peers; auth failures ${s.stats.authFailures}, dropped ${s.stats.dropped}`);
   return lines.join('\n');
 }
+
+/** The node-wide counters its parts increment (a mutable part of {@link ClusterStats}). */
+export type ChannelCounters = { -readonly [K in 'authFailures' | 'handshakeAborted' | 'protocolErrors' | 'refused' | 'dropped']: number };

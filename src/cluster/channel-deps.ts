@@ -1,9 +1,9 @@
 /**
- * What a cluster node takes from outside (all injectable, all optional) and
- * the non-fatal error events it reports.
+ * What a cluster node (channel.ts) takes from outside (all injectable, all
+ * optional), the non-fatal error events it reports, and the built-in
+ * membership services with their typed dependencies.
  */
 import type { Clock, Random } from '../util/clock.js';
-import type { RandomBytes } from './crypto.js';
 import { MembershipRegistry } from './membership.js';
 import { createStaticMembership } from './membership-static.js';
 import { createDnsMembership, type DnsResolver } from './membership-dns.js';
@@ -22,15 +22,14 @@ export interface ClusterErrorEvent {
 
 /** Everything the node takes from outside; all optional. */
 export interface ClusterNodeDeps {
+  /** Timers, monotonic time, and wall time for event timestamps and startTime. */
   readonly clock?: Clock;
+  /** Probe targets, the node id, handshake nonces. */
   readonly random?: Random;
-  readonly randomBytes?: RandomBytes;
-  /** Wall clock for event timestamps and startTime (ms since epoch). */
-  readonly wallClock?: () => number;
   /** Environment for COHORT_CLUSTER_SECRET; default process.env (read at creation, not import). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly net?: NetFactory;
-  /** Membership services by type; default: static, multicast, dns. */
+  /** Membership services by type; default: static, multicast, dns (with dnsResolver and createUdpSocket below). */
   readonly membershipRegistry?: MembershipRegistry;
   readonly dnsResolver?: DnsResolver;
   readonly createUdpSocket?: UdpSocketFactory;
@@ -38,7 +37,10 @@ export interface ClusterNodeDeps {
   readonly configFile?: string;
 }
 
-/** A registry with the built-in membership services. */
-export function defaultMembershipRegistry(): MembershipRegistry {
-  return new MembershipRegistry().register('static', createStaticMembership).register('multicast', createMulticastMembership).register('dns', createDnsMembership);
+/** A registry with the built-in membership services, given their dependencies (default: the system's DNS and UDP). */
+export function defaultMembershipRegistry(deps: Pick<ClusterNodeDeps, 'dnsResolver' | 'createUdpSocket'> = {}): MembershipRegistry {
+  return new MembershipRegistry()
+    .register('static', createStaticMembership)
+    .register('multicast', createMulticastMembership, deps.createUdpSocket ? { createUdpSocket: deps.createUdpSocket } : {})
+    .register('dns', createDnsMembership, deps.dnsResolver ? { dnsResolver: deps.dnsResolver } : {});
 }

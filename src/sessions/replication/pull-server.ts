@@ -8,13 +8,13 @@ import { tableDigest, type DigestEntry } from './anti-entropy.js';
 import type { Holders } from './holders.js';
 import type { SessionTable } from '../model/session-table.js';
 import { CursorRegistry } from './state-transfer.js';
-import { field, isArray, Topic } from './wire.js';
+import { digestReplyCodec, field, getRequestCodec, Topic } from './wire.js';
 
 /** Largest pages served, whatever the requester asks. */
 export const MAX_TRANSFER_PAGE = 10_000;
 export const MAX_DIGEST_PAGE = 50_000;
 
-export class SessionServer {
+export class PullServer {
   private readonly cursors: CursorRegistry<string>;
   private readonly digestCursors: CursorRegistry<DigestEntry>;
 
@@ -29,7 +29,7 @@ export class SessionServer {
 
   /** {i: base[]} → {s: snapshots, t: [base, version][] tombstones} */
   get(payload: JsonValue): JsonValue {
-    const want = field<JsonValue[]>(payload, 'i', Topic.Get, isArray) as unknown as string[];
+    const want = getRequestCodec.decode(payload);
     const s: JsonValue[] = [];
     const t: JsonValue[] = [];
     for (const base of want) {
@@ -67,7 +67,7 @@ export class SessionServer {
     const k = field<number>(payload, 'k', Topic.Digest, (x) => typeof x === 'number' && x >= 0);
     const n = field<number>(payload, 'n', Topic.Digest, (x) => typeof x === 'number' && x > 0);
     const page = this.digestCursors.page(`${from.id}/${t}`, k, Math.min(n, MAX_DIGEST_PAGE), now, () => tableDigest(this.table));
-    return { e: page.items as unknown as JsonValue, k: page.next };
+    return digestReplyCodec.encode({ e: page.items, k: page.next });
   }
 
   /** Forgets cursors idle for longer than the configured time. */
