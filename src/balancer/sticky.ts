@@ -107,12 +107,34 @@ export function routeOf(sessionId: string, sep: string): string | undefined {
 }
 
 /**
+ * The session id inside express-session's signed cookie value — `s:<id>.<signature>`, as browsers send it
+ * URL-encoded (`s%3A<id>.<signature>`, the signature's `+ / =` encoded too) or raw — or the value itself when
+ * it is not in the signed form. The signature (HMAC, base64 without padding) never contains a `.`, so it is
+ * what follows the last dot. Unsigned ids (base64url) never contain `:`, so `s:` marks the signed form.
+ * The signature is not checked here: the application checks it, the balancer only routes.
+ */
+export function unsignedValue(value: string): string {
+  let v = value;
+  if (v.length > 4 && v.charCodeAt(0) === 115 /* s */ && v.charCodeAt(1) === 37 /* % */ && (v[2] === '3') && (v[3] === 'A' || v[3] === 'a')) {
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return value;
+    }
+  }
+  if (v.length < 3 || v.charCodeAt(0) !== 115 || v.charCodeAt(1) !== 58 /* : */) return value;
+  const dot = v.lastIndexOf('.');
+  return dot > 2 ? v.slice(2, dot) : v.slice(2);
+}
+
+/**
  * Finds the sticky route of a request: cookie first (httpd's order), then the
  * path parameter, then the query parameter. Values without a route are skipped.
  */
 export function extractRoute(cookieHeader: string | string[] | undefined, target: string, names: StickyNames): StickyResult | undefined {
-  const fromCookie = cookieValue(cookieHeader, names.cookie);
-  if (fromCookie !== undefined) {
+  const raw = cookieValue(cookieHeader, names.cookie);
+  if (raw !== undefined) {
+    const fromCookie = unsignedValue(raw);
     const route = routeOf(fromCookie, names.sep);
     if (route !== undefined) return { sessionId: fromCookie, route, source: 'cookie' };
   }
