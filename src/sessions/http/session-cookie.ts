@@ -1,0 +1,80 @@
+/**
+ * `req.session.cookie`: express-session's Cookie (session/cookie.js) for one request — one object per
+ * request, so `req.session.cookie.maxAge = …` sticks. Setting `expires` also sets `originalMaxAge` (the
+ * lifetime it gives from now), setting `maxAge` sets `expires`, as express-session's Cookie does. `changed`
+ * tells the request that the response must carry the cookie again. The wall clock is injected.
+ */
+export type SameSite = 'Lax' | 'Strict' | 'None' | false;
+
+export interface SessionCookieInit {
+  readonly path: string;
+  readonly domain: string | undefined;
+  readonly httpOnly: boolean;
+  readonly secure: boolean;
+  readonly sameSite: SameSite;
+  /** ms; null: a browser-session cookie. */
+  readonly originalMaxAge: number | null;
+}
+
+export class SessionCookie {
+  path: string;
+  domain: string | undefined;
+  httpOnly: boolean;
+  secure: boolean;
+  sameSite: SameSite;
+  partitioned = false;
+  /** ms the cookie was last given to live; null for a browser-session cookie. */
+  originalMaxAge: number | null;
+  private exp: Date | null;
+  /** Something was assigned: the response carries the cookie again. */
+  changed = false;
+
+  constructor(init: SessionCookieInit, private readonly now: () => number = Date.now) {
+    this.path = init.path;
+    this.domain = init.domain;
+    this.httpOnly = init.httpOnly;
+    this.secure = init.secure;
+    this.sameSite = init.sameSite;
+    this.originalMaxAge = init.originalMaxAge;
+    this.exp = init.originalMaxAge === null ? null : new Date(this.now() + init.originalMaxAge);
+  }
+
+  get expires(): Date | null {
+    return this.exp;
+  }
+  set expires(date: Date | null) {
+    this.exp = date;
+    this.originalMaxAge = date === null ? null : date.getTime() - this.now();
+    this.changed = true;
+  }
+
+  /** ms left until `expires`; null for a browser-session cookie. */
+  get maxAge(): number | null {
+    return this.exp === null ? null : this.exp.getTime() - this.now();
+  }
+  set maxAge(ms: number | null) {
+    this.expires = typeof ms === 'number' ? new Date(this.now() + ms) : null;
+  }
+
+  /** `maxAge = originalMaxAge` (express-session's Session#resetMaxAge / touch). */
+  resetMaxAge(): void {
+    if (this.originalMaxAge !== null) {
+      const keep = this.originalMaxAge;
+      this.maxAge = keep;
+      this.originalMaxAge = keep;
+    }
+  }
+
+  /** The cookie's data as express-session stores it. */
+  toJSON(): Record<string, unknown> {
+    return {
+      originalMaxAge: this.originalMaxAge,
+      expires: this.exp,
+      secure: this.secure,
+      httpOnly: this.httpOnly,
+      domain: this.domain,
+      path: this.path,
+      sameSite: this.sameSite,
+    };
+  }
+}
