@@ -1,0 +1,120 @@
+/**
+ * How `cohort node` gives an app its replicated sessions:
+ *  - an app without a session layer gets Cohort's `req.session` (node:http, Express) or Cohort's Fastify
+ *    plugin;
+ *  - an app that brings express-session or @fastify/session keeps it — its cookie name, options, genid,
+ *    `req.session` — and Cohort supplies the store: before the app is imported, the default store of each
+ *    (express-session's MemoryStore, @fastify/session's in-memory Store) is replaced, for this process, by
+ *    Cohort's Store on this node's manager. An app that passes its own store (connect-redis, ...) keeps it,
+ *    and the startup message says so: its sessions live in that store, Cohort adds nothing on top (adding
+ *    `req.session` would make express-session skip itself silently, and a second `request.session`
+ *    decorator would crash Fastify).
+ * Nothing is chosen silently: `describe()` is logged at startup.
+ */
+import { createRequire, Module } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import type { SessionLogger, SessionManager } from '../sessions/manager.js';
+import { cohortStore } from '../sessions/http/express-store.js';
+import { withSessions } from '../sessions/http/middleware.js';
+import { cohortFastifySessions } from '../sessions/http/fastify.js';
+import type { CookieConfigInput } from '../sessions/config.js';
+import type { Listener, LoadedApp } from './app-loader.js';
+
+/** Which session layer serves the app's requests. */
+export type AppSessionsMode = 'cohort' | 'express-session' | 'fastify-session';
+
+export interface AppSessions {
+  readonly mode: AppSessionsMode;
+  /** Whether the sessions are Cohort's (replicated or in Cohort's Redis), or in a store the app chose. */
+  readonly store: 'cohort' | 'app';
+  /** The startup message. */
+  readonly message: string;
+  readonly handler: Listener;
+}
+
+interface Supplied {
+  /** Resolved entry of the library, if the app can import it. */
+  readonly entry: string | undefined;
+  /** Cohort stores the library created as its default store. */
+  created: number;
+}
+
+/** Replaces the default stores of express-session and @fastify/session for the app at `appPath`. Call before importing the app. */
+export class StoreSupply {
+  readonly express: Supplied;
+  readonly fastify: Supplied;
+
+  constructor(appPath: string, manager: SessionManager) {
+    const req = createRequire(resolve(appPath));
+    this.express = { entry: tryResolve(req, 'express-session'), created: 0 };
+    this.fastify = { entry: tryResolve(req, '@fastify/session'), created: 0 };
+    const ex = this.express;
+    if (ex.entry) {
+      const Base = req(join(dirname(ex.entry), 'session', 'store.js')) as abstract new () => object;
+      const Store = cohortStore(Base);
+      class CohortMemoryStore extends Store {
+        constructor() {
+          super(manager);
+          ex.created++;
+        }
+      }
+      preload(join(dirname(ex.entry), 'session', 'memory.js'), CohortMemoryStore);
+    }
+    const fx = this.fastify;
+    if (fx.entry) {
+      const Store = cohortStore();
+      class CohortFastifyStore extends Store {
+        constructor() {
+          super(manager);
+          fx.created++;
+        }
+      }
+      preload(join(dirname(fx.entry), 'lib', 'store.js'), Object.assign(CohortFastifyStore, { Store: CohortFastifyStore, MemoryStore: CohortFastifyStore, default: CohortFastifyStore }));
+    }
+  }
+
+  /** Whether the app imported the library (it is in the module cache). */
+  loaded(which: 'express' | 'fastify'): boolean {
+    const e = this[which].entry;
+    return e !== undefined && e in (Module as unknown as { _cache: Record<string, unknown> })._cache;
+  }
+}
+
+function tryResolve(req: NodeJS.Require, name: string): string | undefined {
+  try {
+    return req.resolve(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Puts `exports` in the CommonJS cache under `file`, as if `file` had been loaded. */
+function preload(file: string, exports: unknown): void {
+  const m = new Module(file);
+  m.filename = file;
+  m.exports = exports;
+  m.loaded = true;
+  (Module as unknown as { _cache: Record<string, unknown> })._cache[file] = m;
+}
+
+/** Wires the loaded app to its sessions (see the header), registering Cohort's Fastify plugin when it is Cohort's turn. */
+export async function wireAppSessions(app: LoadedApp, manager: SessionManager, supply: StoreSupply, o: { cookie: CookieConfigInput; logger: SessionLogger }): Promise<AppSessions> {
+  if (app.kind === 'fastify') {
+    const inst = app.instance;
+    const own = supply.loaded('fastify');
+    if (!own) inst.register(cohortFastifySessions, { manager, cookie: o.cookie, logger: o.logger });
+    await inst.ready();
+    const handler: Listener = (req, res) => inst.routing(req, res);
+    if (!own) return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s Fastify plugin (request.session, replicated)', handler };
+    return supply.fastify.created > 0
+      ? { mode: 'fastify-session', store: 'cohort', message: 'sessions: the app registers @fastify/session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply', handler }
+      : { mode: 'fastify-session', store: 'app', message: 'sessions: the app registers @fastify/session with its own store; its sessions live there (Cohort does not replicate them)', handler };
+  }
+  if (app.kind === 'express' && supply.loaded('express')) {
+    const handler = app.listener;
+    return supply.express.created > 0
+      ? { mode: 'express-session', store: 'cohort', message: 'sessions: the app uses express-session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply', handler }
+      : { mode: 'express-session', store: 'app', message: 'sessions: the app uses express-session with its own store; its sessions live there (Cohort does not replicate them)', handler };
+  }
+  return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s req.session (replicated)', handler: withSessions(manager, app.listener as never, { cookie: o.cookie, logger: o.logger }) };
+}

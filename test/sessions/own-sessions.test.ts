@@ -1,0 +1,45 @@
+/**
+ * `cohort node` with an app that brings its own sessions: an unchanged Express app using express-session and
+ * an unchanged Fastify app using @fastify/session, each on two real node processes. Cohort supplies the
+ * store (replicated); the app's cookie name and options apply; the startup message says which layer serves.
+ * A counter written on n1 continues on n2 after n1 is killed.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { TestCluster, ROOT, waitFor, health } from '../helpers/cluster-procs.js';
+
+async function counter(url: string, cookie: string | undefined): Promise<{ body: { node: string; count: number; store: string }; cookie: string | undefined }> {
+  const r = await request(`${url}/examples/counter`, { headers: cookie ? { cookie } : {} });
+  const text = await r.body.text();
+  assert.equal(r.statusCode, 200, text);
+  const sc = ([] as string[]).concat((r.headers['set-cookie'] as string | string[] | undefined) ?? []);
+  const fresh = sc.find((c) => c.startsWith('app.sid='))?.split(';')[0];
+  return { body: JSON.parse(text) as never, cookie: fresh ?? cookie };
+}
+
+for (const kind of ['express-session', 'fastify-session'] as const) {
+  test(`cohort node runs an unchanged ${kind} app: Cohort supplies the store, sessions replicate`, { timeout: 60_000 }, async (t) => {
+    const cluster = new TestCluster();
+    t.after(() => cluster.stopAll());
+    await cluster.define(['n1', 'n2']);
+    const app = join(ROOT, 'test', 'sessions', 'fixtures', `${kind}-app.mjs`);
+    const [n1, n2] = await Promise.all([cluster.start('n1', app, ['--log-level', 'info']), cluster.start('n2', app, ['--log-level', 'info'])]);
+    assert.match(n1.stderr, /Cohort supplies its store \(replicated\)/, 'the startup message says which layer serves');
+    let cookie: string | undefined;
+    for (let i = 1; i <= 3; i++) {
+      const r = await counter(n1.url, cookie);
+      cookie = r.cookie;
+      assert.equal(r.body.count, i);
+      assert.equal(r.body.node, 'n1');
+    }
+    assert.ok(cookie, 'the app\'s own cookie name');
+    await waitFor(async () => ((await health(n2.url))?.sessions ?? 0) >= 1, 5000, 'the copy on n2');
+    await cluster.kill('n1');
+    const r = await counter(n2.url, cookie);
+    assert.equal(r.body.node, 'n2');
+    assert.equal(r.body.count, 4, 'the count continues on the other node');
+    assert.match(r.body.store, /^Cohort/);
+  });
+}
