@@ -34,6 +34,7 @@ import type { JsonValue } from '../../cluster/types.js';
 import type { SessionManager } from '../manager.js';
 import type { Session } from '../model/session.js';
 import { formatSessionId, newSessionBase, parseSessionId } from '../model/session-id.js';
+import { fetchOldSession, type MigrationCounts, type OldSessionStore } from './migration.js';
 
 type Cb<T = void> = (err?: unknown, value?: T) => void;
 /** What express-session hands a store: its session data (with `cookie`). */
@@ -59,6 +60,13 @@ export interface CohortStoreOptions {
   readonly disableTouch?: boolean;
   /** Wall clock, ms since epoch (tests). */
   readonly now?: () => number;
+  /**
+   * Migration: the store the app used before (any express-session Store, e.g. connect-redis). A sid this
+   * store does not hold is read from there on first use, stored here (replicated) under the same sid and
+   * returned, so nobody is logged out by the switch. Outcomes are counted in `importCounts`.
+   */
+  readonly importFrom?: OldSessionStore;
+  readonly importCounts?: MigrationCounts;
 }
 
 /** The store methods, mixed into whatever base class express-session wants. */
@@ -152,10 +160,36 @@ function methods(manager: SessionManager, options: CohortStoreOptions): CohortSt
     return out;
   };
 
+  /** Migration: the session from the previous store, now stored here; null when it has none (or fails: counted). */
+  const importOld = async (sid: string): Promise<StoreSessionData | null> => {
+    const from = options.importFrom;
+    if (!from) return null;
+    const counts = options.importCounts;
+    let data: StoreSessionData | undefined;
+    try {
+      data = (await fetchOldSession(from, sid, true)) as StoreSessionData | undefined;
+    } catch {
+      if (counts) counts['store-failed']++;
+      return null;
+    }
+    if (!data) {
+      if (counts) counts['not-found']++;
+      return null;
+    }
+    const exp = expiresAt(data, options.ttl, now());
+    if (!(exp > now())) {
+      if (counts) counts['not-found']++;
+      return null;
+    }
+    await write(sid, data, await manager.load(storeKey(sid)), exp);
+    if (counts) counts.imported++;
+    return JSON.parse(JSON.stringify(data)) as StoreSessionData;
+  };
+
   return {
     get(sid, cb) {
       return settle(
-        find(sid, false).then((s) => (s ? publicData(s) : null)),
+        find(sid, false).then((s) => (s ? publicData(s) : importOld(sid))),
         cb,
       );
     },

@@ -83,8 +83,8 @@ export function oldSessionId(cookieHeader: string | readonly string[] | undefine
   return { id };
 }
 
-/** The old store's data for `sid` (undefined when it has none), without express-session's `cookie` field. */
-export function fetchOldSession(store: OldSessionStore, sid: string): Promise<Record<string, unknown> | undefined> {
+/** The old store's data for `sid` (undefined when it has none), without express-session's `cookie` field unless `keepCookie`. */
+export function fetchOldSession(store: OldSessionStore, sid: string, keepCookie = false): Promise<Record<string, unknown> | undefined> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const done = (err: unknown, sess?: Record<string, unknown> | null) => {
@@ -92,6 +92,7 @@ export function fetchOldSession(store: OldSessionStore, sid: string): Promise<Re
       settled = true;
       if (err && (err as { code?: string }).code !== 'ENOENT') return reject(err);
       if (!sess || typeof sess !== 'object') return resolve(undefined);
+      if (keepCookie) return resolve(sess);
       const { cookie: _cookie, ...data } = sess;
       resolve(data);
     };
