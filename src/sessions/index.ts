@@ -88,6 +88,7 @@ export {
   type MigrationOutcome,
   type OldSessionStore,
 } from './http/migration.js';
+export { registerMigrationMetric, MIGRATIONS_METRIC } from './http/migration-metrics.js';
 export { CLEAR_TOPIC, clearEverywhere, type ClearResult } from './replication/cluster-clear.js';
 export {
   SessionBackendRegistry,

@@ -17,6 +17,8 @@ import { createClient } from 'redis';
 import { sessionMiddleware } from '../../src/sessions/http/middleware.js';
 import { cohortStore } from '../../src/sessions/http/express-store.js';
 import { newMigrationCounts, unsign } from '../../src/sessions/http/migration.js';
+import { registerMigrationMetric } from '../../src/sessions/http/migration-metrics.js';
+import { Registry } from 'prom-client';
 import { redisUnavailableReason, startRedis, type RedisInstance } from './helpers/redis-server.js';
 import { startCluster, stopAll, type TestNode } from './helpers/fixture.js';
 import { closeServer, get, listen } from './helpers/http.js';
@@ -140,6 +142,11 @@ test('switching to Cohort\'s req.session: the connect.sid user keeps their passp
       assert.deepEqual([x.status, x.body], [200, 'anonymous null'], `${outcome}: a new session, no error page`);
       assert.equal(counts[outcome], before + 1, outcome);
     }
+    const registry = new Registry();
+    registerMigrationMetric(registry, counts);
+    const text = await registry.metrics();
+    assert.match(text, /cohort_session_migrations_total\{outcome="imported"\} 1/);
+    assert.match(text, /cohort_session_migrations_total\{outcome="malformed"\} 2/);
   } finally {
     for (const s of servers) await closeServer(s.server);
     stopAll(nodes);
@@ -190,6 +197,36 @@ test('a failing old store: counted, the request gets a new session (nothing lost
     assert.equal(errors.length, 1);
   } finally {
     await closeServer(l.server);
+    stopAll(nodes);
+  }
+});
+
+test('from Tomcat behind httpd: a JSESSIONID=<id>.<jvmRoute> cookie (or ;jsessionid=) is imported from the old store, gets a new routed Cohort id under the same cookie name', async () => {
+  const { nodes } = await startCluster(2, { consistency: 'sync' });
+  const tomcatId = 'C0FFEE0123456789ABCDEF0123456789.tc1';
+  const old = new Map<string, Record<string, unknown>>([[tomcatId, { user: 'dave', cookie: { originalMaxAge: null } }], ['D00D0123456789ABCDEF0123456789AB.tc2', { user: 'erin' }]]);
+  const oldStore = { get: (sid: string, cb: (e: unknown, s?: Record<string, unknown> | null) => void) => setImmediate(cb, null, old.get(sid) ?? null) };
+  const counts = newMigrationCounts();
+  const servers: Array<Awaited<ReturnType<typeof listen>>> = [];
+  try {
+    for (const n of nodes as TestNode[]) {
+      const app = express();
+      app.use(sessionMiddleware(n.manager, { migrate: { cookieName: 'JSESSIONID', pathParameter: 'jsessionid', store: oldStore, counts } }) as never);
+      app.get('/examples/who', (req, res) => void res.end(`${String((req.session as unknown as { user?: string }).user)} ${req.url}`));
+      servers.push(await listen(app));
+    }
+    const [a, b] = servers.map((s) => s.url) as [string, string];
+    const r = await get(`${a}/examples/who`, `JSESSIONID=${tomcatId}`);
+    assert.equal(r.body, 'dave /examples/who');
+    const jsid = cookieNamed(r.setCookie, 'JSESSIONID')!.split(';')[0]!;
+    assert.match(jsid, /^JSESSIONID=[A-Za-z0-9_-]{24}\.n1$/, 'a new Cohort id, same cookie name');
+    assert.equal(r.setCookie.length, 1, 'the same cookie is overwritten, not cleared');
+    assert.equal((await get(`${b}/examples/who`, jsid)).body, 'dave /examples/who', 'replicated');
+    const p = await get(`${b}/examples/who;jsessionid=D00D0123456789ABCDEF0123456789AB.tc2`);
+    assert.equal(p.body, 'erin /examples/who', 'URL rewriting: the path parameter is read, and stripped for the app');
+    assert.equal(counts.imported, 2);
+  } finally {
+    for (const s of servers) await closeServer(s.server);
     stopAll(nodes);
   }
 });

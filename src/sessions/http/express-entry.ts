@@ -10,4 +10,6 @@ export { cohortStore, CohortSessionStore, storeKey, expiresAt, DEFAULT_STORE_TTL
 export { routedGenid } from './genid.js';
 export { SessionCookie } from './session-cookie.js';
 export type { SessionApi, SessionData, SessionFacade, ExpressSessionOptions } from './request-session.js';
+export { newMigrationCounts } from './migration.js';
+export { registerMigrationMetric } from './migration-metrics.js';
 export type { MigrationOptions, MigrationCounts, MigrationOutcome, OldSessionStore } from './migration.js';

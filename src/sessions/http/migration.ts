@@ -11,7 +11,7 @@
  * request goes on with a new session (nothing lost for other users). `unsign` is pure.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { readCookie } from './cookie.js';
+import { readCookie, readPathParameter } from './cookie.js';
 
 /** The part of an express-session Store the import uses. */
 export interface OldSessionStore {
@@ -27,6 +27,8 @@ export interface MigrationOptions {
   readonly store: OldSessionStore;
   /** Ids longer than this (characters) are refused without asking the store (default 512). */
   readonly maxIdLength?: number;
+  /** Also read the old id from this `;name=` path parameter (Tomcat's URL rewriting: `jsessionid`). */
+  readonly pathParameter?: string;
   /** Clear the old cookie once the session was imported (default true). */
   readonly clearOldCookie?: boolean;
 }
@@ -34,7 +36,7 @@ export interface MigrationOptions {
 /** What became of an old cookie. */
 export type MigrationOutcome = 'imported' | 'not-found' | 'bad-signature' | 'malformed' | 'store-failed';
 
-/** Counters of outcomes (the node's /metrics publishes them as cohort_session_migrations_total{outcome}). */
+/** Counters of outcomes (`registerMigrationMetric` publishes them as cohort_session_migrations_total{outcome}). */
 export type MigrationCounts = Record<MigrationOutcome, number>;
 
 export const newMigrationCounts = (): MigrationCounts => ({ imported: 0, 'not-found': 0, 'bad-signature': 0, malformed: 0, 'store-failed': 0 });
@@ -62,8 +64,8 @@ export function unsign(value: string, secrets: readonly string[]): string | unde
 }
 
 /** The old session id a request presents, or the reason there is none usable. */
-export function oldSessionId(cookieHeader: string | readonly string[] | undefined, o: MigrationOptions): { id: string } | { outcome: MigrationOutcome } | undefined {
-  const raw = readCookie(cookieHeader, o.cookieName);
+export function oldSessionId(cookieHeader: string | readonly string[] | undefined, o: MigrationOptions, url?: string): { id: string } | { outcome: MigrationOutcome } | undefined {
+  const raw = readCookie(cookieHeader, o.cookieName) ?? (o.pathParameter ? readPathParameter(url, o.pathParameter) : undefined);
   if (raw === undefined || raw === '') return undefined;
   if (raw.length > (o.maxIdLength ?? DEFAULT_MAX_OLD_ID_LENGTH) * 3 + 64) return { outcome: 'malformed' };
   let value: string;

@@ -115,6 +115,8 @@ export class RequestSession {
   private cookieObj: SessionCookie | undefined;
   private clearOld = false;
   readonly facade: SessionFacade;
+  /** The request target as it arrived (adapters strip `;jsessionid=` before the app sees it). */
+  private readonly url: string | undefined;
 
   constructor(
     private readonly manager: SessionManager,
@@ -122,6 +124,7 @@ export class RequestSession {
     private readonly opts: RequestSessionOptions,
   ) {
     const c = opts.cookie;
+    this.url = req.url;
     this.incomingId = readCookie(req.headers.cookie, c.name) ?? readPathParameter(req.url, c.pathParameter);
     const s = opts.sync;
     this.sync = typeof s === 'function' ? s(req) : (s ?? manager.syncByDefault);
@@ -143,7 +146,7 @@ export class RequestSession {
   }
 
   private async importOld(m: NonNullable<RequestSessionOptions['migrate']>): Promise<void> {
-    const found = oldSessionId(this.req.headers.cookie, m);
+    const found = oldSessionId(this.req.headers.cookie, m, this.url);
     if (!found) return;
     const count = (o: keyof MigrationCounts) => m.counts && m.counts[o]++;
     if ('outcome' in found) return void count(found.outcome);
