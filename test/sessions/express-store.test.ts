@@ -12,6 +12,8 @@ import session from 'express-session';
 import { cohortStore, storeKey, DEFAULT_STORE_TTL_S, type CohortStoreOptions } from '../../src/sessions/http/express-store.js';
 import { startCluster, stopAll, settle, type TestNode } from './helpers/fixture.js';
 import { closeServer, get, listen } from './helpers/http.js';
+import { redisUnavailableReason, startRedis } from './helpers/redis-server.js';
+import { RedisSessionManager } from '../../src/sessions/redis/redis-manager.js';
 
 const Store = cohortStore(session.Store);
 
@@ -236,5 +238,29 @@ test('real express-session on two nodes: default ids and a custom genid, written
   } finally {
     for (const l of servers) await closeServer(l.server);
     stopAll(nodes);
+  }
+});
+
+test('the Store on the Redis backend: two nodes sharing a real redis-server, any sid, ids as set, expiry and clear', { skip: redisUnavailableReason() }, async () => {
+  const redis = await startRedis();
+  const ms = [new RedisSessionManager({ route: 'r1', url: redis!.url }), new RedisSessionManager({ route: 'r2', url: redis!.url })];
+  try {
+    for (const m of ms) await m.start();
+    const wall = { t: Date.now() };
+    const [a, b] = ms.map((m) => new Store(m, { now: () => wall.t }));
+    await a!.set('apple', { v: 1, cookie: { expires: iso(wall.t + 60_000) } });
+    await a!.set('AAAAAAAAAAAAAAAAAAAAAAAA.r1', { v: 2 });
+    assert.deepEqual(await b!.get('apple'), { v: 1, cookie: { expires: iso(wall.t + 60_000) } });
+    assert.deepEqual(((await b!.ids()) as string[]).sort(), ['AAAAAAAAAAAAAAAAAAAAAAAA.r1', 'apple']);
+    await b!.touch('apple', { v: 1, cookie: { expires: iso(wall.t + 120_000) } });
+    wall.t += 90_000;
+    assert.ok(await a!.get('apple'), 'touched on r2, alive on r1');
+    wall.t += 30_000;
+    assert.equal(await a!.get('apple'), null, 'expired');
+    await b!.clear();
+    assert.equal(await a!.length(), 0);
+  } finally {
+    for (const m of ms) await m.close();
+    await redis?.stop();
   }
 });
