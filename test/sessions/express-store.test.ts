@@ -49,7 +49,7 @@ test('any string is a sid: ids without a route, with dots, with unsafe character
   }
 });
 
-test('cookie.expires is honoured to the ms on every node; a session set already expired is destroyed; length/all skip expired', async () => {
+test('cookie.expires (else originalMaxAge) is honoured to the ms on every node; a session set already expired is destroyed; length/all skip expired', async () => {
   const { s: [a, b], wall, stop } = await stores(2);
   try {
     await a!.set('s1', { cookie: { originalMaxAge: 5, expires: iso(wall.t + 5) }, v: 1 });
@@ -64,6 +64,12 @@ test('cookie.expires is honoured to the ms on every node; a session set already 
     await a!.set('s3', { cookie: { expires: iso(wall.t + 1000) } });
     wall.t += 2000;
     assert.deepEqual(await b!.all(), []);
+    // originalMaxAge without expires: the lifetime from now
+    await a!.set('s4', { cookie: { originalMaxAge: 3000 } });
+    wall.t += 2999;
+    assert.ok(await b!.get('s4'));
+    wall.t += 1;
+    assert.equal(await b!.get('s4'), null);
   } finally {
     stop();
   }

@@ -91,12 +91,16 @@ export function storeKey(sid: string): string {
 
 /**
  * When a session stored now expires, wall ms: `now + ttl(sess)` s when `ttl` is a function, else
- * `cookie.expires` to the ms (as MemoryStore checks it), else `now + ttl` s (connect-redis's rule).
+ * `cookie.expires` to the ms (as MemoryStore checks it), else `now + cookie.originalMaxAge` ms, else
+ * `now + ttl` s (connect-redis's rule).
  */
 export function expiresAt(sess: StoreSessionData, ttl: CohortStoreOptions['ttl'], now: number): number {
   if (typeof ttl === 'function') return now + ttl(sess) * 1000;
   const expires = sess.cookie?.expires;
   if (expires !== undefined && expires !== null && expires !== '') return Number(new Date(expires));
+  // A cookie with a lifetime but no instant (express-session's Cookie always has both; hand-built data may not).
+  const maxAge = sess.cookie?.originalMaxAge;
+  if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge;
   return now + (ttl ?? DEFAULT_STORE_TTL_S) * 1000;
 }
 
