@@ -2,7 +2,8 @@
  * `cohort node` with an app that brings its own sessions: an unchanged Express app using express-session and
  * an unchanged Fastify app using @fastify/session, each on two real node processes. Cohort supplies the
  * store (replicated); the app's cookie name and options apply; the startup message says which layer serves.
- * A counter written on n1 continues on n2 after n1 is killed.
+ * A counter written on n1 continues on n2 after n1 is killed; with express-session, sessions are written on
+ * one process and read, touched, expired and cleared through the other.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,3 +44,35 @@ for (const kind of ['express-session', 'fastify-session'] as const) {
     assert.match(r.body.store, /^Cohort/);
   });
 }
+
+test('express-session under cohort node, two real processes: write on one, read, touch, expire and clear through the other', { timeout: 60_000 }, async (t) => {
+  const cluster = new TestCluster();
+  t.after(() => cluster.stopAll());
+  await cluster.define(['n1', 'n2']);
+  const app = join(ROOT, 'test', 'sessions', 'fixtures', 'express-session-app.mjs');
+  const [n1, n2] = await Promise.all([cluster.start('n1', app), cluster.start('n2', app)]);
+  const call = async (url: string, path: string, cookie?: string) => {
+    const r = await request(`${url}/examples/${path}`, { headers: cookie ? { cookie } : {} });
+    const sc = ([] as string[]).concat((r.headers['set-cookie'] as string | string[] | undefined) ?? []);
+    return { body: (await r.body.json()) as { node: string; count: number; n: number }, cookie: sc.find((c) => c.startsWith('app.sid='))?.split(';')[0] ?? cookie };
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // write on n1, read and write through n2
+  const c = (await call(n1.url, 'counter')).cookie;
+  assert.equal((await call(n2.url, 'counter', c)).body.count, 2);
+  assert.equal((await call(n1.url, 'peek', c)).body.count, 2);
+  // a session that lives 2 s idle: touched through n2 it outlives its first expiry on n1, then expires everywhere
+  const s = await call(n1.url, 'short?ms=2000');
+  await sleep(1200);
+  assert.equal((await call(n2.url, 'peek', s.cookie)).body.count, 1, 'read (and touched) through n2');
+  await sleep(1200); // 2.4 s after it was written, 1.2 s after the touch
+  assert.equal((await call(n1.url, 'peek', s.cookie)).body.count, 1, 'the touch moved the expiry on n1 too');
+  await sleep(2300);
+  assert.equal((await call(n2.url, 'peek', s.cookie)).body.count, 0, 'expired on n2');
+  assert.equal((await call(n1.url, 'peek', s.cookie)).body.count, 0, 'and on n1');
+  // clear through n2: gone on n1
+  assert.ok((await call(n1.url, 'length')).body.n >= 1);
+  await call(n2.url, 'clear');
+  assert.equal((await call(n1.url, 'length')).body.n, 0);
+  assert.equal((await call(n1.url, 'peek', c)).body.count, 0);
+});
