@@ -11,12 +11,14 @@
  *    decorator would crash Fastify).
  * Nothing is chosen silently: `describe()` is logged at startup.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { SessionLogger, SessionManager } from '../sessions/manager.js';
 import { cohortStore } from '../sessions/http/express-store.js';
 import { withSessions } from '../sessions/http/middleware.js';
 import { cohortFastifySessions } from '../sessions/http/fastify.js';
+import { routedGenid } from '../sessions/http/genid.js';
 import type { CookieConfigInput } from '../sessions/config.js';
 import type { Listener, LoadedApp } from './app-loader.js';
 
@@ -37,6 +39,8 @@ interface Supplied {
   readonly entry: string | undefined;
   /** Cohort stores the library created as its default store. */
   created: number;
+  /** express-session: calls of `session(options)` (the app uses it). */
+  used: number;
 }
 
 /** Replaces the default stores of express-session and @fastify/session for the app at `appPath`. Call before importing the app. */
@@ -46,8 +50,8 @@ export class StoreSupply {
 
   constructor(appPath: string, manager: SessionManager) {
     const req = createRequire(resolve(appPath));
-    this.express = { entry: tryResolve(req, 'express-session'), created: 0 };
-    this.fastify = { entry: tryResolve(req, '@fastify/session'), created: 0 };
+    this.express = { entry: tryResolve(req, 'express-session'), created: 0, used: 0 };
+    this.fastify = { entry: tryResolve(req, '@fastify/session'), created: 0, used: 0 };
     const ex = this.express;
     if (ex.entry) {
       const Base = req(join(dirname(ex.entry), 'session', 'store.js')) as abstract new () => object;
@@ -59,6 +63,17 @@ export class StoreSupply {
         }
       }
       preload(join(dirname(ex.entry), 'session', 'memory.js'), CohortMemoryStore);
+      // session(options) without a genid gets one that puts this node's route in the id (sticky, also signed).
+      // The real module is compiled apart and the cache entry holds the wrapper: an ESM `import` of a CommonJS
+      // module already loaded would not see exports replaced afterwards.
+      const real = compileApart(ex.entry) as ((o?: Record<string, unknown>) => unknown) & Record<string, unknown>;
+      const genid = routedGenid(() => manager.route);
+      const session = function session(this: unknown, o: Record<string, unknown> = {}) {
+        ex.used++;
+        return real.call(this, o.genid === undefined ? { ...o, genid } : o);
+      };
+      Object.assign(session, real);
+      preload(ex.entry, session);
     }
     const fx = this.fastify;
     if (fx.entry) {
@@ -73,9 +88,10 @@ export class StoreSupply {
     }
   }
 
-  /** Whether the app imported the library (it is in the module cache). */
+  /** Whether the app uses the library: express-session's `session()` was called; @fastify/session was imported. */
   loaded(which: 'express' | 'fastify'): boolean {
-    const e = this[which].entry;
+    if (which === 'express') return this.express.used > 0;
+    const e = this.fastify.entry;
     return e !== undefined && e in (Module as unknown as { _cache: Record<string, unknown> })._cache;
   }
 }
@@ -86,6 +102,16 @@ function tryResolve(req: NodeJS.Require, name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Loads the CommonJS module `file` outside the cache (its own requires resolve and cache as usual); its exports. */
+function compileApart(file: string): unknown {
+  const m = new Module(file) as Module & { _compile(code: string, filename: string): unknown };
+  m.filename = file;
+  m.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(dirname(file));
+  m._compile(readFileSync(file, 'utf8'), file);
+  m.loaded = true;
+  return m.exports;
 }
 
 /** Puts `exports` in the CommonJS cache under `file`, as if `file` had been loaded. */
@@ -113,7 +139,7 @@ export async function wireAppSessions(app: LoadedApp, manager: SessionManager, s
   if (app.kind === 'express' && supply.loaded('express')) {
     const handler = app.listener;
     return supply.express.created > 0
-      ? { mode: 'express-session', store: 'cohort', message: 'sessions: the app uses express-session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply', handler }
+      ? { mode: 'express-session', store: 'cohort', message: 'sessions: the app uses express-session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply; ids without the app\'s genid carry this node\'s route', handler }
       : { mode: 'express-session', store: 'app', message: 'sessions: the app uses express-session with its own store; its sessions live there (Cohort does not replicate them)', handler };
   }
   return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s req.session (replicated)', handler: withSessions(manager, app.listener as never, { cookie: o.cookie, logger: o.logger }) };

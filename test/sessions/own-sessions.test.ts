@@ -36,6 +36,7 @@ for (const kind of ['express-session', 'fastify-session'] as const) {
       assert.equal(r.body.node, 'n1');
     }
     assert.ok(cookie, 'the app\'s own cookie name');
+    if (kind === 'express-session') assert.match(decodeURIComponent(cookie), /^app\.sid=s:[A-Za-z0-9_-]{24}\.n1\./, 'the id carries the node\'s route (sticky through the signed cookie)');
     await waitFor(async () => ((await health(n2.url))?.sessions ?? 0) >= 1, 5000, 'the copy on n2');
     await cluster.kill('n1');
     const r = await counter(n2.url, cookie);
