@@ -39,7 +39,7 @@ interface Supplied {
   readonly entry: string | undefined;
   /** Cohort stores the library created as its default store. */
   created: number;
-  /** express-session: calls of `session(options)` (the app uses it). */
+  /** Calls of express-session's `session(options)` / registrations of @fastify/session (the app uses it). */
   used: number;
 }
 
@@ -85,14 +85,21 @@ export class StoreSupply {
         }
       }
       preload(join(dirname(fx.entry), 'lib', 'store.js'), Object.assign(CohortFastifyStore, { Store: CohortFastifyStore, MemoryStore: CohortFastifyStore, default: CohortFastifyStore }));
+      // The plugin without an idGenerator gets one that puts this node's route in the id (as for express-session).
+      const real = compileApart(fx.entry) as ((f: unknown, o: Record<string, unknown>, next: unknown) => unknown) & Record<string | symbol, unknown>;
+      const idGenerator = routedGenid(() => manager.route);
+      const fastifySession = function fastifySession(this: unknown, f: unknown, o: Record<string, unknown>, next: unknown) {
+        fx.used++;
+        return real.call(this, f, o.idGenerator === undefined ? { ...o, idGenerator } : o, next);
+      };
+      Object.assign(fastifySession, real); // fastify-plugin's metadata symbols, Store, MemoryStore, ...
+      preload(fx.entry, fastifySession);
     }
   }
 
-  /** Whether the app uses the library: express-session's `session()` was called; @fastify/session was imported. */
+  /** Whether the app uses the library: express-session's `session()` was called; @fastify/session was registered (known after `ready()`). */
   loaded(which: 'express' | 'fastify'): boolean {
-    if (which === 'express') return this.express.used > 0;
-    const e = this.fastify.entry;
-    return e !== undefined && e in (Module as unknown as { _cache: Record<string, unknown> })._cache;
+    return this[which].used > 0;
   }
 }
 
@@ -127,13 +134,15 @@ function preload(file: string, exports: unknown): void {
 export async function wireAppSessions(app: LoadedApp, manager: SessionManager, supply: StoreSupply, o: { cookie: CookieConfigInput; logger: SessionLogger }): Promise<AppSessions> {
   if (app.kind === 'fastify') {
     const inst = app.instance;
-    const own = supply.loaded('fastify');
-    if (!own) inst.register(cohortFastifySessions, { manager, cookie: o.cookie, logger: o.logger });
+    // Registered last, Cohort's plugin steps aside when the app's own session plugin decorated request.session.
+    let taken = false;
+    inst.register(cohortFastifySessions, { manager, cookie: o.cookie, logger: o.logger, onDecoratorTaken: () => void (taken = true) });
     await inst.ready();
     const handler: Listener = (req, res) => inst.routing(req, res);
-    if (!own) return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s Fastify plugin (request.session, replicated)', handler };
+    if (!taken) return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s Fastify plugin (request.session, replicated)', handler };
+    if (!supply.loaded('fastify')) return { mode: 'fastify-session', store: 'app', message: 'sessions: the app decorates request.session with its own session plugin; its sessions live in that plugin\'s store (Cohort does not replicate them)', handler };
     return supply.fastify.created > 0
-      ? { mode: 'fastify-session', store: 'cohort', message: 'sessions: the app registers @fastify/session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply', handler }
+      ? { mode: 'fastify-session', store: 'cohort', message: 'sessions: the app registers @fastify/session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply; ids without the app\'s idGenerator carry this node\'s route', handler }
       : { mode: 'fastify-session', store: 'app', message: 'sessions: the app registers @fastify/session with its own store; its sessions live there (Cohort does not replicate them)', handler };
   }
   if (app.kind === 'express' && supply.loaded('express')) {

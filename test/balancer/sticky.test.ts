@@ -61,3 +61,13 @@ test("express-session's signed cookie: the route is the id's, raw and URL-encode
   assert.equal(extractRoute(`connect.sid=${encodeURIComponent('s:' + sign('noroute', 'k'))}`, '/', n), undefined);
   assert.equal(routeOf(unsignedValue('s:abc.tc2.x.SIGNATURE'), '.'), 'tc2.x', 'route with dots (Tomcat style) keeps them');
 });
+
+test("@fastify/session's signed cookie (<id>.<signature>): routed on the id; Tomcat routes with dots are not mistaken for it", () => {
+  const sig = createHmac('sha256', 'a secret').update('AAAAAAAAAAAAAAAAAAAAAAAA.tc2').digest('base64').replace(/=+$/, '');
+  const n = parseStickyNames('sessionId', '.');
+  const raw = `AAAAAAAAAAAAAAAAAAAAAAAA.tc2.${sig}`;
+  assert.deepEqual(extractRoute(`sessionId=${encodeURIComponent(raw)}`, '/', n), { sessionId: 'AAAAAAAAAAAAAAAAAAAAAAAA.tc2', route: 'tc2', source: 'cookie' });
+  assert.deepEqual(extractRoute(`sessionId=${raw}`, '/', n)?.route, 'tc2');
+  assert.equal(unsignedValue('abc.tc1.x'), 'abc.tc1.x');
+  assert.equal(routeOf(unsignedValue('abc.tc1.x'), '.'), 'tc1.x');
+});

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { TestCluster, ROOT, waitFor, health } from '../helpers/cluster-procs.js';
+import { extractRoute, parseStickyNames } from '../../src/balancer/sticky.js';
 
 async function counter(url: string, cookie: string | undefined): Promise<{ body: { node: string; count: number; store: string }; cookie: string | undefined }> {
   const r = await request(`${url}/examples/counter`, { headers: cookie ? { cookie } : {} });
@@ -36,7 +37,9 @@ for (const kind of ['express-session', 'fastify-session'] as const) {
       assert.equal(r.body.node, 'n1');
     }
     assert.ok(cookie, 'the app\'s own cookie name');
-    if (kind === 'express-session') assert.match(decodeURIComponent(cookie), /^app\.sid=s:[A-Za-z0-9_-]{24}\.n1\./, 'the id carries the node\'s route (sticky through the signed cookie)');
+    // the id carries the node's route (sticky through the signed cookie)
+    assert.match(decodeURIComponent(cookie), kind === 'express-session' ? /^app\.sid=s:[A-Za-z0-9_-]{24}\.n1\./ : /^app\.sid=[A-Za-z0-9_-]{24}\.n1\./);
+    assert.equal(extractRoute(cookie, '/', parseStickyNames('app.sid', '.'))?.route, 'n1', 'the balancer reads it');
     await waitFor(async () => ((await health(n2.url))?.sessions ?? 0) >= 1, 5000, 'the copy on n2');
     await cluster.kill('n1');
     const r = await counter(n2.url, cookie);

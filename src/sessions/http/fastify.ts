@@ -24,6 +24,8 @@ export interface FastifySessionOptions extends ExpressSessionOptions {
   /** Close the manager when the Fastify instance closes (default false: whoever started it closes it). */
   readonly closeManager?: boolean;
   readonly logger?: SessionLogger;
+  /** Called instead of the warning when `request.session` is already decorated (the caller reports it). */
+  readonly onDecoratorTaken?: () => void;
 }
 
 /** The subset of Fastify's API the plugin uses. */
@@ -50,10 +52,14 @@ const contexts = new WeakMap<IncomingMessage, RequestSession>();
 export const SESSION_DECORATOR_TAKEN = 'COHORT_SESSION_DECORATOR_TAKEN';
 
 export function cohortFastifySessions(fastify: FastifyLike, opts: FastifySessionOptions, done: (err?: Error) => void): void {
-  const { manager, cookieName, closeManager, logger, cookie: cookieInput, ...rest } = opts;
+  const { manager, cookieName, closeManager, logger, onDecoratorTaken, cookie: cookieInput, ...rest } = opts;
   const log = logger ?? silentLogger;
   // No clash with an existing decorator: the app's own session plugin keeps request.session.
   if (fastify.hasRequestDecorator?.('session')) {
+    if (onDecoratorTaken) {
+      onDecoratorTaken();
+      return done();
+    }
     log.warn({ node: manager.route, code: SESSION_DECORATOR_TAKEN }, 'request.session is already decorated (the app registers its own session plugin): Cohort\'s Fastify sessions are not registered');
     return done();
   }
