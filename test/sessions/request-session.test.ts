@@ -55,6 +55,11 @@ test('req.session.cookie is one object per request: maxAge/expires/originalMaxAg
       res.end(JSON.stringify([req.session.cookie.originalMaxAge, req.session.cookie === req.session.cookie]));
     },
     '/read': (req, res) => void res.end(JSON.stringify({ o: req.session.cookie.originalMaxAge, id: req.sessionID === req.session.id, httpOnly: req.session.cookie.httpOnly, path: req.session.cookie.path, sameSite: req.session.cookie.sameSite, secure: req.session.cookie.secure })),
+    '/attrs': (req, res) => {
+      req.session.cookie.httpOnly = false;
+      req.session.cookie.sameSite = 'strict'; // express-session's spelling
+      res.end();
+    },
     '/browser': (req, res) => {
       req.session.cookie.expires = null;
       req.session.n = 1;
@@ -68,6 +73,9 @@ test('req.session.cookie is one object per request: maxAge/expires/originalMaxAg
     const r2 = await get(`${c.url(1)}/read`, cookieOf(r.setCookie));
     assert.deepEqual(JSON.parse(r2.body), { o: 5000, id: true, httpOnly: true, path: '/', sameSite: 'Lax', secure: false });
     assert.equal(attr(r2.setCookie, 'JSESSIONID', 'Max-Age'), 'Max-Age=5', 'the persistent cookie is re-sent with the session\'s lifetime');
+    const at = await get(`${c.url(0)}/attrs`, cookieOf(r.setCookie));
+    assert.equal(attr(at.setCookie, 'JSESSIONID', 'HttpOnly'), undefined, 'an attribute changed by the app reaches Set-Cookie');
+    assert.equal(attr(at.setCookie, 'JSESSIONID', 'SameSite'), 'SameSite=Strict');
     const b = await get(`${c.url(0)}/browser`);
     assert.equal(b.body, 'null');
     assert.equal(attr(b.setCookie, 'JSESSIONID', 'Expires'), undefined, 'a browser-session cookie');

@@ -58,7 +58,8 @@ export interface CookieAttributes {
   readonly expires: Date | null;
   readonly httpOnly: boolean;
   readonly secure: boolean;
-  readonly sameSite: 'Lax' | 'Strict' | 'None' | false;
+  /** `true` means Strict (express-session); case-insensitive. */
+  readonly sameSite: 'Lax' | 'Strict' | 'None' | 'lax' | 'strict' | 'none' | boolean;
   readonly partitioned?: boolean;
 }
 
@@ -70,9 +71,10 @@ export function serializeCookie(name: string, value: string, a: CookieAttributes
     parts.push(`Max-Age=${Math.max(0, Math.round((a.expires.getTime() - now()) / 1000))}`, `Expires=${a.expires.toUTCString()}`);
   }
   if (a.httpOnly) parts.push('HttpOnly');
-  if (a.secure || a.sameSite === 'None') parts.push('Secure');
+  const sameSite = a.sameSite === true ? 'Strict' : a.sameSite === false ? undefined : a.sameSite.charAt(0).toUpperCase() + a.sameSite.slice(1).toLowerCase();
+  if (a.secure || sameSite === 'None') parts.push('Secure');
   if (a.partitioned) parts.push('Partitioned');
-  if (a.sameSite) parts.push(`SameSite=${a.sameSite}`);
+  if (sameSite) parts.push(`SameSite=${sameSite}`);
   return parts.join('; ');
 }
 

@@ -259,7 +259,7 @@ export class RequestSession {
     if (!willExist) return undefined;
     const k = this.cookie;
     const sameId = s.id === this.incomingId;
-    if (sameId && k.expires === null && !k.changed && !this.opts.rolling) return undefined;
+    if (sameId && k.expires === null && !k.modified && !this.opts.rolling) return undefined;
     return serializeCookie(c.name, s.id, { path: k.path, domain: k.domain, expires: k.expires, httpOnly: k.httpOnly, secure: k.secure, sameSite: k.sameSite, partitioned: k.partitioned }, this.now);
   }
 

@@ -4,7 +4,8 @@
  * lifetime it gives from now), setting `maxAge` sets `expires`, as express-session's Cookie does. `changed`
  * tells the request that the response must carry the cookie again. The wall clock is injected.
  */
-export type SameSite = 'Lax' | 'Strict' | 'None' | false;
+/** express-session's values: `true` is Strict; lower case as the cookie module accepts it. */
+export type SameSite = 'Lax' | 'Strict' | 'None' | 'lax' | 'strict' | 'none' | boolean;
 
 export interface SessionCookieInit {
   readonly path: string;
@@ -29,7 +30,7 @@ export class SessionCookie {
   /** Something was assigned: the response carries the cookie again. */
   changed = false;
 
-  constructor(init: SessionCookieInit, private readonly now: () => number = Date.now) {
+  constructor(private readonly init: SessionCookieInit, private readonly now: () => number = Date.now) {
     this.path = init.path;
     this.domain = init.domain;
     this.httpOnly = init.httpOnly;
@@ -54,6 +55,12 @@ export class SessionCookie {
   }
   set maxAge(ms: number | null) {
     this.expires = typeof ms === 'number' ? new Date(this.now() + ms) : null;
+  }
+
+  /** Whether the response must carry the cookie again: a lifetime or an attribute was changed. */
+  get modified(): boolean {
+    const i = this.init;
+    return this.changed || this.path !== i.path || this.domain !== i.domain || this.httpOnly !== i.httpOnly || this.secure !== i.secure || this.sameSite !== i.sameSite || this.partitioned;
   }
 
   /** `maxAge = originalMaxAge` (express-session's Session#resetMaxAge / touch). */
