@@ -270,3 +270,23 @@ test('the Store on the Redis backend: two nodes sharing a real redis-server, any
     await redis?.stop();
   }
 });
+
+test('clear() during a partition: this side at once; the other side\'s sessions when the partition heals (tombstones win)', async () => {
+  const { hub, nodes } = await startCluster(2, { consistency: 'sync' });
+  const [n1, n2] = nodes as [TestNode, TestNode];
+  const [a, b] = [new Store(n1.manager), new Store(n2.manager)];
+  try {
+    await a.set('mine', { v: 1 });
+    await b.set('theirs', { v: 2 });
+    assert.equal(await a.length(), 2);
+    hub.partition([n1.channel], [n2.channel]);
+    await a.clear();
+    assert.equal(await a.length(), 0, 'this side: its own and the orphaned copies');
+    assert.equal(await b.length(), 2, 'the other side cannot be told yet');
+    hub.heal();
+    for (let i = 0; i < 50 && ((await b.length()) as number) > 0; i++) await settle(10);
+    assert.equal(await b.length(), 0, 'after the heal, the tombstones reach the other side');
+  } finally {
+    stopAll(nodes);
+  }
+});
