@@ -106,13 +106,41 @@ export function routeOf(sessionId: string, sep: string): string | undefined {
   return route === '' ? undefined : route;
 }
 
+/** cookie-signature's signature: HMAC-SHA256 in base64 without padding, 43 characters. */
+const SIGNATURE_RE = /^[A-Za-z0-9+/]{43}$/;
+
+/**
+ * The session id inside a signed cookie value, or the value itself when it is not signed:
+ *  - express-session: `s:<id>.<signature>`, as browsers send it URL-encoded (`s%3A<id>.<signature>`, the
+ *    signature's `+ /` encoded too) or raw. Unsigned ids (base64url) never contain `:`, so `s:` marks it;
+ *  - @fastify/session: `<id>.<signature>` (URL-encoded or raw), recognised by a last segment that is a
+ *    signature (43 base64 characters) after at least two dots.
+ * The signature never contains a `.`, so it is what follows the last dot. It is not checked here: the
+ * application checks it, the balancer only routes.
+ */
+export function unsignedValue(value: string): string {
+  let v = value;
+  if (v.indexOf('%') >= 0) {
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return value;
+    }
+  }
+  const dot = v.lastIndexOf('.');
+  if (v.length >= 3 && v.charCodeAt(0) === 115 /* s */ && v.charCodeAt(1) === 58 /* : */) return dot > 2 ? v.slice(2, dot) : v.slice(2);
+  if (dot > 0 && v.indexOf('.') < dot && SIGNATURE_RE.test(v.slice(dot + 1))) return v.slice(0, dot);
+  return value;
+}
+
 /**
  * Finds the sticky route of a request: cookie first (httpd's order), then the
  * path parameter, then the query parameter. Values without a route are skipped.
  */
 export function extractRoute(cookieHeader: string | string[] | undefined, target: string, names: StickyNames): StickyResult | undefined {
-  const fromCookie = cookieValue(cookieHeader, names.cookie);
-  if (fromCookie !== undefined) {
+  const raw = cookieValue(cookieHeader, names.cookie);
+  if (raw !== undefined) {
+    const fromCookie = unsignedValue(raw);
     const route = routeOf(fromCookie, names.sep);
     if (route !== undefined) return { sessionId: fromCookie, route, source: 'cookie' };
   }

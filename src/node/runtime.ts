@@ -3,10 +3,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { createClusterNode, publishSeenMembers, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { channelConfigFor } from '../config/cluster-section.js';
-import { ReplicatedSessionManager, RedisSessionManager, defaultSessionBackends, withSessions, cohortFastifySessions, type SessionBackendRegistry, type SessionManager, type TransferProgress } from '../sessions/index.js';
+import { ReplicatedSessionManager, RedisSessionManager, defaultSessionBackends, type SessionBackendRegistry, type SessionManager, type TransferProgress } from '../sessions/index.js';
 import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopback } from '../util/address.js';
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
+import { StoreSupply, wireAppSessions } from './app-sessions.js';
 import { usesClusterChannel, type NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
@@ -150,17 +151,13 @@ export class NodeRuntime {
     // Redis mode may run without a channel (usesClusterChannel); its manager then takes the route from here.
     this.sessions = this.backends.build(cfg.sessions, { ...(this.cluster ? { channel: sessionMembersView(this.cluster) } : {}), route: cfg.route, clock: this.clock, logger, publishReady: false }, this.configFile);
     // 4. The app, wrapped with sessions. (`cohort node` sets COHORT_ROUTE for it: the process edge, cli/node-command.ts.)
+    // An app that brings express-session / @fastify/session keeps it; Cohort supplies the store (app-sessions.ts).
+    const supply = new StoreSupply(cfg.app, this.sessions);
     this.app = await loadApp(cfg.app);
     this.metrics.app = await appDefaultRegistry(cfg.app);
-    const cookie = cfg.sessions.cookie ?? {};
-    if (this.app.kind === 'fastify') {
-      this.app.instance.register(cohortFastifySessions, { manager: this.sessions, cookie });
-      await this.app.instance.ready();
-      const inst = this.app.instance;
-      this.handler = (req, res) => inst.routing(req, res);
-    } else {
-      this.handler = withSessions(this.sessions, this.app.listener as never, { cookie });
-    }
+    const wired = await wireAppSessions(this.app, this.sessions, supply, { cookie: cfg.sessions.cookie ?? {}, logger });
+    this.handler = wired.handler;
+    this.log.info({ route: cfg.route, sessions: wired.mode, store: wired.store }, wired.message);
     const started = this.clock.now();
     const replicated = this.replicated;
     const cluster = this.cluster;

@@ -6,6 +6,9 @@
  *   app.use(sessionMiddleware(manager));         // Express / Connect
  *   http.createServer(withSessions(manager, handler));
  *   fastify.register(cohortFastifySessions, { manager });
+ *
+ * Package paths: `cohort-cluster/sessions` (this file), `cohort-cluster/express` (http/express-entry.ts),
+ * `cohort-cluster/fastify` (http/fastify-entry.ts).
  */
 export { SessionError, SessionErrorCode } from './errors.js';
 export {
@@ -50,11 +53,45 @@ export { RedisSessionManager, type RedisManagerOptions, type RedisStats } from '
 export { RedisError, RedisErrorCode } from './redis/errors.js';
 export { redisManagerFromConfig } from './redis/from-config.js';
 export { redisConfigSchema, DEFAULT_REDIS_URL, type RedisConfigInput } from './redis/config.js';
-export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie } from './http/cookie.js';
-export { RequestSession, type SessionFacade, type SessionApi, type SessionCookieView } from './http/request-session.js';
-export { sessionMiddleware, withSessions, bindSession, type SessionMiddlewareOptions, type SessionRequest } from './http/middleware.js';
-export { cohortStore, CohortSessionStore, type CohortStoreMethods } from './http/express-store.js';
-export { cohortFastifySessions, type FastifySessionOptions } from './http/fastify.js';
+export { readCookie, readPathParameter, stripPathParameter, serializeSessionCookie, serializeCookie, type CookieAttributes } from './http/cookie.js';
+export {
+  RequestSession,
+  type SessionFacade,
+  type SessionApi,
+  type SessionCookieView,
+  type SessionData,
+  type FastifySessionApi,
+  type ExpressSessionOptions,
+  type RequestSessionOptions,
+} from './http/request-session.js';
+export { SessionCookie } from './http/session-cookie.js';
+export { sessionMiddleware, withSessions, bindSession, resolveSessionOptions, type SessionMiddlewareOptions, type SessionRequest } from './http/middleware.js';
+export {
+  cohortStore,
+  CohortSessionStore,
+  storeKey,
+  expiresAt,
+  DEFAULT_STORE_TTL_S,
+  type CohortStoreMethods,
+  type CohortStoreOptions,
+  type StoreSessionData,
+  type StoredSession,
+} from './http/express-store.js';
+export { cohortFastifySessions, SESSION_DECORATOR_TAKEN, type FastifySessionOptions } from './http/fastify.js';
+export { routedGenid } from './http/genid.js';
+export {
+  unsign,
+  oldSessionId,
+  fetchOldSession,
+  newMigrationCounts,
+  DEFAULT_MAX_OLD_ID_LENGTH,
+  type MigrationOptions,
+  type MigrationCounts,
+  type MigrationOutcome,
+  type OldSessionStore,
+} from './http/migration.js';
+export { registerMigrationMetric, MIGRATIONS_METRIC } from './http/migration-metrics.js';
+export { CLEAR_TOPIC, clearEverywhere, type ClearResult } from './replication/cluster-clear.js';
 export {
   SessionBackendRegistry,
   defaultSessionBackends,

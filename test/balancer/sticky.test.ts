@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { cookieValue, extractRoute, parseStickyNames, pathParamValue, queryParamValue, routeOf } from '../../src/balancer/sticky.js';
+import { createHmac } from 'node:crypto';
+import { cookieValue, extractRoute, parseStickyNames, pathParamValue, queryParamValue, routeOf, unsignedValue } from '../../src/balancer/sticky.js';
 
 const names = parseStickyNames('JSESSIONID|jsessionid', '.');
 
@@ -42,4 +43,31 @@ test('a single stickysession name serves as both cookie and parameter name', () 
   const n = parseStickyNames('JSESSIONID', '.');
   assert.equal(n.cookie, 'JSESSIONID');
   assert.equal(n.param, 'JSESSIONID');
+});
+
+test("express-session's signed cookie: the route is the id's, raw and URL-encoded; unsigned and Tomcat ids unchanged", () => {
+  // cookie-signature's sign(): value + '.' + base64(HMAC-SHA256) without padding
+  const sign = (v: string, secret: string) => `${v}.${createHmac('sha256', secret).update(v).digest('base64').replace(/=+$/, '')}`;
+  const id = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdl.tc1';
+  const signed = 's:' + sign(id, 'keyboard cat');
+  const n = parseStickyNames('connect.sid', '.');
+  assert.deepEqual(extractRoute(`connect.sid=${encodeURIComponent(signed)}`, '/', n), { sessionId: id, route: 'tc1', source: 'cookie' });
+  assert.deepEqual(extractRoute(`connect.sid=${signed}`, '/', n), { sessionId: id, route: 'tc1', source: 'cookie' });
+  assert.deepEqual(extractRoute('connect.sid=s%3a' + encodeURIComponent(signed.slice(2)), '/', n)?.route, 'tc1', 'lower-case escape');
+  assert.equal(unsignedValue(signed), id);
+  assert.equal(unsignedValue('abc.tc1'), 'abc.tc1', 'unsigned id');
+  assert.equal(unsignedValue('s%3Abad%E0.sig'), 's%3Abad%E0.sig', 'undecodable: left alone');
+  // a signed id without a route has none (the signature is not a route)
+  assert.equal(extractRoute(`connect.sid=${encodeURIComponent('s:' + sign('noroute', 'k'))}`, '/', n), undefined);
+  assert.equal(routeOf(unsignedValue('s:abc.tc2.x.SIGNATURE'), '.'), 'tc2.x', 'route with dots (Tomcat style) keeps them');
+});
+
+test("@fastify/session's signed cookie (<id>.<signature>): routed on the id; Tomcat routes with dots are not mistaken for it", () => {
+  const sig = createHmac('sha256', 'a secret').update('AAAAAAAAAAAAAAAAAAAAAAAA.tc2').digest('base64').replace(/=+$/, '');
+  const n = parseStickyNames('sessionId', '.');
+  const raw = `AAAAAAAAAAAAAAAAAAAAAAAA.tc2.${sig}`;
+  assert.deepEqual(extractRoute(`sessionId=${encodeURIComponent(raw)}`, '/', n), { sessionId: 'AAAAAAAAAAAAAAAAAAAAAAAA.tc2', route: 'tc2', source: 'cookie' });
+  assert.deepEqual(extractRoute(`sessionId=${raw}`, '/', n)?.route, 'tc2');
+  assert.equal(unsignedValue('abc.tc1.x'), 'abc.tc1.x');
+  assert.equal(routeOf(unsignedValue('abc.tc1.x'), '.'), 'tc1.x');
 });

@@ -172,9 +172,11 @@ test('express-session with the Cohort Store: an existing app becomes replicated 
     assert.equal((await get(`${a.url}/inc`, c)).body, '4');
     const len = await new Promise<number>((r, j) => two.store.length((e, n) => (e ? j(e) : r(n!))));
     assert.equal(len, 1);
-    const all = await new Promise<Record<string, unknown>>((r, j) => one.store.all((e, v) => (e ? j(e) : r(v as Record<string, unknown>))));
-    assert.equal((Object.values(all)[0] as { n: number }).n, 4);
-    await new Promise<void>((r, j) => one.store.destroy(Object.keys(all)[0]!, (e) => (e ? j(e) : r())));
+    // all(): an array of the sessions with their ids (express-session's documented shape, connect-redis's)
+    const all = await new Promise<Array<{ id: string; n: number }>>((r, j) => one.store.all((e, v) => (e ? j(e) : r(v as never))));
+    assert.equal(all[0]!.n, 4);
+    assert.ok(decodeURIComponent(c).startsWith(`JSESSIONID=s:${all[0]!.id}.`), 'the id as express-session set it')
+    await new Promise<void>((r, j) => one.store.destroy(all[0]!.id, (e) => (e ? j(e) : r())));
     assert.equal((await get(`${b.url}/inc`, c)).body, '1', 'destroyed cluster-wide');
   } finally {
     await closeServer(a.server);

@@ -77,7 +77,7 @@ test('unserializable values throw at the assignment, with a stable code', () => 
     ['symbol', Symbol('x')],
     ['BigInt', 10n],
     ['NaN', NaN],
-    ['Date', new Date()],
+    ['toJSON returning a function', { toJSON: () => () => 1 }],
     ['Map', new Map()],
     ['nested fn', { a: { b: [1, () => 2] } }],
   ];
@@ -96,6 +96,16 @@ test('unserializable values throw at the assignment, with a stable code', () => 
   assert.throws(() => Object.defineProperty(s.attributes, 'g', { get: () => 1 }), code(SessionErrorCode.Unserializable));
   assert.deepEqual(s.dirtyKeys, ['tree'], 'refused assignments leave nothing behind');
   assert.equal(s.attributes.x, undefined);
+});
+
+test('a Date is stored as its ISO string (what JSON stores store), at any depth; an invalid Date as null', () => {
+  const s = committed();
+  const at = new Date('2026-12-04T01:02:03.004Z');
+  s.attributes.when = at as never;
+  s.attributes.log = [{ at }] as never;
+  s.attributes.bad = new Date(NaN) as never;
+  assert.equal(s.attributes.when, '2026-12-04T01:02:03.004Z');
+  assert.deepEqual(s.takeDelta()!.s, { when: '2026-12-04T01:02:03.004Z', log: [{ at: '2026-12-04T01:02:03.004Z' }], bad: null });
 });
 
 test('the whole session over its limit throws at the line that grows it, and nothing changes', () => {

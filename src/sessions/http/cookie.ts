@@ -50,6 +50,34 @@ export function stripPathParameter(url: string, name: string): string {
   return path.replace(new RegExp(`;${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=[^;/]*`), '') + rest;
 }
 
+/** The attributes of one Set-Cookie header (express-session's cookie object, resolved for a response). */
+export interface CookieAttributes {
+  readonly path: string;
+  readonly domain?: string | undefined;
+  /** Absolute expiry; null: a browser-session cookie. */
+  readonly expires: Date | null;
+  readonly httpOnly: boolean;
+  readonly secure: boolean;
+  /** `true` means Strict (express-session); case-insensitive. */
+  readonly sameSite: 'Lax' | 'Strict' | 'None' | 'lax' | 'strict' | 'none' | boolean;
+  readonly partitioned?: boolean;
+}
+
+/** `name=value` with its attributes; Max-Age (whole seconds, never negative) accompanies Expires. */
+export function serializeCookie(name: string, value: string, a: CookieAttributes, now: () => number = Date.now): string {
+  const parts = [`${name}=${value}`, `Path=${a.path}`];
+  if (a.domain) parts.push(`Domain=${a.domain}`);
+  if (a.expires) {
+    parts.push(`Max-Age=${Math.max(0, Math.round((a.expires.getTime() - now()) / 1000))}`, `Expires=${a.expires.toUTCString()}`);
+  }
+  if (a.httpOnly) parts.push('HttpOnly');
+  const sameSite = a.sameSite === true ? 'Strict' : a.sameSite === false ? undefined : a.sameSite.charAt(0).toUpperCase() + a.sameSite.slice(1).toLowerCase();
+  if (a.secure || sameSite === 'None') parts.push('Secure');
+  if (a.partitioned) parts.push('Partitioned');
+  if (sameSite) parts.push(`SameSite=${sameSite}`);
+  return parts.join('; ');
+}
+
 /** A Set-Cookie header value for the session id (or its removal when `value` is undefined). */
 export function serializeSessionCookie(cfg: CookieConfig, value: string | undefined, secure: boolean, now: () => number = Date.now): string {
   const parts = [`${cfg.name}=${value ?? ''}`, `Path=${cfg.path}`];

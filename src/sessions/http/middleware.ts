@@ -9,43 +9,48 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import { silentLogger, type SessionLogger, type SessionManager } from '../contract.js';
-import { RequestSession, type SessionFacade } from './request-session.js';
+import { RequestSession, type ExpressSessionOptions, type RequestSessionOptions, type SessionFacade } from './request-session.js';
 import { stripPathParameter } from './cookie.js';
 
-export interface SessionMiddlewareOptions {
+export interface SessionMiddlewareOptions extends ExpressSessionOptions {
   readonly cookie?: CookieConfigInput;
+  /** express-session's `name`: the cookie's name (same as `cookie.name`; default JSESSIONID). */
+  readonly name?: string;
   /** Synchronous commits for every request, or per request. Default: the manager's consistency. */
   readonly sync?: boolean | ((req: IncomingMessage) => boolean);
   readonly logger?: SessionLogger;
+  /** Import the sessions of the app's previous session layer on first use (docs/migration.md). */
+  readonly migrate?: RequestSessionOptions['migrate'];
 }
 
 export interface SessionRequest extends IncomingMessage {
   session: SessionFacade;
+  /** express-session's req.sessionID: the session's id (`<base>.<route>`). */
+  readonly sessionID: string;
 }
+
+/** The options a request needs, resolved once per middleware. */
+export type ResolvedSessionOptions = Omit<RequestSessionOptions, 'holder'> & { readonly logger: SessionLogger };
 
 /**
  * Attaches the session to `req` and hooks `res` so that the commit happens
  * before the response ends. Resolves when the session is loaded.
  */
-export async function bindSession(
-  manager: SessionManager,
-  req: IncomingMessage,
-  res: ServerResponse,
-  options: { cookie: ReturnType<typeof cookieConfigSchema.parse>; sync?: SessionMiddlewareOptions['sync']; logger: SessionLogger },
-): Promise<RequestSession> {
-  const rs = new RequestSession(manager, req, { cookie: options.cookie, sync: options.sync });
+export async function bindSession(manager: SessionManager, req: IncomingMessage, res: ServerResponse, options: ResolvedSessionOptions): Promise<RequestSession> {
+  const rs = new RequestSession(manager, req, options);
   // Like Tomcat, route on the path without `;jsessionid=…` (the id was read above).
   if (req.url && req.url.includes(';')) req.url = stripPathParameter(req.url, options.cookie.pathParameter);
   await rs.begin();
   (req as SessionRequest).session = rs.facade;
+  Object.defineProperty(req, 'sessionID', { get: () => rs.id, configurable: true, enumerable: true });
 
   const writeHead = res.writeHead;
   res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-    const c = rs.cookieHeader();
-    if (c && !this.headersSent) {
+    const c = rs.cookieHeaders();
+    if (c.length > 0 && !this.headersSent) {
       const prev = this.getHeader('set-cookie');
       const list = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
-      this.setHeader('set-cookie', [...list, c]);
+      this.setHeader('set-cookie', [...list, ...c]);
     }
     return writeHead.apply(this, args) as ServerResponse;
   } as ServerResponse['writeHead'];
@@ -75,9 +80,14 @@ export async function bindSession(
   return rs;
 }
 
-function resolve(options: SessionMiddlewareOptions) {
-  return { cookie: parseConfig(cookieConfigSchema, options.cookie, 'sessions.cookie'), sync: options.sync, logger: options.logger ?? silentLogger };
+/** Resolves the middleware options once (cookie config validated, `name` applied). */
+export function resolveSessionOptions(options: SessionMiddlewareOptions): ResolvedSessionOptions {
+  const cookieInput = options.name === undefined ? options.cookie : { ...options.cookie, name: options.name };
+  const { cookie: _c, name: _n, logger, ...rest } = options;
+  return { ...rest, cookie: parseConfig(cookieConfigSchema, cookieInput, 'sessions.cookie'), logger: logger ?? silentLogger };
 }
+
+const resolve = resolveSessionOptions;
 
 /** Connect/Express middleware: `app.use(sessionMiddleware(manager))`. */
 export function sessionMiddleware(manager: SessionManager, options: SessionMiddlewareOptions = {}) {

@@ -35,6 +35,7 @@ function fail(path: string, what: string): never {
  * JSON-compatible, and measures it. The copy means later changes to the
  * caller's object cannot bypass change tracking.
  * `undefined` as an object property is dropped (as JSON does); elsewhere it is refused.
+ * A value with a `toJSON()` method (a Date) is copied as what it returns, as JSON.stringify does.
  */
 export function cloneJson(value: unknown, opts: CloneOptions): Cloned {
   const stack = new Set<object>(opts.ancestors ?? []);
@@ -71,6 +72,10 @@ export function cloneJson(value: unknown, opts: CloneOptions): Cloned {
           return null;
         }
         const o = unwrap(v as object);
+        // As JSON.stringify (and so every JSON store express-session uses): a value with toJSON() is stored
+        // as what it returns — a Date becomes its ISO string (an invalid Date null).
+        const toJSON = (o as { toJSON?: unknown }).toJSON;
+        if (typeof toJSON === 'function') return visit(toJSON.call(o, path.slice(path.lastIndexOf('.') + 1)), path);
         if (stack.has(o)) fail(path, 'a cyclic reference');
         stack.add(o);
         let out: JsonValue;
@@ -86,7 +91,7 @@ export function cloneJson(value: unknown, opts: CloneOptions): Cloned {
           const proto = Object.getPrototypeOf(o);
           if (proto !== Object.prototype && proto !== null) {
             const name = (o as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-            fail(path, `a ${name} instance${name === 'Date' ? ' (store date.toISOString() or getTime())' : ''}`);
+            fail(path, `a ${name} instance`);
           }
           const rec: { [k: string]: JsonValue } = {};
           bytes += 2;

@@ -46,6 +46,7 @@ import { handOff, receiveHandoff, type HandoffHost } from './handoff.js';
 import { WriteTagger } from './convergence.js';
 import { PeerExchanges } from './peer-exchanges.js';
 import { DeltaBatcher } from './delta-batch.js';
+import { CLEAR_TOPIC, clearEverywhere } from './cluster-clear.js';
 import { SessionReplicaStore } from './replica-store.js';
 import { OwnerCommit } from './commit.js';
 import { Maintenance } from './maintenance.js';
@@ -215,6 +216,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     ch.handle(Topic.Digest, (from, p) => this.server.digest(from, p, this.clock.now()));
     ch.handle(Topic.Leaving, (from) => this.onLeaving(from));
     ch.handle(Topic.Handoff, (from, p) => receiveHandoff(this.handoffHost(), from, p));
+    ch.handle(CLEAR_TOPIC, async () => ({ n: await this.clearOwned(false) }));
     this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.maintenance.start();
@@ -313,7 +315,8 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
       local.lastAccess = now;
       return local;
     }
-    if (options.takeOver === false && local) return local;
+    // A read without take-over still applies the replica rule: a copy its owner expired is gone on every node.
+    if (options.takeOver === false && local) return this.unlessExpiredCopy(local, now);
     // Concurrent requests for the same session share one fetch (and one take-over).
     // A node handing its sessions over takes nothing over (it would steal back what it handed).
     const claim = options.takeOver !== false && this.state !== ManagerState.HandingOff;
@@ -346,7 +349,7 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     const s = this.table.get(base);
     if (!s) return undefined;
     const now = this.clock.now();
-    if (!claim) return s;
+    if (!claim) return this.unlessExpiredCopy(s, now);
     if (isExpired(s, 'replica', now, this.config)) {
       this.table.remove(base);
       return undefined;
@@ -398,10 +401,31 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     return out;
   }
 
+  /** Destroys every session of the cluster: each member its own, this node also the orphans it holds (cluster-clear.ts). */
   async clear(): Promise<void> {
+    this.assertRunning();
+    const r = await clearEverywhere(this.channel, this.channel.members(), () => this.clearOwned(true), this.config.syncTimeoutMs);
+    for (const [member, err] of Object.entries(r.failed)) this.log.warn({ node: this.route, member, err }, 'clear: a member did not answer');
+  }
+
+  /** Destroys the sessions owned here (and, with `orphans`, copies whose owner is not a member). Returns how many. */
+  private async clearOwned(orphans: boolean): Promise<number> {
+    const live = new Set(this.channel.members().map((m) => m.route));
+    let n = 0;
     for (const s of [...this.table.values()]) {
-      if (s.route === this.route) await this.invalidate(s);
+      if (s.route === this.route || (orphans && !live.has(s.route))) {
+        await this.invalidate(s);
+        n++;
+      }
     }
+    return n;
+  }
+
+  /** The copy, unless the replica rule expired it (then it is dropped here; its owner sends the destroy). */
+  private unlessExpiredCopy(s: Session, now: number): Session | undefined {
+    if (s.route === this.route || !isExpired(s, 'replica', now, this.config)) return s;
+    this.table.remove(s.base);
+    return undefined;
   }
 
   /** Expires idle sessions (owner rule or replica rule), purges tombstones and idle cursors (maintenance.ts). */
