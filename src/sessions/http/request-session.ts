@@ -289,7 +289,9 @@ export class RequestSession {
   private applyCookieLifetime(s: Session): void {
     const k = this.cookieObj;
     if (!k || !k.changed) return;
-    const ms = k.maxAge;
+    // The lifetime the app gave (at the assignment), not what is left of it now: a commit a millisecond
+    // later must not store 4999 for `maxAge = 5000` (express-session keeps originalMaxAge intact likewise).
+    const ms = k.originalMaxAge;
     if (ms !== null && ms > 0 && Math.round(ms) !== s.maxInactiveMs) s.setMaxInactive(Math.round(ms));
   }
 
