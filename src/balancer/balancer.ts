@@ -8,6 +8,7 @@ import type { LbMethod, LbContext } from './methods/method.js';
 import type { MethodRegistry } from './methods/index.js';
 import { decide, type Decision, type PickInput } from './picker.js';
 import { RetryBudget } from './retry-budget.js';
+import type { Outcome } from './outcome.js';
 import { parseStickyNames, type StickyNames } from './sticky.js';
 
 /** A queued request waiting for a member slot. */
@@ -228,6 +229,51 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.clock.clearTimeout(w.timer as never);
       w.resolve(this.settle(d));
     }
+  }
+
+  /**
+   * The one port through which the proxy tells the balancer what happened on
+   * a member. Returns true for a `response` whose status counts as a member
+   * failure (failonstatus); false otherwise.
+   */
+  report(member: Member, outcome: Outcome): boolean {
+    const now = this.clock.now();
+    switch (outcome.kind) {
+      case 'dispatched':
+        member.counters.requests++;
+        member.counters.bytesOut += outcome.bytesOut;
+        member.transferred += outcome.bytesOut;
+        return false;
+      case 'response':
+        member.recordLatency(outcome.latencyMs, now);
+        return this.observeStatus(member, outcome.status, now, Date.now());
+      case 'failed': {
+        const f = outcome.failure;
+        member.counters.errors++;
+        if (f.marksDown) member.markError(f.source, `${f.code}: ${f.message}`, now, Date.now());
+        this.release(member);
+        return false;
+      }
+      case 'retried':
+        member.counters.retries++;
+        return false;
+      case 'finished':
+        member.counters.bytesIn += outcome.bytesIn;
+        member.counters.bytesOut += outcome.bytesOut;
+        member.transferred += outcome.bytesIn + outcome.bytesOut;
+        this.release(member);
+        return false;
+    }
+  }
+
+  /** A new client request entered this balancer (the retry budget's denominator). */
+  requestStarted(): void {
+    this.retryBudget.recordRequest(this.clock.now());
+  }
+
+  /** Grants one retry if the retry budget allows it (charging it). */
+  grantRetry(): boolean {
+    return this.retryBudget.tryRetry(this.clock.now());
   }
 
   /** Records a response status for outlier detection and failonstatus. Returns true when the status counts as a member failure. */
