@@ -255,7 +255,7 @@ export class Exchange implements BodySink {
       return this.onBodyError(this.req.error);
     }
     if (this.mode === 'stream') {
-      up.write(text);
+      up.write(text, 'latin1');
       // Chunks parsed so far flow now, later ones as they arrive; the client socket reads again.
       this.req.attach(this);
       this.conn.unpause(PAUSE_BODY);
@@ -263,10 +263,10 @@ export class Exchange implements BodySink {
     }
     if (this.body !== undefined) {
       up.socket.cork();
-      up.write(text);
+      up.write(text, 'latin1');
       up.write(this.body);
       up.socket.uncork();
-    } else up.write(text);
+    } else up.write(text, 'latin1');
     up.requestDone();
   }
 

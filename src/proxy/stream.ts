@@ -8,6 +8,10 @@ import type { ClientConnection, IncomingRequest } from './parse.js';
  * back-pressure (write() says when to pause the member), and the end. Says
  * afterwards whether the connection may carry another request.
  */
+function uncork(s: { uncork(): void; writableCorked: number }): void {
+  if (s.writableCorked > 0) s.uncork();
+}
+
 export class ResponseWriter {
   headSent = false;
   /** Body bytes written (after decoding the member's framing). */
@@ -60,7 +64,11 @@ export class ResponseWriter {
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.headSent = true;
     this.conn.responding = true;
-    this.conn.socket.write(`${text}${framing}\r\n`, 'latin1');
+    // The head goes out with the body bytes of the same read (one writev, not two writes).
+    const s = this.conn.socket;
+    s.cork();
+    s.write(`${text}${framing}\r\n`, 'latin1');
+    process.nextTick(uncork, s);
   }
 
   /** Writes body bytes; false when the client's socket is full (pause the source until onDrain). */

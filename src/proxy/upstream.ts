@@ -45,6 +45,14 @@ const KEEPALIVE_MARGIN_MS = 1000;
 
 type Phase = 'connect' | 'head' | 'body' | 'idle';
 
+/**
+ * One read buffer for every plain member socket (net's `onread`): llhttp copies
+ * body bytes out and hands headers over as strings, so nothing keeps a view
+ * into it past the read. Saves an allocation per read (measured ≈ +19 % req/s
+ * in the prototypes, REFERENCE.md).
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export class MemberConnection {
   readonly socket: net.Socket;
   private readonly parser: NativeParser;
@@ -74,7 +82,10 @@ export class MemberConnection {
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
     this.socket = url.protocol === 'https:'
       ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: settings.rejectUnauthorized, ...(settings.ca !== undefined ? { ca: settings.ca } : {}) })
-      : net.connect({ host, port });
+      : net.connect({ host, port, onread: { buffer: SHARED_READ_BUFFER, callback: (n: number, buf: Uint8Array) => {
+        this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+        return true;
+      } } });
     this.socket.setNoDelay(true);
     this.socket.setTimeout(settings.connectTimeoutMs);
     this.parser = createParser(HTTPParser.RESPONSE, settings.maxHeaderSize, {
@@ -91,7 +102,7 @@ export class MemberConnection {
       this.socket.setTimeout(settings.firstByteTimeoutMs);
       this.handler?.onConnected(this);
     });
-    this.socket.on('data', (d: Buffer) => this.onData(d));
+    if (url.protocol === 'https:') this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? 'ECONNRESET', err.message));
     this.socket.on('end', () => this.onEnd());
@@ -114,8 +125,9 @@ export class MemberConnection {
     }
   }
 
-  write(data: string | Buffer): boolean {
-    return this.socket.write(data);
+  /** Header values are latin1 strings (as llhttp hands them over): written back byte for byte. */
+  write(data: string | Buffer, encoding: BufferEncoding = 'latin1'): boolean {
+    return typeof data === 'string' ? this.socket.write(data, encoding) : this.socket.write(data);
   }
 
   /** The whole request (head and body) was written. */
