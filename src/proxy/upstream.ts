@@ -70,6 +70,8 @@ export class MemberConnection {
   private paused = false;
   /** `Keep-Alive: timeout=` of the member's last response, ms. */
   private memberKeepAliveMs = Number.POSITIVE_INFINITY;
+  /** Header pairs flushed before headers-complete. */
+  private acc: string[] = [];
   closed = false;
 
   constructor(
@@ -89,8 +91,18 @@ export class MemberConnection {
     this.socket.setNoDelay(true);
     this.socket.setTimeout(settings.connectTimeoutMs);
     this.parser = createParser(HTTPParser.RESPONSE, settings.maxHeaderSize, {
-      onHeaders: () => {},
-      onHeadersComplete: (_maj, _min, headers, _m, _u, status, reason, _up, keepAlive) => this.onHead(status ?? 0, reason ?? '', headers ?? [], keepAlive),
+      // Headers flushed before headers-complete (many of them, or after an earlier message's
+      // trailers); once the head is complete, what comes here are trailers: read and dropped.
+      onHeaders: (headers) => {
+        if (this.phase !== 'body') for (const h of headers) this.acc.push(h);
+      },
+      onHeadersComplete: (_maj, _min, headers, _m, _u, status, reason, _up, keepAlive) => {
+        if (headers === undefined) {
+          headers = this.acc;
+          this.acc = [];
+        }
+        return this.onHead(status ?? 0, reason ?? '', headers, keepAlive);
+      },
       onBody: (chunk) => {
         this.responseBytes += chunk.length;
         this.handler?.onResponseData(chunk);
