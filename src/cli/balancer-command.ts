@@ -3,6 +3,7 @@ import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
 import { BalancerServer } from '../proxy/balancer-server.js';
 import { createLogger } from '../util/logger.js';
+import { BufferedAccessLog } from '../proxy/access-log.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -46,9 +47,10 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   return quickConfig(opts);
 }
 
-function accessLogger(cfg: BalancerConfig) {
+function accessLogger(cfg: BalancerConfig): BufferedAccessLog | undefined {
   if (cfg.accesslog === false) return undefined;
-  return createLogger('cohort-access', 'info', cfg.accesslog === true ? 1 : cfg.accesslog.path);
+  if (cfg.accesslog === true) return new BufferedAccessLog(1, 'json');
+  return new BufferedAccessLog(cfg.accesslog.path ?? 1, cfg.accesslog.format);
 }
 
 /** `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config file. */

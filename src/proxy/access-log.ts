@@ -1,4 +1,15 @@
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
+
+/**
+ * The access log, cheap enough to leave on: one line per exchange, formatted
+ * by hand (no object spread, no generic serializer), appended to a buffer
+ * that is written asynchronously in large writes (sonic-boom, pino's
+ * destination) and flushed at least every FLUSH_MS. Two formats: `json` (the
+ * fields pino wrote before, same names) and `combined` (httpd's
+ * LogFormat "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"").
+ * Session ids in URLs (`;jsessionid=` path parameters and query values) are
+ * masked, their route suffix kept.
+ */
 
 /** One access log entry: what the request path knows when an exchange finishes. */
 export interface AccessEntry {
@@ -15,19 +26,149 @@ export interface AccessEntry {
   readonly ms: number;
   /** Response body bytes sent to the client. */
   readonly bytes: number;
+  /** The client: the connection's peer, or the first untrusted address of X-Forwarded-For when the peer is a trusted proxy. */
   readonly client: string;
+  /** The sticky parameter name whose values are masked in `url` (e.g. "jsessionid"), and its route separator. */
+  readonly sessionParam: string;
+  readonly sessionSep: string;
+  /** The request's raw headers (read only by the combined format: Referer, User-Agent) and version. */
+  readonly rawHeaders: readonly string[];
+  readonly httpVersion: string;
 }
 
 export interface AccessLog {
   write(e: AccessEntry): void;
   /** Writes out what is buffered. */
   flush(): void;
+  /** Writes out what is buffered, synchronously (at exit). */
+  close?(): void;
 }
 
-/** An access log on a pino logger (one JSON object per exchange). */
+export type AccessLogFormat = 'json' | 'combined';
+
+/** Buffered bytes that trigger a write, and the longest a line waits, ms. */
+const MIN_WRITE_BYTES = 32 * 1024;
+const FLUSH_MS = 500;
+
+/** An access log on a pino logger (one JSON object per exchange): tests and embedders that bring their own logger. */
 export function pinoAccessLog(logger: Logger): AccessLog {
   return {
-    write: (e) => logger.info({ ...e, ms: Math.round(e.ms * 1000) / 1000 }),
+    write: (e) => logger.info({
+      method: e.method, url: maskSessionIds(e.url, e.sessionParam, e.sessionSep), status: e.status, balancer: e.balancer, member: e.member, route: e.route,
+      reason: e.reason, attempts: e.attempts, upstreamMs: e.upstreamMs, ms: Math.round(e.ms * 1000) / 1000, bytes: e.bytes, client: e.client,
+    }),
     flush: () => logger.flush?.(),
   };
+}
+
+/** The engine's own access log to a file descriptor (1 = stdout) or a file path. */
+export class BufferedAccessLog implements AccessLog {
+  private readonly dest: ReturnType<typeof pino.destination>;
+  private readonly timer: NodeJS.Timeout;
+  private lastSecond = -1;
+  private isoPrefix = '';
+  private clfTime = '';
+
+  constructor(destination: string | number, private readonly format: AccessLogFormat = 'json') {
+    this.dest = pino.destination({ dest: destination, sync: false, minLength: MIN_WRITE_BYTES, maxWrite: 4 * MIN_WRITE_BYTES });
+    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.timer.unref();
+  }
+
+  write(e: AccessEntry): void {
+    this.dest.write(this.format === 'json' ? this.json(e) : this.combined(e));
+  }
+
+  private json(e: AccessEntry): string {
+    const now = Date.now();
+    this.refreshTime(now);
+    const ms = String(now % 1000).padStart(3, '0');
+    let line = `{"level":30,"time":"${this.isoPrefix}${ms}Z","name":"cohort-access","method":${str(e.method)},"url":${str(maskSessionIds(e.url, e.sessionParam, e.sessionSep))},"status":${e.status},"balancer":${str(e.balancer)}`;
+    if (e.member !== undefined) line += `,"member":${str(e.member)}`;
+    if (e.route !== undefined) line += `,"route":${str(e.route)}`;
+    if (e.reason !== undefined) line += `,"reason":${str(e.reason)}`;
+    line += `,"attempts":${e.attempts}`;
+    if (e.upstreamMs !== undefined) line += `,"upstreamMs":${round3(e.upstreamMs)}`;
+    return `${line},"ms":${round3(e.ms)},"bytes":${e.bytes},"client":${str(e.client)}}\n`;
+  }
+
+  private combined(e: AccessEntry): string {
+    this.refreshTime(Date.now());
+    const referer = header(e.rawHeaders, 'referer') ?? '-';
+    const agent = header(e.rawHeaders, 'user-agent') ?? '-';
+    const request = `${e.method} ${maskSessionIds(e.url, e.sessionParam, e.sessionSep)} HTTP/${e.httpVersion}`;
+    return `${e.client} - - [${this.clfTime}] "${clfEscape(request)}" ${e.status} ${e.bytes === 0 ? '-' : e.bytes} "${clfEscape(referer)}" "${clfEscape(agent)}"\n`;
+  }
+
+  /** Formats the time once per second, not once per line. */
+  private refreshTime(now: number): void {
+    const second = Math.floor(now / 1000);
+    if (second === this.lastSecond) return;
+    this.lastSecond = second;
+    const d = new Date(second * 1000);
+    this.isoPrefix = d.toISOString().slice(0, 20);
+    this.clfTime = clfDate(d);
+  }
+
+  flush(): void {
+    try {
+      this.dest.flush();
+    } catch {
+      // sonic-boom refuses a flush while a write is in flight; the next one catches up.
+    }
+  }
+
+  /** Writes everything out synchronously and stops the timer. */
+  close(): void {
+    clearInterval(this.timer);
+    try {
+      this.dest.flushSync();
+    } catch {
+      // nothing buffered, or the destination is gone
+    }
+  }
+}
+
+const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
+
+/** A JSON string literal; JSON.stringify only when a character needs escaping. */
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+/** httpd escapes quotes, backslashes and control characters in logged request lines and headers. */
+function clfEscape(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? s.replace(/["\\]/g, (c) => `\\${c}`).replace(/[\x00-\x1f\x7f-\uffff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : s;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** `10/Oct/2000:13:55:36 +0000` (UTC, as httpd prints it with TZ=UTC). */
+export function clfDate(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+function header(raw: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return raw[i + 1];
+  return undefined;
+}
+
+/**
+ * Masks session ids in a URL: the value of `;param=` path parameters and of
+ * `param=` query parameters (case-insensitive) becomes `*`, keeping what follows
+ * the route separator ("ABC123.tc1" → "*.tc1"), so the log still shows where
+ * a session was routed without giving anyone its id.
+ */
+export function maskSessionIds(url: string, param: string, sep = '.'): string {
+  if (param === '' || !url.toLowerCase().includes(`${param.toLowerCase()}=`)) return url;
+  const re = new RegExp(`([;?&]${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=)([^;?&#/]*)`, 'gi');
+  return url.replace(re, (_all, lead: string, value: string) => {
+    const dot = value.indexOf(sep);
+    return `${lead}*${dot >= 0 ? value.slice(dot) : ''}`;
+  });
 }

@@ -181,7 +181,7 @@ export class BalancerServer {
       balancer: this.balancers.get(m.balancer)!,
       upstream: m.upstream ?? m.path,
       reverse: m.reverse,
-      preserveHost: false,
+      preserveHost: m.preservehost ?? cfg.balancers.find((b) => b.name === m.balancer)?.preservehost ?? false,
     }));
     this.proxy.setMounts(mounts);
     const live = new Set<Member>();
@@ -363,7 +363,8 @@ export class BalancerServer {
       clearInterval(sweeper);
       clearInterval(this.sweeper);
       for (const c of this.connections) c.destroy();
-      this.accessLog?.flush();
+      if (this.accessLog?.close) this.accessLog.close();
+      else this.accessLog?.flush();
       this.pools.close();
       this.log.info('balancer stopped');
     })();

@@ -9,7 +9,7 @@ import { classifyFailure, failureAnswer, isIdempotent, retrySafe, staleReplay, t
 import type { BodySink, ClientConnection, IncomingRequest } from './parse.js';
 import { PAUSE_BODY } from './parse.js';
 import { pick } from './pick.js';
-import { requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './rewrite.js';
+import { clientFromChain, requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './rewrite.js';
 import { routeOf } from './route.js';
 import { ResponseWriter } from './stream.js';
 import type { MemberConnection, PoolSet, ResponseHandler } from './upstream.js';
@@ -248,7 +248,8 @@ export class Exchange implements BodySink {
   send(a: Attempt, up: MemberConnection): void {
     const m = a.member;
     const head = this.req.head;
-    const host = this.mount.preserveHost ? '' : `host: ${m.url.host}\r\n`;
+    // ProxyPreserveHost keeps the client's Host in the forwarded headers (an HTTP/1.0 client may have sent none).
+    const host = this.mount.preserveHost && head.host !== undefined ? '' : `host: ${m.url.host}\r\n`;
     const text = `${head.method} ${this.path} HTTP/1.1\r\n${host}${this.headRest}`;
     if (this.req.error !== undefined) {
       up.abandon();
@@ -447,9 +448,10 @@ export class Exchange implements BodySink {
     const durationMs = deps.clock.now() - this.startedAt;
     const status = this.status;
     deps.onFinish?.({ balancer: this.balancer.name, member: this.lastMember?.route, status, durationMs, upstreamMs: this.upstreamMs, attempts: this.attempts });
+    const head = this.req.head;
     deps.accessLog?.write({
-      method: this.req.head.method,
-      url: this.req.head.url,
+      method: head.method,
+      url: head.url,
       status,
       balancer: this.balancer.name,
       member: this.lastMember?.route,
@@ -459,7 +461,11 @@ export class Exchange implements BodySink {
       upstreamMs: this.upstreamMs,
       ms: durationMs,
       bytes: this.writer.bytes,
-      client: this.conn.remoteAddress,
+      client: clientFromChain(this.conn.remoteAddress, head.rawHeaders, deps.isTrusted),
+      sessionParam: this.balancer.sticky.param,
+      sessionSep: this.balancer.sticky.sep,
+      rawHeaders: head.rawHeaders,
+      httpVersion: `${head.versionMajor}.${head.versionMinor}`,
     });
     // Last: the member slot is free before the next pipelined request on this connection is picked.
     this.conn.done(this.req, reusable);

@@ -84,7 +84,7 @@ export function proxyUpgrade(conn: ClientConnection, req: IncomingRequest, mount
     upstream.once(member.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(timer);
-      let headText = `GET ${path} HTTP/1.1\r\n${mount.preserveHost ? '' : `host: ${member.url.host}\r\n`}`;
+      let headText = `GET ${path} HTTP/1.1\r\n${mount.preserveHost && h.host !== undefined ? '' : `host: ${member.url.host}\r\n`}`;
       for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
       upstream.write(`${headText}\r\n`);
       awaitSwitch(upstream, socket, head, deps.log, member.route, deps.firstByteTimeoutMs);
