@@ -3,7 +3,7 @@ import { hcheckSchema, type BalancerSpec, type HcheckSpec, type MemberSpec } fro
 
 const HCHECK_DEFAULTS: HcheckSpec = hcheckSchema.parse({});
 import type { Clock, Random } from '../util/clock.js';
-import { Member, MemberFlag, MemberHealth, type MemberTransition } from './member.js';
+import { Member, MemberFlag, MemberHealth, type MemberSettingChange, type MemberTransition } from './member.js';
 import type { LbMethod, LbContext } from './methods/method.js';
 import type { MethodRegistry } from './methods/index.js';
 import { decide, type Decision, type PickInput } from './picker.js';
@@ -21,6 +21,8 @@ interface Waiter {
 
 export interface BalancerEvents {
   transition: [MemberTransition & { balancer: string }];
+  /** A member setting or flag changed (manager, reload, discovery): one event per change. */
+  setting: [MemberSettingChange & { balancer: string }];
   change: [{ balancer: string; what: string }];
 }
 
@@ -97,19 +99,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     const old = new Map(this.members.map((m) => [`${m.key} ${m.route}`, m]));
     const next: Member[] = [];
     for (const ms of spec.members) {
-      const fresh = new Member(ms, (t) => this.emit('transition', { ...t, balancer: this.name }));
+      const fresh = this.newMember(ms);
       const kept = old.get(`${fresh.key} ${fresh.route}`);
       if (kept) {
-        kept.loadfactor = fresh.loadfactor;
-        kept.max = fresh.max;
-        kept.retryMs = fresh.retryMs;
-        kept.lbset = fresh.lbset;
+        kept.configure({ loadfactor: fresh.loadfactor, max: fresh.max, retryMs: fresh.retryMs, lbset: fresh.lbset }, 'reload');
         kept.hcheck = fresh.hcheck;
-        const wasOut = kept.administrativelyOut;
-        kept.flags.clear();
-        for (const f of fresh.flags) kept.flags.add(f);
-        // Re-enabled by the reload: ramp up, as setFlag does for the manager.
-        if (wasOut && !kept.administrativelyOut) kept.recoveredAt = this.clock.now();
+        // Re-enabled by the reload: ramps up (slow start), as for the manager.
+        kept.replaceFlags(fresh.flags, 'reload', this.clock.now());
         next.push(kept);
       } else {
         // A member added by a reload ramps up like one added at run time (slow start).
@@ -139,8 +135,12 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return this.members.find((m) => m.route === route);
   }
 
+  private newMember(spec: MemberSpec): Member {
+    return new Member(spec, (t) => this.emit('transition', { ...t, balancer: this.name }), (c) => this.emit('setting', { ...c, balancer: this.name }));
+  }
+
   addMember(spec: MemberSpec): Member {
-    const m = new Member(spec, (t) => this.emit('transition', { ...t, balancer: this.name }));
+    const m = this.newMember(spec);
     if (this.members.some((x) => x.route === m.route)) throw new Error(`balancer ${this.name} already has a member with route "${m.route}"`);
     // A new member starts with slow start so it is not flooded.
     m.recoveredAt = this.clock.now();
@@ -159,10 +159,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return true;
   }
 
-  setFlag(member: Member, flag: MemberFlag, on: boolean): void {
-    if (on) member.flags.add(flag);
-    else member.flags.delete(flag);
-    if (!on && (flag === MemberFlag.Disabled || flag === MemberFlag.Stopped)) member.recoveredAt = this.clock.now();
+  setFlag(member: Member, flag: MemberFlag, on: boolean, source = 'manager'): void {
+    if (!member.setFlag(flag, on, source, this.clock.now())) return;
     this.emit('change', { balancer: this.name, what: `member ${member.route} ${on ? '+' : '-'}${flag}` });
     this.drainQueue();
   }

@@ -157,6 +157,7 @@ export class BalancerServer {
       else {
         b = new Balancer(spec, this.methods, this.clock, this.random);
         b.on('transition', (t) => this.log.warn({ balancer: t.balancer, member: t.member, from: t.from, to: t.to, reason: t.reason }, `member ${t.member} ${t.from} → ${t.to}`));
+        b.on('setting', (c) => this.log.info({ balancer: c.balancer, member: c.member, field: c.field, from: c.from, to: c.to, source: c.source }, `member ${c.member} ${c.field} ${c.from} → ${c.to} (${c.source})`));
         b.on('change', () => {
           this.checkers.get(b!.name)?.sync();
           this.refreshMounts();
