@@ -68,6 +68,8 @@ export class MemberConnection {
   private complete = false;
   /** The exchange asked to stop reading (client back-pressure). */
   private paused = false;
+  /** performance.now() of the last resume. */
+  private resumedAt = Number.NEGATIVE_INFINITY;
   /** `Keep-Alive: timeout=` of the member's last response, ms. */
   private memberKeepAliveMs = Number.POSITIVE_INFINITY;
   /** Header pairs flushed before headers-complete. */
@@ -155,6 +157,9 @@ export class MemberConnection {
 
   resume(): void {
     this.paused = false;
+    this.resumedAt = performance.now();
+    // Idleness counts from here: the time spent paused was the client's, not the member's.
+    if (this.phase === 'body') this.socket.setTimeout(this.settings.idleTimeoutMs);
     this.socket.resume();
   }
 
@@ -226,8 +231,9 @@ export class MemberConnection {
       case 'head':
         return this.fail('HEADERS_TIMEOUT', `no response head within ${this.settings.firstByteTimeoutMs} ms`);
       case 'body':
-        // A client that stops reading pauses us: back-pressure is not idleness.
-        if (this.paused) {
+        // A client that stops reading pauses us: back-pressure is not idleness (nor is the time
+        // since a resume in the same turn of the event loop as this timer).
+        if (this.paused || performance.now() - this.resumedAt < this.settings.idleTimeoutMs) {
           this.socket.setTimeout(this.settings.idleTimeoutMs);
           return;
         }
