@@ -13,6 +13,7 @@ import type { FinishedExchange } from './forward.js';
 import type { Mount } from './mount.js';
 import { ClientConnection } from './parse.js';
 import { RequestPath } from './request-path.js';
+import { H2Endpoint } from './h2.js';
 import { PoolSet, type UpstreamSettings } from './upstream.js';
 import { HealthChecker } from './health-check.js';
 import { pinoAccessLog, type AccessLog } from './access-log.js';
@@ -98,6 +99,8 @@ export class BalancerServer {
   private readonly accessLog: AccessLog | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private draining = false;
+  /** HTTP/2 sessions of TLS listeners (ALPN h2). */
+  private readonly h2: H2Endpoint;
   /** Upstream TLS settings of the current config, read once (not per upgrade). */
   private tls: { rejectUnauthorized: boolean; ca: string | undefined };
   /** Set when the balancer joined the cluster's membership (config `cluster`). */
@@ -118,6 +121,7 @@ export class BalancerServer {
     this.accessLog = toAccessLog(options.accessLog);
     this.tls = upstreamTls(config);
     this.proxy = this.makeProxy(config);
+    this.h2 = new H2Endpoint(this.proxy, () => this.clock.now(), CLIENT_KEEPALIVE_MS);
     this.applyBalancers(config);
   }
 
@@ -207,10 +211,14 @@ export class BalancerServer {
     // Half-open sockets: a client may shut down its write side after a complete request and still
     // read the answer (abortonclose false, the default), as HTTP/1.1 allows.
     const server = tlsSpec
-      ? tls.createServer({ cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key), allowHalfOpen: true })
+      ? tls.createServer({ cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key), allowHalfOpen: true, ALPNProtocols: ['h2', 'http/1.1'] })
       : net.createServer({ allowHalfOpen: true, noDelay: true });
     const proto = tlsSpec ? 'https' : 'http';
-    server.on(tlsSpec ? 'secureConnection' : 'connection', (socket: net.Socket) => this.accept(socket, proto));
+    server.on(tlsSpec ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+      // TLS clients that chose h2 by ALPN get HTTP/2; everyone else HTTP/1.1 (and 1.0).
+      if ((socket as tls.TLSSocket).alpnProtocol === 'h2' && !this.draining) this.h2.accept(socket as tls.TLSSocket);
+      else this.accept(socket, proto);
+    });
     if (tlsSpec) server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return { spec: address + (tlsSpec ? ' tls' : ''), server, tls: !!tlsSpec };
@@ -321,6 +329,7 @@ export class BalancerServer {
     }
     // Open connections move to the new request path.
     for (const c of this.connections) c.setHandler(this.proxy);
+    this.h2.setHandler(this.proxy);
     this.startCheckers();
     this.log.info({ balancers: [...this.balancers.keys()] }, 'configuration reloaded');
   }
@@ -338,6 +347,7 @@ export class BalancerServer {
       for (const l of this.listeners) l.server.close();
       // Stop accepting; idle keep-alive connections close at once, busy ones as they become idle.
       this.draining = true;
+      this.h2.close();
       const closeIdle = () => {
         for (const c of this.connections) if (c.active === undefined) c.destroy();
       };
@@ -347,7 +357,7 @@ export class BalancerServer {
       let timer: NodeJS.Timeout | undefined;
       const allClosed = new Promise<void>((r) => {
         const check = setInterval(() => {
-          if (this.connections.size === 0) {
+          if (this.connections.size === 0 && this.h2.openSessions === 0) {
             clearInterval(check);
             r();
           }
@@ -364,6 +374,7 @@ export class BalancerServer {
       clearInterval(sweeper);
       clearInterval(this.sweeper);
       for (const c of this.connections) c.destroy();
+      this.h2.destroy();
       if (this.accessLog?.close) this.accessLog.close();
       else this.accessLog?.flush();
       this.pools.close();
@@ -381,6 +392,7 @@ export class BalancerServer {
     for (const l of this.listeners) l.server.close();
     clearInterval(this.sweeper);
     for (const c of this.connections) c.destroy();
+    this.h2.destroy();
     this.pools.close();
     this.accessLog?.flush();
   }

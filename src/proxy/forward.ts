@@ -6,12 +6,11 @@ import type { Clock } from '../util/clock.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamPath, type Mount, type MountTable } from './mount.js';
 import { classifyFailure, failureAnswer, isIdempotent, retrySafe, staleReplay, type Classified, type FailureAnswer } from './outcome.js';
-import type { BodySink, ClientConnection, IncomingRequest } from './parse.js';
+import type { BodySink, ClientSide, IncomingRequest, ResponseSink } from './parse.js';
 import { PAUSE_BODY } from './parse.js';
 import { pick } from './pick.js';
 import { clientFromChain, requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './rewrite.js';
 import { routeOf } from './route.js';
-import { ResponseWriter } from './stream.js';
 import type { MemberConnection, PoolSet, ResponseHandler } from './upstream.js';
 
 /**
@@ -85,7 +84,7 @@ class Attempt implements ResponseHandler {
 
 export class Exchange implements BodySink {
   readonly startedAt: number;
-  readonly writer: ResponseWriter;
+  readonly writer: ResponseSink;
   readonly balancer;
   attempts = 0;
   current: Attempt | undefined;
@@ -117,7 +116,7 @@ export class Exchange implements BodySink {
 
   constructor(
     readonly deps: ForwardDeps,
-    readonly conn: ClientConnection,
+    readonly conn: ClientSide,
     readonly req: IncomingRequest,
     readonly mount: Mount,
     mounts: MountTable,
@@ -125,7 +124,7 @@ export class Exchange implements BodySink {
     explain: boolean,
   ) {
     this.startedAt = deps.clock.now();
-    this.writer = new ResponseWriter(conn, req);
+    this.writer = conn.responseFor(req);
     this.balancer = mount.balancer;
     const head = req.head;
     this.path = upstreamPath(mount, target);

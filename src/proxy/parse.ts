@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { createParser, HTTPParser, METHODS, type NativeParser, type ParseError } from './llhttp.js';
+import { ResponseWriter } from './stream.js';
 
 /**
  * The client side of the engine: one ClientConnection per accepted socket,
@@ -101,13 +102,48 @@ export class IncomingRequest {
   }
 }
 
+/** How the answer to one request is written to its client (HTTP/1 connection or HTTP/2 stream). */
+export interface ResponseSink {
+  readonly headSent: boolean;
+  /** Body bytes written. */
+  readonly bytes: number;
+  /** The connection ends after this response (HTTP/1). */
+  readonly closeAfter: boolean;
+  writeContinue(): void;
+  writeEarlyHints(links: readonly string[]): void;
+  /** The head; `headers` without framing, `contentLength` the member's (if any). */
+  writeHead(status: number, reason: string, headers: readonly string[], contentLength: string | undefined, closeAfter?: boolean): void;
+  /** Body bytes; false when the client is full (wait for the client side's onDrain). */
+  write(chunk: Buffer): boolean;
+  /** Ends the body; returns whether the client connection may carry another request. */
+  end(): boolean;
+  /** A complete small answer of the balancer's own. */
+  plain(status: number, body: string, closeAfter: boolean, extra?: Record<string, string>): void;
+}
+
+/** What the request path needs of the client side of one request: an HTTP/1 connection or an HTTP/2 stream. */
+export interface ClientSide {
+  readonly remoteAddress: string;
+  readonly proto: 'http' | 'https';
+  /** Called when the client can take more response bytes. */
+  onDrain: (() => void) | undefined;
+  pause(reason: number): void;
+  unpause(reason: number): void;
+  /** Cuts the client off (mid-response failures). */
+  destroy(): void;
+  /** The exchange for `req` is over; `reusable`: the response was complete and framed. */
+  done(req: IncomingRequest, reusable: boolean): void;
+  /** The writer for `req`'s response. */
+  responseFor(req: IncomingRequest): ResponseSink;
+}
+
 export interface ConnectionHandler {
   /** It is `req`'s turn on `conn` (earlier requests on it are answered). */
-  onRequest(conn: ClientConnection, req: IncomingRequest): void;
+  onRequest(conn: ClientSide, req: IncomingRequest): void;
   /** The connection closed while `req` was being served. */
-  onClientGone(conn: ClientConnection, req: IncomingRequest): void;
+  onClientGone(conn: ClientSide, req: IncomingRequest): void;
   /** A malformed head was refused (logging). */
-  onRefused(conn: ClientConnection, status: number, code: string): void;
+  onRefused(conn: ClientSide, status: number, code: string): void;
 }
 
 /** Pause reasons (bits). */
@@ -123,7 +159,7 @@ export interface ClientLimits {
   readonly abortOnClose: boolean;
 }
 
-export class ClientConnection {
+export class ClientConnection implements ClientSide {
   private readonly parser: NativeParser;
   private readonly turns: Turn[] = [];
   /** The request being served; undefined between requests. */
@@ -185,6 +221,10 @@ export class ClientConnection {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
+  }
+
+  responseFor(req: IncomingRequest): ResponseSink {
+    return new ResponseWriter(this, req);
   }
 
   /** Swaps the handler (a reload builds a new request path; open connections move to it). */
@@ -349,7 +389,7 @@ export class ClientConnection {
 }
 
 /** Reads the header values the request path needs in one pass over the raw headers. */
-function readHead(method: string, url: string, major: number, minor: number, raw: string[], upgrade: boolean, keepAlive: boolean): RequestHead {
+export function readHead(method: string, url: string, major: number, minor: number, raw: string[], upgrade: boolean, keepAlive: boolean): RequestHead {
   let host: string | undefined;
   let cookie: string | undefined;
   let contentLength = -1;

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { Exchange, type ForwardDeps } from './forward.js';
 import { MountTable, originForm, type Mount } from './mount.js';
-import type { ClientConnection, ConnectionHandler, IncomingRequest } from './parse.js';
+import { ClientConnection, type ClientSide, type ConnectionHandler, type IncomingRequest } from './parse.js';
 import { mayExplain } from './route.js';
-import { ResponseWriter } from './stream.js';
 import { proxyUpgrade, type UpgradeDeps } from './upgrade.js';
 import { validateRequest } from './validate.js';
 
@@ -36,7 +35,7 @@ export class RequestPath implements ConnectionHandler {
     return this.mounts.match(path);
   }
 
-  onRequest(conn: ClientConnection, req: IncomingRequest): void {
+  onRequest(conn: ClientSide, req: IncomingRequest): void {
     const head = req.head;
     const rejection = validateRequest(head, this.deps.maxUrlLength);
     if (rejection !== undefined) {
@@ -50,6 +49,8 @@ export class RequestPath implements ConnectionHandler {
     const mount = this.mounts.match(target);
     if (head.upgrade) {
       if (mount === undefined) return this.answer(conn, req, 404, 'no balancer is mounted at this path\n', true);
+      // Upgrades exist in HTTP/1 only (an HTTP/2 stream never has the flag).
+      if (!(conn instanceof ClientConnection)) return this.answer(conn, req, 400, 'upgrade not supported here\n', true);
       return proxyUpgrade(conn, req, mount, target, this.deps.upgrade);
     }
     if (mount === undefined) return this.answer(conn, req, 404, 'no balancer is mounted at this path\n', false);
@@ -59,17 +60,17 @@ export class RequestPath implements ConnectionHandler {
     ex.start();
   }
 
-  onClientGone(_conn: ClientConnection, req: IncomingRequest): void {
+  onClientGone(_conn: ClientSide, req: IncomingRequest): void {
     req.exchange?.clientGone();
   }
 
-  onRefused(conn: ClientConnection, status: number, code: string): void {
+  onRefused(conn: ClientSide, status: number, code: string): void {
     this.deps.log.info({ code, status, client: conn.remoteAddress }, 'malformed request refused');
   }
 
   /** A small answer of the balancer's own; `close` ends the connection after it. */
-  private answer(conn: ClientConnection, req: IncomingRequest, status: number, body: string, close: boolean): void {
-    const w = new ResponseWriter(conn, req);
+  private answer(conn: ClientSide, req: IncomingRequest, status: number, body: string, close: boolean): void {
+    const w = conn.responseFor(req);
     const mustClose = close || (req.hasBody && !req.ended);
     w.plain(status, body, mustClose);
     conn.done(req, !mustClose && !w.closeAfter);

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { ClientConnection, IncomingRequest } from './parse.js';
+import type { ClientConnection, IncomingRequest, ResponseSink } from './parse.js';
 
 /**
  * Writes one response to a client connection: the head with the framing the
@@ -12,7 +12,7 @@ function uncork(s: { uncork(): void; writableCorked: number }): void {
   if (s.writableCorked > 0) s.uncork();
 }
 
-export class ResponseWriter {
+export class ResponseWriter implements ResponseSink {
   headSent = false;
   /** Body bytes written (after decoding the member's framing). */
   bytes = 0;
