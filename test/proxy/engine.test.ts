@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
-import { startBalancer, rawExchange, statuses, request, openFds, until, type RunningBalancer } from '../helpers/backends.js';
+import { startBalancer, startBackend, rawExchange, statuses, request, openFds, until, type RunningBalancer } from '../helpers/backends.js';
 
 /** Raw answers by path. Requests to this member carry no body. */
 const ANSWERS: Record<string, string> = {
@@ -220,4 +220,27 @@ test('a pooled connection the member drops as it is reused costs no client an er
   } finally {
     await b.close();
   }
+});
+
+test('limits.connections bounds the pool: exchanges beyond it wait for a free member connection, none fails', async () => {
+  const m = await startBackend('lim');
+  const b = await startBalancer({ limits: { connections: 2 }, balancers: [{ name: 'b', slowstart: 0, members: [{ url: m.url, route: 'lim', max: 10 }] }] });
+  try {
+    const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => request(`${b.url}/slow/100?${i}`)));
+    assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    assert.equal(m.maxActive, 2);
+    assert.equal(b.server.snapshot()[0]!.members[0]!.busy, 0);
+  } finally {
+    await b.close();
+    await m.close();
+  }
+});
+
+test('HTTP/1.0: keep-alive only when asked for, and then with a framed body', async () => {
+  const asked = await rawExchange(bal.port, `GET /cl HTTP/1.0\r\n${H}Connection: keep-alive\r\n\r\nGET /cl HTTP/1.0\r\n${H}\r\n`, 1000);
+  assert.deepEqual(responses(asked), [[200, 'hello'], [200, 'hello']]);
+  assert.match(asked, /^HTTP\/1\.1 200 OK\r\n[^]*connection: keep-alive\r\n/);
+  const plain = await rawExchange(bal.port, `GET /cl HTTP/1.0\r\n${H}\r\nGET /chunked HTTP/1.0\r\n${H}\r\n`, 1000);
+  assert.deepEqual(statuses(plain), [200], 'nothing read after an HTTP/1.0 request without keep-alive');
+  assert.match(plain, /connection: close/);
 });
