@@ -122,8 +122,12 @@ class H2Side implements ClientSide {
     this.finished = true;
     req.detach();
     this.unpause(PAUSE_BODY);
-    // A request body nobody read: the stream is reset (HTTP/2 needs no connection close for that).
-    if (!req.ended && !this.stream.closed) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    // A request body nobody read: the stream is reset (HTTP/2 needs no connection close for that) —
+    // after the response is out, so that the reset does not discard it.
+    if (req.ended || this.stream.closed) return;
+    const reset = () => this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (this.stream.writableFinished) reset();
+    else this.stream.once('finish', reset);
   }
 
   responseFor(req: IncomingRequest): ResponseSink {

@@ -118,6 +118,10 @@ test('failover and the balancer\'s own answers over h2: a refusing member is ret
     const r = await h2request(session, { ':path': '/', cookie: 'JSESSIONID=s.tc3' });
     assert.equal(r.status, 503);
     assert.equal(r.headers['retry-after'], '1');
+    // With a request body nobody reads (streamed, then reset after the answer): the answer arrives whole.
+    const post = await h2request(session, { ':method': 'POST', ':path': '/upload' }, 'x'.repeat(200_000));
+    assert.equal(post.status, 503);
+    assert.match(post.body, /^Service Unavailable: /);
     const mgr = b.server.balancers.get('x')!;
     mgr.setFlag(mgr.findMember('tc1')!, 'disabled' as never, false);
     const r2 = await h2request(session, { ':path': '/', cookie: 'JSESSIONID=s.tc3', 'x-cohort-explain': '1' });
