@@ -158,6 +158,9 @@ function header(raw: readonly string[], lower: string): string | undefined {
   return undefined;
 }
 
+/** One compiled pattern per sticky parameter name. */
+const MASKS = new Map<string, RegExp>();
+
 /**
  * Masks session ids in a URL: the value of `;param=` path parameters and of
  * `param=` query parameters (case-insensitive) becomes `*`, keeping what follows
@@ -165,8 +168,12 @@ function header(raw: readonly string[], lower: string): string | undefined {
  * a session was routed without giving anyone its id.
  */
 export function maskSessionIds(url: string, param: string, sep = '.'): string {
-  if (param === '' || !url.toLowerCase().includes(`${param.toLowerCase()}=`)) return url;
-  const re = new RegExp(`([;?&]${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=)([^;?&#/]*)`, 'gi');
+  if (param === '' || url.indexOf('=') < 0) return url;
+  let re = MASKS.get(param);
+  if (re === undefined) {
+    re = new RegExp(`([;?&]${param.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=)([^;?&#/]*)`, 'gi');
+    MASKS.set(param, re);
+  }
   return url.replace(re, (_all, lead: string, value: string) => {
     const dot = value.indexOf(sep);
     return `${lead}*${dot >= 0 ? value.slice(dot) : ''}`;
