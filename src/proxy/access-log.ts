@@ -80,40 +80,40 @@ class LineWriter {
   }
 
   append(line: string): void {
-    if (this.used + line.length * 3 > this.buf.length) {
-      this.flush();
-      if (this.used + line.length * 3 > this.buf.length) {
-        if (this.backlogBytes > MAX_BACKLOG_BYTES) {
-          this.dropped++;
-          return;
-        }
-        const b = Buffer.from(line);
-        this.backlog.push(b);
-        this.backlogBytes += b.length;
+    // Order: the buffer holds older lines than the backlog; while a backlog exists, lines join it.
+    if (this.backlog.length === 0 && this.used + line.length * 3 > this.buf.length) this.flush();
+    if (this.backlog.length > 0 || this.used + line.length * 3 > this.buf.length) {
+      if (this.backlogBytes > MAX_BACKLOG_BYTES) {
+        this.dropped++;
         return;
       }
+      const b = Buffer.from(line);
+      this.backlog.push(b);
+      this.backlogBytes += b.length;
+      return;
     }
     this.used += this.buf.write(line, this.used);
     if (this.used >= MIN_WRITE_BYTES) this.flush();
   }
 
-  /** Starts writing what is buffered (unless a write is in flight; it continues when that one ends). */
+  /** Starts writing what is buffered, oldest first (unless a write is in flight; it continues when that one ends). */
   flush(): void {
     if (this.writing) return;
+    if (this.used > 0) {
+      const b = this.buf;
+      const n = this.used;
+      this.buf = this.spare;
+      this.spare = b;
+      this.used = 0;
+      this.out(b, 0, n);
+      return;
+    }
     if (this.backlog.length > 0) {
       const b = Buffer.concat(this.backlog);
       this.backlog = [];
       this.backlogBytes = 0;
       this.out(b, 0, b.length);
-      return;
     }
-    if (this.used === 0) return;
-    const b = this.buf;
-    const n = this.used;
-    this.buf = this.spare;
-    this.spare = b;
-    this.used = 0;
-    this.out(b, 0, n);
   }
 
   private out(b: Buffer, from: number, to: number): void {
@@ -134,7 +134,7 @@ class LineWriter {
    * carries older lines; it completes in the kernel, possibly after these.
    */
   flushSync(): void {
-    const parts = [...this.backlog, this.buf.subarray(0, this.used)];
+    const parts = [this.buf.subarray(0, this.used), ...this.backlog];
     this.backlog = [];
     this.used = 0;
     for (const p of parts) {

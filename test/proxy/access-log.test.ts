@@ -113,3 +113,22 @@ test('preservehost (httpd ProxyPreserveHost): off by default; on per balancer or
   assert.equal(await hostSeen(two, '/plain'), member);
   assert.equal(await hostSeen(two, '/off'), member);
 });
+
+test('the line buffer keeps every line, in order, across many buffer flushes and at close', async () => {
+  const file = join(dir, 'many.log');
+  const log = new BufferedAccessLog(file, 'json');
+  const entry = { method: 'GET', status: 200, balancer: 'b', member: 'tc1', route: undefined, reason: 'balanced', attempts: 1, upstreamMs: 1, ms: 2, bytes: 3, client: '127.0.0.1', sessionParam: 'jsessionid', sessionSep: '.', rawHeaders: [], httpVersion: '1.1' };
+  const n = 20_000;
+  for (let i = 0; i < n; i++) {
+    log.write({ ...entry, url: `/r/${i}/${'x'.repeat(i % 300)}` });
+    // Let some asynchronous writes happen in between.
+    if (i % 5000 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  log.close();
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  assert.equal(lines.length, n);
+  assert.equal(log.dropped, 0);
+  const urls = lines.map((l) => Number(String((JSON.parse(l) as { url: string }).url).split('/')[2]));
+  assert.deepEqual(urls, Array.from({ length: n }, (_, i) => i));
+});
