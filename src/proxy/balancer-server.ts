@@ -121,7 +121,7 @@ export class BalancerServer {
     this.accessLog = toAccessLog(options.accessLog);
     this.tls = upstreamTls(config);
     this.proxy = this.makeProxy(config);
-    this.h2 = new H2Endpoint(this.proxy, () => this.clock.now(), CLIENT_KEEPALIVE_MS);
+    this.h2 = new H2Endpoint(this.proxy, () => this.clock.now(), CLIENT_KEEPALIVE_MS, config.limits.maxheadersize);
     this.applyBalancers(config);
   }
 

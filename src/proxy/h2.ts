@@ -23,9 +23,11 @@ export class H2Endpoint {
     private handler: ConnectionHandler,
     private readonly now: () => number,
     idleMs: number,
+    maxHeaderSize: number,
   ) {
     // A plain (h2c) server object that never listens: TLS listeners hand it the sockets that chose h2.
-    this.server = http2.createServer({ maxSessionMemory: 16 });
+    // The header list is bounded like an HTTP/1 head (limits.maxheadersize): larger ones are refused by nghttp2.
+    this.server = http2.createServer({ maxSessionMemory: 16, settings: { maxHeaderListSize: maxHeaderSize } });
     this.server.setTimeout(idleMs, () => {});
     this.server.on('session', (s: http2.ServerHttp2Session) => {
       this.sessions.add(s);

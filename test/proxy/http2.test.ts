@@ -134,3 +134,21 @@ test('failover and the balancer\'s own answers over h2: a refusing member is ret
     await dead.close();
   }
 });
+
+test('an h2 header list over limits.maxheadersize is refused and never forwarded; the balancer keeps serving h2', async () => {
+  const session = http2.connect(bal.url, { ca });
+  try {
+    const n = tc1.seen.length + tc2.seen.length;
+    const refused = await h2request(session, { ':path': '/big', 'x-big': 'a'.repeat(20 * 1024) }).then((r) => r.status, () => -1);
+    assert.notEqual(refused, 200);
+    assert.equal(tc1.seen.length + tc2.seen.length, n);
+  } finally {
+    session.destroy();
+  }
+  const again = http2.connect(bal.url, { ca });
+  try {
+    assert.equal((await h2request(again, { ':path': '/fine' })).status, 200);
+  } finally {
+    again.close();
+  }
+});
