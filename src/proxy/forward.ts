@@ -435,6 +435,9 @@ export class Exchange implements BodySink {
   private finish(reusable: boolean): void {
     if (this.done) return;
     this.done = true;
+    // A member connection still ours (e.g. the member answered before the request body was all sent)
+    // can never be reused cleanly: it is closed. One already back in its pool is left alone.
+    this.current?.upstream?.closeIfOwnedBy(this.current);
     this.current = undefined;
     this.conn.onDrain = undefined;
     const member = this.member;

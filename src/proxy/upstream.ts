@@ -163,6 +163,11 @@ export class MemberConnection {
     this.socket.resume();
   }
 
+  /** Closes the connection if `handler`'s exchange is still on it (not released to the pool). */
+  closeIfOwnedBy(handler: ResponseHandler): void {
+    if (this.handler === handler) this.abandon();
+  }
+
   /** The exchange gives up on this connection (its client left, or it failed): it is closed, never reused. */
   abandon(): void {
     this.handler = undefined;
@@ -195,10 +200,13 @@ export class MemberConnection {
     }
     this.complete = true;
     const h = this.handler;
-    if (!this.keepAlive) this.handler = undefined;
+    // Back to the pool (or closed) before the exchange hears of the end: an exchange that ends
+    // while the connection is still its own (request body not all sent) closes it.
+    if (!this.keepAlive) {
+      this.handler = undefined;
+      this.socket.destroy();
+    } else if (this.requestWritten) this.release();
     h?.onResponseEnd();
-    if (this.keepAlive && this.requestWritten) this.release();
-    else if (!this.keepAlive) this.socket.destroy();
   }
 
   private release(): void {

@@ -23,6 +23,7 @@ const ANSWERS: Record<string, string> = {
   '/head': 'HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n',
   '/continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
   '/member-close': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok',
+  '/early': 'HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig',
   '/stale': 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh',
   '/latin1': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-name: caf\xe9\r\n\r\nok',
 };
@@ -243,4 +244,21 @@ test('HTTP/1.0: keep-alive only when asked for, and then with a framed body', as
   const plain = await rawExchange(bal.port, `GET /cl HTTP/1.0\r\n${H}\r\nGET /chunked HTTP/1.0\r\n${H}\r\n`, 1000);
   assert.deepEqual(statuses(plain), [200], 'nothing read after an HTTP/1.0 request without keep-alive');
   assert.match(plain, /connection: close/);
+});
+
+test('a member that answers before the request body is all sent: the answer is passed on, that member connection is closed, not pooled', async () => {
+  const b = await startBalancer({ limits: { connections: 1 }, balancers: [{ name: 'b', slowstart: 0, members: [{ url: member.url, route: 'raw' }] }] });
+  try {
+    const c0 = member.connections;
+    // 100 kB announced (streamed, not buffered), 10 bytes sent: the member answers 413 at once.
+    const out = await rawExchange(b.port, `POST /early HTTP/1.1\r\n${H}Content-Length: 100000\r\n\r\n0123456789`, 800);
+    assert.equal(statuses(out)[0], 413);
+    // With one connection allowed, the next request gets a fresh one: the half-sent one was not kept.
+    const r = await request(`${b.url}/cl`);
+    assert.equal(r.body, 'hello');
+    assert.equal(member.connections, c0 + 2);
+    assert.equal(b.server.snapshot()[0]!.members[0]!.busy, 0);
+  } finally {
+    await b.close();
+  }
 });
