@@ -3,11 +3,12 @@ import { hcheckSchema, type BalancerSpec, type HcheckSpec, type MemberSpec } fro
 
 const HCHECK_DEFAULTS: HcheckSpec = hcheckSchema.parse({});
 import type { Clock, Random } from '../util/clock.js';
-import { Member, MemberFlag, MemberHealth, type MemberTransition } from './member.js';
+import { Member, MemberFlag, MemberHealth, type MemberSettingChange, type MemberTransition } from './member.js';
 import type { LbMethod, LbContext } from './methods/method.js';
 import type { MethodRegistry } from './methods/index.js';
 import { decide, type Decision, type PickInput } from './picker.js';
 import { RetryBudget } from './retry-budget.js';
+import type { Outcome } from './outcome.js';
 import { parseStickyNames, type StickyNames } from './sticky.js';
 
 /** A queued request waiting for a member slot. */
@@ -20,6 +21,8 @@ interface Waiter {
 
 export interface BalancerEvents {
   transition: [MemberTransition & { balancer: string }];
+  /** A member setting or flag changed (manager, reload, discovery): one event per change. */
+  setting: [MemberSettingChange & { balancer: string }];
   change: [{ balancer: string; what: string }];
 }
 
@@ -96,19 +99,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     const old = new Map(this.members.map((m) => [`${m.key} ${m.route}`, m]));
     const next: Member[] = [];
     for (const ms of spec.members) {
-      const fresh = new Member(ms, (t) => this.emit('transition', { ...t, balancer: this.name }));
+      const fresh = this.newMember(ms);
       const kept = old.get(`${fresh.key} ${fresh.route}`);
       if (kept) {
-        kept.loadfactor = fresh.loadfactor;
-        kept.max = fresh.max;
-        kept.retryMs = fresh.retryMs;
-        kept.lbset = fresh.lbset;
+        kept.configure({ loadfactor: fresh.loadfactor, max: fresh.max, retryMs: fresh.retryMs, lbset: fresh.lbset }, 'reload');
         kept.hcheck = fresh.hcheck;
-        const wasOut = kept.administrativelyOut;
-        kept.flags.clear();
-        for (const f of fresh.flags) kept.flags.add(f);
-        // Re-enabled by the reload: ramp up, as setFlag does for the manager.
-        if (wasOut && !kept.administrativelyOut) kept.recoveredAt = this.clock.now();
+        // Re-enabled by the reload: ramps up (slow start), as for the manager.
+        kept.replaceFlags(fresh.flags, 'reload', this.clock.now());
         next.push(kept);
       } else {
         // A member added by a reload ramps up like one added at run time (slow start).
@@ -138,8 +135,12 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return this.members.find((m) => m.route === route);
   }
 
+  private newMember(spec: MemberSpec): Member {
+    return new Member(spec, (t) => this.emit('transition', { ...t, balancer: this.name }), (c) => this.emit('setting', { ...c, balancer: this.name }));
+  }
+
   addMember(spec: MemberSpec): Member {
-    const m = new Member(spec, (t) => this.emit('transition', { ...t, balancer: this.name }));
+    const m = this.newMember(spec);
     if (this.members.some((x) => x.route === m.route)) throw new Error(`balancer ${this.name} already has a member with route "${m.route}"`);
     // A new member starts with slow start so it is not flooded.
     m.recoveredAt = this.clock.now();
@@ -158,10 +159,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return true;
   }
 
-  setFlag(member: Member, flag: MemberFlag, on: boolean): void {
-    if (on) member.flags.add(flag);
-    else member.flags.delete(flag);
-    if (!on && (flag === MemberFlag.Disabled || flag === MemberFlag.Stopped)) member.recoveredAt = this.clock.now();
+  setFlag(member: Member, flag: MemberFlag, on: boolean, source = 'manager'): void {
+    if (!member.setFlag(flag, on, source, this.clock.now())) return;
     this.emit('change', { balancer: this.name, what: `member ${member.route} ${on ? '+' : '-'}${flag}` });
     this.drainQueue();
   }
@@ -228,6 +227,51 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.clock.clearTimeout(w.timer as never);
       w.resolve(this.settle(d));
     }
+  }
+
+  /**
+   * The one port through which the proxy tells the balancer what happened on
+   * a member. Returns true for a `response` whose status counts as a member
+   * failure (failonstatus); false otherwise.
+   */
+  report(member: Member, outcome: Outcome): boolean {
+    const now = this.clock.now();
+    switch (outcome.kind) {
+      case 'dispatched':
+        member.counters.requests++;
+        member.counters.bytesOut += outcome.bytesOut;
+        member.transferred += outcome.bytesOut;
+        return false;
+      case 'response':
+        member.recordLatency(outcome.latencyMs, now);
+        return this.observeStatus(member, outcome.status, now, Date.now());
+      case 'failed': {
+        const f = outcome.failure;
+        member.counters.errors++;
+        if (f.marksDown) member.markError(f.source, `${f.code}: ${f.message}`, now, Date.now());
+        this.release(member);
+        return false;
+      }
+      case 'retried':
+        member.counters.retries++;
+        return false;
+      case 'finished':
+        member.counters.bytesIn += outcome.bytesIn;
+        member.counters.bytesOut += outcome.bytesOut;
+        member.transferred += outcome.bytesIn + outcome.bytesOut;
+        this.release(member);
+        return false;
+    }
+  }
+
+  /** A new client request entered this balancer (the retry budget's denominator). */
+  requestStarted(): void {
+    this.retryBudget.recordRequest(this.clock.now());
+  }
+
+  /** Grants one retry if the retry budget allows it (charging it). */
+  grantRetry(): boolean {
+    return this.retryBudget.tryRetry(this.clock.now());
   }
 
   /** Records a response status for outlier detection and failonstatus. Returns true when the status counts as a member failure. */

@@ -1,4 +1,5 @@
 import type { MemberHcheck, MemberSpec } from '../config/balancer-schema.js';
+import { mayMove } from '../util/transitions.js';
 
 /**
  * One balancer member (an app node) and everything the balancer knows about it.
@@ -47,6 +48,50 @@ export interface MemberTransition {
 }
 
 export type TransitionListener = (t: MemberTransition) => void;
+
+/** The settings an operator, a reload or discovery changes on a member. */
+export interface MemberSettingsChange {
+  readonly loadfactor?: number;
+  readonly lbset?: number;
+  readonly max?: number;
+  readonly retryMs?: number;
+  readonly route?: string;
+}
+
+/** One change of a member setting or flag: what, from, to, and who changed it. */
+export interface MemberSettingChange {
+  readonly member: string;
+  readonly field: 'loadfactor' | 'lbset' | 'max' | 'retry' | 'route' | 'flags';
+  readonly from: string | number;
+  readonly to: string | number;
+  /** 'manager', 'reload', 'discovery', … */
+  readonly source: string;
+}
+
+export type SettingListener = (c: MemberSettingChange) => void;
+
+/**
+ * The member health state machine: for each move, the states it may start
+ * from. A move from another state is refused (the state stays), so that e.g.
+ * a request failure does not pull a member out of check-failed (only health
+ * checks bring it back), and a trial success does not end an ejection early.
+ */
+export const HEALTH_MOVES = {
+  /** A request failed in a way that says the member is down. */
+  requestFailed: { from: [MemberHealth.Ok, MemberHealth.Error, MemberHealth.Ejected], to: MemberHealth.Error },
+  /** A request to a member in error (on trial) or whose ejection expired succeeded. */
+  requestSucceeded: { from: [MemberHealth.Error, MemberHealth.Ejected], to: MemberHealth.Ok },
+  /** Outlier detection: consecutive 5xx. */
+  ejected: { from: [MemberHealth.Ok], to: MemberHealth.Ejected },
+  /** `rise` health checks passed. */
+  checksPassed: { from: [MemberHealth.Error, MemberHealth.CheckFailed, MemberHealth.Ejected], to: MemberHealth.Ok },
+  /** `fall` health checks failed. */
+  checksFailed: { from: [MemberHealth.Ok, MemberHealth.Error, MemberHealth.Ejected], to: MemberHealth.CheckFailed },
+  /** The operator's reset (manager): from any state. */
+  operatorReset: { from: [], to: MemberHealth.Ok },
+} as const satisfies Record<string, { readonly from: readonly MemberHealth[]; readonly to: MemberHealth }>;
+
+export type HealthMove = keyof typeof HEALTH_MOVES;
 
 /** Counters shown by the manager and exported to /metrics. */
 export interface MemberCounters {
@@ -107,8 +152,9 @@ export class Member {
   readonly counters: MemberCounters = { requests: 0, errors: 0, bytesOut: 0, bytesIn: 0, retries: 0 };
 
   private readonly onTransition: TransitionListener | undefined;
+  private readonly onSetting: SettingListener | undefined;
 
-  constructor(spec: MemberSpec, onTransition?: TransitionListener) {
+  constructor(spec: MemberSpec, onTransition?: TransitionListener, onSetting?: SettingListener) {
     this.url = new URL(spec.url);
     this.key = this.url.origin;
     this.route = spec.route ?? this.url.host;
@@ -119,6 +165,53 @@ export class Member {
     this.hcheck = spec.hcheck;
     for (const s of spec.status) this.flags.add(s as MemberFlag);
     this.onTransition = onTransition;
+    this.onSetting = onSetting;
+  }
+
+  /**
+   * Changes settings; one event per field that changed. Returns the changes
+   * as text ("loadfactor 1 → 3"), empty when nothing changed.
+   */
+  configure(change: MemberSettingsChange, source: string): string[] {
+    const done: string[] = [];
+    const set = <K extends keyof MemberSettingsChange>(key: K, field: MemberSettingChange['field'], from: number | string, apply: () => void): void => {
+      const to = change[key];
+      if (to === undefined || to === from) return;
+      const member = this.route;
+      apply();
+      done.push(`${field} ${from} → ${to}`);
+      this.onSetting?.({ member, field, from, to: to as number | string, source });
+    };
+    set('loadfactor', 'loadfactor', this.loadfactor, () => (this.loadfactor = change.loadfactor!));
+    set('lbset', 'lbset', this.lbset, () => (this.lbset = change.lbset!));
+    set('max', 'max', this.max, () => (this.max = change.max!));
+    set('retryMs', 'retry', this.retryMs, () => (this.retryMs = change.retryMs!));
+    set('route', 'route', this.route, () => (this.route = change.route!));
+    return done;
+  }
+
+  /**
+   * Sets or clears one flag; an event when it changed. A member that is no
+   * longer disabled or stopped ramps up from `now` (slow start). Returns
+   * whether anything changed.
+   */
+  setFlag(flag: MemberFlag, on: boolean, source: string, now: number): boolean {
+    if (this.flags.has(flag) === on) return false;
+    return this.replaceFlags(on ? [...this.flags, flag] : [...this.flags].filter((f) => f !== flag), source, now);
+  }
+
+  /** Replaces all flags (a reload, saved settings); an event when the set changed. `now` undefined: no slow start. */
+  replaceFlags(flags: Iterable<MemberFlag>, source: string, now?: number): boolean {
+    const next = new Set(flags);
+    const before = [...this.flags].sort().join(',');
+    const after = [...next].sort().join(',');
+    if (before === after) return false;
+    const wasOut = this.administrativelyOut;
+    this.flags.clear();
+    for (const f of next) this.flags.add(f);
+    if (wasOut && !this.administrativelyOut && now !== undefined) this.recoveredAt = now;
+    this.onSetting?.({ member: this.route, field: 'flags', from: before, to: after, source });
+    return true;
   }
 
   /** Administratively excluded from all traffic (disabled or stopped). */
@@ -158,6 +251,14 @@ export class Member {
     return Math.max(this.loadfactor * 0.1, (this.loadfactor * Math.max(0, since)) / slowstartMs);
   }
 
+  /** Makes a health move if the table allows it from the current state; one event when the state changed. */
+  private move(name: HealthMove, reason: MemberReason): boolean {
+    const m = HEALTH_MOVES[name];
+    if (!mayMove<MemberHealth>(this.health, m.from)) return false;
+    this.transition(m.to, reason);
+    return true;
+  }
+
   private transition(to: MemberHealth, reason: MemberReason): void {
     const from = this.health;
     this.health = to;
@@ -177,11 +278,12 @@ export class Member {
       this.lastError = { source, message, since: now, sinceWall: wall };
       return;
     }
-    this.outUntil = now + this.retryMs;
     // With health checks on, coming back takes `rise` passes counted from this failure,
     // not passes banked before it (else a member that resets every request flaps back at once).
     this.checkPasses = 0;
-    this.transition(MemberHealth.Error, { source, message, since: now, sinceWall: wall });
+    const reason = { source, message, since: now, sinceWall: wall };
+    if (this.move('requestFailed', reason)) this.outUntil = now + this.retryMs;
+    else this.lastError = reason;
   }
 
   /** A request succeeded: an Error/Ejected member on trial is Ok again. */
@@ -193,16 +295,13 @@ export class Member {
   /** The member answered (any status): a member in Error on trial is Ok again. Ejection stands until it expires. */
   markReachable(now: number, wall: number): void {
     if (this.health === MemberHealth.Ejected && now < this.outUntil) return;
-    if (this.health === MemberHealth.Error || this.health === MemberHealth.Ejected) {
-      this.recoveredAt = now;
-      this.transition(MemberHealth.Ok, { source: 'request', message: 'request succeeded', since: now, sinceWall: wall });
-    }
+    if (this.move('requestSucceeded', { source: 'request', message: 'request succeeded', since: now, sinceWall: wall })) this.recoveredAt = now;
   }
 
   eject(durationMs: number, message: string, now: number, wall: number): void {
+    if (!this.move('ejected', { source: 'outlier', message, since: now, sinceWall: wall })) return;
     this.ejections++;
     this.outUntil = now + durationMs;
-    this.transition(MemberHealth.Ejected, { source: 'outlier', message, since: now, sinceWall: wall });
   }
 
   /** Records an active health-check result; returns true when the health changed. */
@@ -211,20 +310,16 @@ export class Member {
     if (ok) {
       this.checkFails = 0;
       this.checkPasses++;
-      if (this.health !== MemberHealth.Ok && this.checkPasses >= rise) {
+      if (this.checkPasses >= rise && this.move('checksPassed', { source: 'hcheck', message: `passed ${this.checkPasses} check(s)`, since: now, sinceWall: wall })) {
         this.recoveredAt = now;
         this.outUntil = 0;
-        this.transition(MemberHealth.Ok, { source: 'hcheck', message: `passed ${this.checkPasses} check(s)`, since: now, sinceWall: wall });
         return true;
       }
       return false;
     }
     this.checkPasses = 0;
     this.checkFails++;
-    if (this.health !== MemberHealth.CheckFailed && this.checkFails >= fall) {
-      this.transition(MemberHealth.CheckFailed, { source: 'hcheck', message: `failed ${this.checkFails} check(s): ${detail}`, since: now, sinceWall: wall });
-      return true;
-    }
+    if (this.checkFails >= fall && this.move('checksFailed', { source: 'hcheck', message: `failed ${this.checkFails} check(s): ${detail}`, since: now, sinceWall: wall })) return true;
     return false;
   }
 
@@ -232,7 +327,7 @@ export class Member {
   resetHealth(now: number, wall: number): void {
     this.outUntil = 0;
     this.checkFails = 0;
-    this.transition(MemberHealth.Ok, { source: 'operator', message: 'reset by operator', since: now, sinceWall: wall });
+    this.move('operatorReset', { source: 'operator', message: 'reset by operator', since: now, sinceWall: wall });
   }
 
   recordLatency(ms: number, now = 0): void {

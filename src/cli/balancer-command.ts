@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { BalancerPhase, BalancerStatusServer } from '../status/balancer-status.js';
 import { ErrorProber } from '../probe/error-prober.js';
 import { systemClock } from '../util/clock.js';
+import { BufferedAccessLog } from '../proxy/access-log.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
@@ -62,10 +63,18 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   return quickConfig(opts);
 }
 
-function accessLogger(cfg: BalancerConfig, outputs: LogOutputs) {
+/**
+ * The access log: the engine's buffered writer (src/proxy/access-log.ts). A file is checked at start like
+ * every log file (a ConfigError naming `accesslog.path`) and reopened with the others on SIGUSR2.
+ */
+function accessLogger(cfg: BalancerConfig, outputs: LogOutputs): BufferedAccessLog | undefined {
   if (cfg.accesslog === false) return undefined;
-  // The access log stays JSON lines on a TTY too (one record per request, for tools).
-  return createLogger('cohort-access', 'info', outputs.open(cfg.accesslog === true ? 1 : cfg.accesslog.path, 'json', 'accesslog.path'));
+  if (cfg.accesslog === true) return new BufferedAccessLog(1, 'json');
+  const dest = cfg.accesslog.path ?? 1;
+  if (typeof dest === 'string') outputs.check(dest, 'accesslog.path');
+  const log = new BufferedAccessLog(dest, cfg.accesslog.format);
+  if (typeof dest === 'string') outputs.onReopen(dest, () => log.reopen());
+  return log;
 }
 
 type FinishHook = (e: FinishedExchange) => void;

@@ -130,6 +130,8 @@ export const balancerSchema = z.strictObject({
   outlier: z.union([z.literal(false), outlierSchema]).default(false),
   hcheck: z.union([z.literal(false), hcheckSchema]).default(false),
   members: z.array(memberSchema).default([]),
+  /** httpd ProxyPreserveHost for every mount of this balancer (a mount's own setting wins); off by default. */
+  preservehost: z.boolean().default(false),
 });
 
 export const mountSchema = z.strictObject({
@@ -138,6 +140,8 @@ export const mountSchema = z.strictObject({
   upstream: z.string().startsWith('/', 'expected a path starting with "/"').optional(),
   /** ProxyPassReverse / ProxyPassReverseCookiePath rewriting; on by default. */
   reverse: z.boolean().default(true),
+  /** httpd ProxyPreserveHost: send the client's Host to members instead of the member's host:port. Default: the balancer's. */
+  preservehost: z.boolean().optional(),
 });
 
 /** A manager user: name and an scrypt hash (`cohort hash-password`), never a plain password. */
@@ -210,7 +214,8 @@ export const balancerConfigSchema = z.strictObject({
     rejectunauthorized: z.boolean().default(true),
     ca: z.string().optional(),
   }).prefault({}),
-  accesslog: z.union([z.boolean(), z.strictObject({ path: z.string() })]).default(true),
+  /** `true` (JSON on stdout), `false`, or `{ path?: FILE, format?: json | combined }` (httpd's combined LogFormat). */
+  accesslog: z.union([z.boolean(), z.strictObject({ path: z.string().optional(), format: z.enum(['json', 'combined']).default('json') })]).default(true),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /**
    * Answer requests carrying `X-Cohort-Explain: 1` with an X-Cohort-Explain

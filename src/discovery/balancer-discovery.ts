@@ -75,7 +75,7 @@ export class BalancerDiscovery {
     if (existing) {
       if (newReport && loadfactor !== undefined && existing.loadfactor !== loadfactor) {
         this.log.info({ balancer: this.balancer.name, member: node.route, from: existing.loadfactor, loadfactor }, 'node reported a new loadfactor');
-        existing.loadfactor = loadfactor;
+        existing.configure({ loadfactor }, 'discovery');
       }
       if (this.discovered.has(node.route) && existing.url.origin !== new URL(meta.http).origin) {
         // Same route, new address (restarted elsewhere): replace it.

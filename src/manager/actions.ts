@@ -55,19 +55,12 @@ export function changeMember(b: Balancer, m: Member, change: MemberChange, now: 
   if (change.route !== undefined && change.route !== m.route && b.findMember(change.route)) {
     throw new ManagerError('COHORT_MANAGER_CONFLICT', `balancer "${b.name}" already has a member with route "${change.route}"`);
   }
-  const what: string[] = [];
-  if (change.loadfactor !== undefined && change.loadfactor !== m.loadfactor) {
-    what.push(`loadfactor ${m.loadfactor} → ${change.loadfactor}`);
-    m.loadfactor = change.loadfactor;
-  }
-  if (change.lbset !== undefined && change.lbset !== m.lbset) {
-    what.push(`lbset ${m.lbset} → ${change.lbset}`);
-    m.lbset = change.lbset;
-  }
-  if (change.route !== undefined && change.route !== m.route) {
-    what.push(`route ${m.route} → ${change.route}`);
-    m.route = change.route;
-  }
+  // One event per changed setting (the balancer's 'setting'), then one 'change' for the batch.
+  const what = m.configure({
+    ...(change.loadfactor !== undefined ? { loadfactor: change.loadfactor } : {}),
+    ...(change.lbset !== undefined ? { lbset: change.lbset } : {}),
+    ...(change.route !== undefined ? { route: change.route } : {}),
+  }, 'manager');
   if (change.reset) m.resetHealth(now, wall);
   if (what.length > 0) b.emit('change', { balancer: b.name, what: `member ${m.route}: ${what.join(', ')}` });
   for (const [flag, on] of Object.entries(change.status ?? {})) {
@@ -106,15 +99,10 @@ export function memberSettings(m: Member): MemberSettings {
   return { url: m.url.href, route: m.route, loadfactor: m.loadfactor, lbset: m.lbset, max: m.max, retry: m.retryMs / 1000, status: [...m.flags], ...(m.hcheck !== undefined ? { hcheck: m.hcheck } : {}) };
 }
 
-/** Gives a member saved settings (no event: the caller emits one 'change' for the batch). */
+/** Gives a member saved settings (a 'setting' event per changed field; the caller emits one 'change' for the batch). */
 export function setMemberSettings(m: Member, w: MemberSettings): void {
-  m.route = w.route;
-  m.loadfactor = w.loadfactor;
-  m.lbset = w.lbset;
-  m.max = w.max;
-  m.retryMs = w.retry * 1000;
-  m.flags.clear();
-  for (const f of w.status) m.flags.add(f as MemberFlag);
+  m.configure({ route: w.route, loadfactor: w.loadfactor, lbset: w.lbset, max: w.max, retryMs: w.retry * 1000 }, 'manager');
+  m.replaceFlags(w.status as MemberFlag[], 'manager');
 }
 
 /** A member spec from saved settings. */

@@ -1,6 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BalancerConfig, ListenerSpec } from '../config/balancer-schema.js';
@@ -8,12 +7,17 @@ import { Balancer } from '../balancer/balancer.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
 import { systemClock, systemRandom, type Clock, type Random } from '../util/clock.js';
 import { formatHostPort, parseHostPort, ipMatcher } from '../util/address.js';
-import { listenOn, trackConnections } from '../util/listen.js';
+import { listenOn } from '../util/listen.js';
 import { silentLogger } from '../util/logger.js';
-import { ConnectionBook, RequestProxy, respondPlain, type FinishedExchange, type Mount } from './forward.js';
-import { PoolSet, undiciPoolFactory, type PoolFactory, type PoolSettings } from './pools.js';
+import type { FinishedExchange } from './forward.js';
+import type { Mount } from './mount.js';
+import { ClientConnection } from './parse.js';
+import { RequestPath } from './request-path.js';
+import { H2Endpoint } from './h2.js';
+import { PoolSet, type UpstreamSettings } from './upstream.js';
 import { HealthChecker } from './health-check.js';
-import { proxyUpgrade } from './upgrade.js';
+import { pinoAccessLog, type AccessLog } from './access-log.js';
+import type { Member } from '../balancer/member.js';
 import { randomBytes } from 'node:crypto';
 import { createClusterNode, publishSeenMembers, DEFAULT_LISTEN_PORT, type ClusterNode, type ClusterNodeDeps } from '../cluster/index.js';
 import { channelConfigFor } from '../config/cluster-section.js';
@@ -23,9 +27,8 @@ export interface BalancerServerOptions {
   readonly clock?: Clock;
   readonly random?: Random;
   readonly log?: Logger;
-  /** Access log destination; undefined = no access log. */
-  readonly accessLog?: Logger;
-  readonly poolFactory?: PoolFactory;
+  /** Access log destination (a pino logger, or the engine's own buffered log); undefined = no access log. */
+  readonly accessLog?: Logger | AccessLog;
   readonly methods?: MethodRegistry;
   readonly onFinish?: (e: FinishedExchange) => void;
   /** Injected into the cluster node of the `cluster` section (tests: a fake DNS resolver, UDP sockets, env). */
@@ -41,14 +44,16 @@ export interface ListeningAddress {
 
 interface Listener {
   readonly spec: string;
-  readonly server: http.Server;
+  readonly server: net.Server;
   readonly tls: boolean;
 }
 
-/** How often unfinished request heads and bodies are checked against their timeouts, ms. */
+/** How often client connections are checked against timeouts.headers, timeouts.request and the keep-alive idle time, ms. */
 const TIMEOUT_CHECK_INTERVAL_MS = 500;
+/** How long an idle client keep-alive connection stays open, ms (node:http's 5 s is shorter than most clients' reuse). */
+const CLIENT_KEEPALIVE_MS = 65_000;
 
-function poolSettings(cfg: BalancerConfig): PoolSettings {
+function poolSettings(cfg: BalancerConfig): UpstreamSettings {
   return {
     ...upstreamTls(cfg),
     connectTimeoutMs: cfg.timeouts.connect * 1000,
@@ -56,7 +61,13 @@ function poolSettings(cfg: BalancerConfig): PoolSettings {
     idleTimeoutMs: cfg.timeouts.idle * 1000,
     keepAliveTimeoutMs: cfg.timeouts.keepalive * 1000,
     connections: cfg.limits.connections,
+    maxHeaderSize: cfg.limits.maxheadersize,
   };
+}
+
+function toAccessLog(l: Logger | AccessLog | undefined): AccessLog | undefined {
+  if (l === undefined) return undefined;
+  return 'write' in l && typeof l.write === 'function' ? (l as AccessLog) : pinoAccessLog(l as Logger);
 }
 
 /** TLS settings for every connection to members: pools, health checks and WebSocket upgrades alike. */
@@ -79,13 +90,17 @@ export class BalancerServer {
   readonly log: Logger;
   private readonly methods: MethodRegistry;
   private readonly pools: PoolSet;
-  private proxy: RequestProxy;
+  private proxy: RequestPath;
   private listeners: Listener[] = [];
   private checkers = new Map<string, HealthChecker>();
   private closing: Promise<void> | undefined;
-  private readonly sockets = new Set<net.Socket>();
-  /** Client-connection state that outlives a reload's new RequestProxy. */
-  private readonly connections = new ConnectionBook();
+  /** Open client connections (they move to a reload's new RequestPath). */
+  private readonly connections = new Set<ClientConnection>();
+  private readonly accessLog: AccessLog | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private draining = false;
+  /** HTTP/2 sessions of TLS listeners (ALPN h2). */
+  private readonly h2: H2Endpoint;
   /** Upstream TLS settings of the current config, read once (not per upgrade). */
   private tls: { rejectUnauthorized: boolean; ca: string | undefined };
   /** Set when the balancer joined the cluster's membership (config `cluster`). */
@@ -102,9 +117,11 @@ export class BalancerServer {
     this.random = options.random ?? systemRandom;
     this.log = options.log ?? silentLogger();
     this.methods = options.methods ?? new MethodRegistry();
-    this.pools = new PoolSet(poolSettings(config), options.poolFactory ?? undiciPoolFactory);
+    this.pools = new PoolSet(poolSettings(config));
+    this.accessLog = toAccessLog(options.accessLog);
     this.tls = upstreamTls(config);
     this.proxy = this.makeProxy(config);
+    this.h2 = new H2Endpoint(this.proxy, () => this.clock.now(), CLIENT_KEEPALIVE_MS, config.limits.maxheadersize);
     this.applyBalancers(config);
   }
 
@@ -112,17 +129,25 @@ export class BalancerServer {
     return this.config;
   }
 
-  private makeProxy(cfg: BalancerConfig): RequestProxy {
-    return new RequestProxy({
-      connections: this.connections,
+  private makeProxy(cfg: BalancerConfig): RequestPath {
+    const isTrusted = ipMatcher(cfg.trustedproxies);
+    return new RequestPath({
       clock: this.clock,
       pools: this.pools,
       log: this.log,
-      accessLog: this.options.accessLog,
-      isTrusted: ipMatcher(cfg.trustedproxies),
+      accessLog: this.accessLog,
+      isTrusted,
       explain: cfg.explain,
       maxUrlLength: cfg.limits.maxurllength,
       bufferBodyLimit: 64 * 1024,
+      upgrade: {
+        clock: this.clock,
+        log: this.log,
+        isTrusted,
+        connectTimeoutMs: cfg.timeouts.connect * 1000,
+        firstByteTimeoutMs: cfg.timeouts.firstbyte * 1000,
+        ...this.tls,
+      },
       ...(this.options.onFinish ? { onFinish: this.options.onFinish } : {}),
     });
   }
@@ -136,6 +161,7 @@ export class BalancerServer {
       else {
         b = new Balancer(spec, this.methods, this.clock, this.random);
         b.on('transition', (t) => this.log.warn({ balancer: t.balancer, member: t.member, from: t.from, to: t.to, reason: t.reason }, `member ${t.member} ${t.from} → ${t.to}`));
+        b.on('setting', (c) => this.log.info({ balancer: c.balancer, member: c.member, field: c.field, from: c.from, to: c.to, source: c.source }, `member ${c.member} ${c.field} ${c.from} → ${c.to} (${c.source})`));
         b.on('change', () => {
           this.checkers.get(b!.name)?.sync();
           this.refreshMounts();
@@ -160,11 +186,11 @@ export class BalancerServer {
       balancer: this.balancers.get(m.balancer)!,
       upstream: m.upstream ?? m.path,
       reverse: m.reverse,
-      preserveHost: false,
+      preserveHost: m.preservehost ?? cfg.balancers.find((b) => b.name === m.balancer)?.preservehost ?? false,
     }));
     this.proxy.setMounts(mounts);
-    const live = new Set<string>();
-    for (const b of this.balancers.values()) for (const m of b.members) live.add(m.key);
+    const live = new Set<Member>();
+    for (const b of this.balancers.values()) for (const m of b.members) live.add(m);
     this.pools.prune(live);
   }
 
@@ -182,57 +208,48 @@ export class BalancerServer {
   private createListener(spec: ListenerSpec): Listener {
     const address = typeof spec === 'string' ? spec : spec.address;
     const tlsSpec = typeof spec === 'string' ? undefined : spec.tls;
-    const cfg = this.config;
-    const serverOptions: http.ServerOptions = {
-      maxHeaderSize: cfg.limits.maxheadersize,
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-      keepAliveTimeout: 65_000,
-      headersTimeout: cfg.timeouts.headers * 1000,
-      requestTimeout: cfg.timeouts.request * 1000,
-      // How often Node enforces headersTimeout/requestTimeout; its default (30 s) let a
-      // slowloris connection live up to 30 s past timeouts.headers.
-      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
-      noDelay: true,
-    };
+    // Half-open sockets: a client may shut down its write side after a complete request and still
+    // read the answer (abortonclose false, the default), as HTTP/1.1 allows.
     const server = tlsSpec
-      ? https.createServer({ ...serverOptions, cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key) })
-      : http.createServer(serverOptions);
-    setHalfOpen(server, !cfg.abortonclose);
+      ? tls.createServer({ cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key), allowHalfOpen: true, ALPNProtocols: ['h2', 'http/1.1'] })
+      : net.createServer({ allowHalfOpen: true, noDelay: true });
     const proto = tlsSpec ? 'https' : 'http';
-    server.on('request', (req, res) => this.proxy.handle(req, res, proto));
-    server.on('checkContinue', (req, res) => this.proxy.handle(req, res, proto, true));
-    server.on('checkExpectation', (_req, res) => respondPlain(res, 417, 'unsupported Expect\n', true));
-    server.on('connect', (_req, socket: net.Socket) => {
-      socket.on('error', () => {});
-      socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    server.on(tlsSpec ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+      // TLS clients that chose h2 by ALPN get HTTP/2; everyone else HTTP/1.1 (and 1.0).
+      if ((socket as tls.TLSSocket).alpnProtocol === 'h2' && !this.draining) this.h2.accept(socket as tls.TLSSocket);
+      else this.accept(socket, proto);
     });
-    server.on('upgrade', (req, socket, head) =>
-      proxyUpgrade(req, socket, head, proto, {
-        clock: this.clock,
-        log: this.log,
-        isTrusted: ipMatcher(this.config.trustedproxies),
-        maxUrlLength: this.config.limits.maxurllength,
-        connectTimeoutMs: this.config.timeouts.connect * 1000,
-        firstByteTimeoutMs: this.config.timeouts.firstbyte * 1000,
-        ...this.tls,
-        matchMount: (p) => this.proxy.matchMount(p),
-      }),
-    );
-    server.on('clientError', (err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: net.Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT' ? '408 Request Timeout'
-        : '400 Bad Request';
-      this.log.info({ code: err.code, client: socket.remoteAddress }, 'malformed request refused');
-      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${status.length + 1}\r\n\r\n${status}\n`);
-      setTimeout(() => socket.destroy(), 1000).unref();
-    });
-    trackConnections(server, this.sockets);
+    if (tlsSpec) server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return { spec: address + (tlsSpec ? ' tls' : ''), server, tls: !!tlsSpec };
+  }
+
+  private accept(socket: net.Socket, proto: 'http' | 'https'): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    const cfg = this.config;
+    const conn = new ClientConnection(socket, proto, this.proxy, { maxHeaderSize: cfg.limits.maxheadersize, abortOnClose: cfg.abortonclose }, () => this.clock.now());
+    this.connections.add(conn);
+    socket.once('close', () => this.connections.delete(conn));
+  }
+
+  /** Checks every client connection against its timeouts (one timer for all, not one per socket). */
+  private sweep(): void {
+    const now = this.clock.now();
+    const t = this.config.timeouts;
+    const headersMs = t.headers * 1000;
+    const requestMs = t.request * 1000;
+    for (const c of this.connections) {
+      if (c.active === undefined) {
+        if (c.headStartedAt > 0 && now - c.headStartedAt > headersMs) c.refuse(408, 'Request Timeout');
+        else if (c.headStartedAt === 0 && c.idleSince > 0 && (this.draining || now - c.idleSince > CLIENT_KEEPALIVE_MS)) c.destroy();
+      } else if (requestMs > 0 && !c.active.ended && now - c.active.startedAt > requestMs) {
+        if (!c.responding) c.refuse(408, 'Request Timeout');
+        else c.destroy();
+      }
+    }
   }
 
   private listenerSpecs(): ListenerSpec[] {
@@ -242,6 +259,8 @@ export class BalancerServer {
 
   /** Opens every listener; resolves with the bound addresses (ephemeral ports resolved). */
   async start(): Promise<ListeningAddress[]> {
+    this.sweeper ??= setInterval(() => this.sweep(), TIMEOUT_CHECK_INTERVAL_MS);
+    this.sweeper.unref();
     for (const spec of this.listenerSpecs()) {
       const listener = this.createListener(spec);
       await listenOn(listener.server, typeof spec === 'string' ? spec : spec.address);
@@ -308,15 +327,9 @@ export class BalancerServer {
       await listenOn(listener.server, typeof w.s === 'string' ? w.s : w.s.address);
       this.listeners.push(listener);
     }
-    // Existing listeners pick up the new proxy through the closure below.
-    for (const l of this.listeners) {
-      setHalfOpen(l.server, !next.abortonclose);
-      l.server.removeAllListeners('request');
-      l.server.removeAllListeners('checkContinue');
-      const proto = l.tls ? 'https' : 'http';
-      l.server.on('request', (req, res) => this.proxy.handle(req, res, proto));
-      l.server.on('checkContinue', (req, res) => this.proxy.handle(req, res, proto, true));
-    }
+    // Open connections move to the new request path.
+    for (const c of this.connections) c.setHandler(this.proxy);
+    this.h2.setHandler(this.proxy);
     this.startCheckers();
     this.log.info({ balancers: [...this.balancers.keys()] }, 'configuration reloaded');
   }
@@ -331,22 +344,40 @@ export class BalancerServer {
       this.discovery?.stop();
       this.stopSeen?.();
       await this.cluster?.close();
-      const closed = Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.server.close(() => r()))));
-      // Node closes only the keep-alive connections idle at close() time; one that finishes its
-      // in-flight response later would stay open until its keep-alive timeout and hold the exit up
-      // to the deadline. So close connections as they become idle.
+      for (const l of this.listeners) l.server.close();
+      // Stop accepting; idle keep-alive connections close at once, busy ones as they become idle.
+      this.draining = true;
+      this.h2.close();
       const closeIdle = () => {
-        for (const l of this.listeners) l.server.closeIdleConnections();
+        for (const c of this.connections) if (c.active === undefined) c.destroy();
       };
       closeIdle();
       const sweeper = setInterval(closeIdle, 50);
       sweeper.unref();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([closed, new Promise<void>((r) => { timer = setTimeout(r, deadlineMs); timer.unref(); })]);
+      const allClosed = new Promise<void>((r) => {
+        const check = setInterval(() => {
+          if (this.connections.size === 0 && this.h2.openSessions === 0) {
+            clearInterval(check);
+            r();
+          }
+        }, 20);
+        check.unref();
+        timer = setTimeout(() => {
+          clearInterval(check);
+          r();
+        }, deadlineMs);
+        timer.unref();
+      });
+      await allClosed;
       clearTimeout(timer);
       clearInterval(sweeper);
-      for (const s of this.sockets) s.destroy();
-      await this.pools.close();
+      clearInterval(this.sweeper);
+      for (const c of this.connections) c.destroy();
+      this.h2.destroy();
+      if (this.accessLog?.close) this.accessLog.close();
+      else this.accessLog?.flush();
+      this.pools.close();
       this.log.info('balancer stopped');
     })();
     return this.closing;
@@ -359,8 +390,11 @@ export class BalancerServer {
     this.stopSeen?.();
     this.cluster?.destroy();
     for (const l of this.listeners) l.server.close();
-    for (const s of this.sockets) s.destroy();
-    await this.pools.destroy();
+    clearInterval(this.sweeper);
+    for (const c of this.connections) c.destroy();
+    this.h2.destroy();
+    this.pools.close();
+    this.accessLog?.flush();
   }
 
   snapshot() {
@@ -368,13 +402,3 @@ export class BalancerServer {
   }
 }
 
-/**
- * abortonclose false: a client may half-close (shut down its write side) after a complete request and
- * still read the answer, as HTTP/1.1 allows (netcat, `curl -T - <&-`, some load generators). Node's
- * server aborts the in-flight request at the client's FIN unless `httpAllowHalfOpen` is set (a
- * long-standing property of http.Server); with it, the answer is written, then the connection closed.
- * The cost: a client that really left keeps its member slot until the member answers.
- */
-function setHalfOpen(server: http.Server | https.Server, on: boolean): void {
-  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = on;
-}

@@ -1,28 +1,26 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../util/clock.js';
-import { extractRoute } from '../balancer/sticky.js';
 import type { Member } from '../balancer/member.js';
 import type { Decision } from '../balancer/picker.js';
-import type { Mount } from './forward.js';
-import { rewritePrefix } from './forward.js';
-import { requestHeadersForMember } from './headers.js';
-import { validateRequest } from './validate.js';
+import { upstreamPath, type Mount } from './mount.js';
+import { classifyFailure, retrySafe } from './outcome.js';
+import type { ClientConnection, IncomingRequest } from './parse.js';
+import { pick } from './pick.js';
+import { requestHeadersForMember } from './rewrite.js';
+import { routeOf } from './route.js';
 
 export interface UpgradeDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly isTrusted: (ip: string) => boolean;
-  readonly maxUrlLength: number;
   readonly connectTimeoutMs: number;
   /** How long the member may take to answer the upgrade, in ms (timeouts.firstbyte). */
   readonly firstByteTimeoutMs: number;
   readonly rejectUnauthorized: boolean;
   readonly ca: string | undefined;
-  readonly matchMount: (path: string) => Mount | undefined;
 }
 
 function refuse(socket: Duplex, status: number, text: string, extra = ''): void {
@@ -32,46 +30,47 @@ function refuse(socket: Duplex, status: number, text: string, extra = ''): void 
 
 /**
  * Proxies a WebSocket upgrade: picks a member exactly as for a request
- * (sticky route included), writes the handshake to it over a fresh
- * connection and then splices the two sockets. Only `websocket` upgrades are
- * accepted (no h2c or other protocol switches through the balancer).
+ * (sticky route, `max` and the queue, failover within the retry budget),
+ * writes the handshake to it over a fresh connection and then splices the
+ * two sockets. Only `websocket` upgrades by GET are accepted (no h2c or other
+ * protocol switches through the balancer). The request was validated and
+ * mounted by the request path; the socket is taken from the parser here.
  */
-export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: string, deps: UpgradeDeps): void {
-  socket.on('error', () => {});
-  const rejection = validateRequest(req, deps.maxUrlLength);
-  if (rejection) return refuse(socket, rejection.status, 'Bad Request');
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') return refuse(socket, 400, 'Bad Request');
-  const target = req.url!;
-  const mount = deps.matchMount(target);
-  if (!mount) return refuse(socket, 404, 'Not Found');
+export function proxyUpgrade(conn: ClientConnection, req: IncomingRequest, mount: Mount, target: string, deps: UpgradeDeps): void {
+  conn.detachSocket();
+  const socket = conn.socket;
+  const head = req.upgradeHead ?? Buffer.alloc(0);
+  const h = req.head;
+  if ((h.upgradeProtocol ?? '').toLowerCase() !== 'websocket' || h.method !== 'GET') return refuse(socket, 400, 'Bad Request');
   const balancer = mount.balancer;
-  const sticky = extractRoute(req.headers.cookie, target, balancer.sticky);
+  balancer.requestStarted();
+  const sticky = routeOf(h, target, balancer);
   const tried = new Set<Member>();
-  const path = mount.upstream === mount.path ? target : rewritePrefix(target, mount.path, mount.upstream);
-  const clientIp = req.socket.remoteAddress ?? '';
-  const headers = requestHeadersForMember(req.rawHeaders, { clientIp, trusted: deps.isTrusted(clientIp), proto, host: req.headers.host, preserveHost: mount.preserveHost }, true);
+  let attempts = 0;
+  const path = upstreamPath(mount, target);
+  const clientIp = conn.remoteAddress;
+  const headers = requestHeadersForMember(h.rawHeaders, { clientIp, trusted: deps.isTrusted(clientIp), proto: conn.proto, host: h.host, preserveHost: mount.preserveHost }, true);
 
   const tryOnce = (): void => {
     // like a request: members at `max` make it wait in the balancer's bounded queue (up to `timeout`)
-    const d = balancer.acquire({ route: sticky?.route, exclude: tried });
-    if (d instanceof Promise) void d.then(connectTo);
-    else connectTo(d);
+    pick(balancer, sticky?.route, tried, connectTo, () => refuse(socket, 500, 'Internal Server Error'));
   };
   const connectTo = (d: Decision): void => {
     if (d.kind !== 'pick') return refuse(socket, 503, 'Service Unavailable', 'retry-after: 1\r\n');
     const member = d.member;
     if (socket.destroyed) {
       // the client left while it waited in the queue
-      balancer.release(member);
+      balancer.report(member, { kind: 'finished', bytesIn: 0, bytesOut: 0 });
       return;
     }
-    member.counters.requests++;
+    attempts++;
+    balancer.report(member, { kind: 'dispatched', bytesOut: 0 });
     tried.add(member);
     let released = false;
     const release = () => {
       if (!released) {
         released = true;
-        balancer.release(member);
+        balancer.report(member, { kind: 'finished', bytesIn: 0, bytesOut: 0 });
       }
     };
     const port = Number(member.url.port) || (member.url.protocol === 'https:' ? 443 : 80);
@@ -81,26 +80,30 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
       : net.connect({ host, port });
     upstream.setNoDelay(true);
     let connected = false;
-    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), deps.connectTimeoutMs);
+    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'CONNECT_TIMEOUT' })), deps.connectTimeoutMs);
     upstream.once(member.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(timer);
-      let headText = `GET ${path} HTTP/1.1\r\nhost: ${member.url.host}\r\n`;
-      for (let i = 0; i < headers.length; i += 2) {
-        if (!mount.preserveHost || headers[i]!.toLowerCase() !== 'host') headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
-      }
+      let headText = `GET ${path} HTTP/1.1\r\n${mount.preserveHost && h.host !== undefined ? '' : `host: ${member.url.host}\r\n`}`;
+      for (let i = 0; i < headers.length; i += 2) headText += `${headers[i]}: ${headers[i + 1]}\r\n`;
       upstream.write(`${headText}\r\n`);
       awaitSwitch(upstream, socket, head, deps.log, member.route, deps.firstByteTimeoutMs);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      release();
-      if (!connected) {
-        member.markError('connect', `${err.code ?? 'error'}: ${err.message}`, deps.clock.now(), Date.now());
-        member.counters.errors++;
-        deps.log.info({ member: member.route, code: err.code }, 'websocket upgrade: member unreachable, trying another');
-        return tryOnce();
+      if (!connected && !released) {
+        released = true;
+        const f = classifyFailure(err.code ?? 'ECONNRESET', err.message);
+        balancer.report(member, { kind: 'failed', failure: f });
+        const again = retrySafe({ failure: f, responseStarted: false, attempts, maxattempts: balancer.maxattempts, hasBody: false, bodyReplayable: true, idempotent: true }) && balancer.grantRetry();
+        if (again) {
+          balancer.report(member, { kind: 'retried' });
+          deps.log.info({ member: member.route, code: err.code }, 'websocket upgrade: member unreachable, trying another');
+          return tryOnce();
+        }
+        return refuse(socket, f.code === 'ECONNREFUSED' ? 503 : 502, f.code === 'ECONNREFUSED' ? 'Service Unavailable' : 'Bad Gateway');
       }
+      release();
       socket.destroy();
     });
     upstream.on('close', () => {

@@ -1,13 +1,13 @@
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from './parse.js';
 
 /**
- * Checks that Node's parser (llhttp, strict mode) leaves to us: framing that
- * two HTTP implementations could read differently must never be forwarded.
- * Returns undefined when the request may be forwarded, or the status and
- * reason to refuse it with.
+ * Checks that llhttp (strict mode) leaves to us: framing that two HTTP
+ * implementations could read differently must never be forwarded, and a
+ * target must name a path under our mounts. Pure: a parsed head in, a
+ * refusal (status and reason) or undefined out.
  */
 export interface Rejection {
-  readonly status: 400 | 414 | 501 | 405;
+  readonly status: 400 | 405 | 414;
   readonly reason: string;
 }
 
@@ -20,8 +20,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/;?#]|$)/i;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-export function validateRequest(req: IncomingMessage, maxUrlLength: number): Rejection | undefined {
-  const url = req.url ?? '';
+export function validateRequest(req: RequestHead, maxUrlLength: number): Rejection | undefined {
+  const url = req.url;
   if (url.length > maxUrlLength) return { status: 414, reason: `request target longer than ${maxUrlLength} bytes` };
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported (not a forward proxy)' };
   if (url === '' || (url[0] !== '/' && !(url === '*' && req.method === 'OPTIONS') && !/^https?:\/\//i.test(url))) {
@@ -60,18 +60,16 @@ export function validateRequest(req: IncomingMessage, maxUrlLength: number): Rej
         break;
     }
   }
+  // RFC 9112 §3.2: a client MUST send Host in HTTP/1.1 (node:http's requireHostHeader).
+  if (hostCount === 0 && req.versionMinor >= 1) return { status: 400, reason: 'missing Host header' };
   if (hostCount > 1) return { status: 400, reason: 'more than one Host header' };
   if (clCount > 1) return { status: 400, reason: 'more than one Content-Length header' };
   if (cl !== undefined && !/^\d{1,15}$/.test(cl.trim())) return { status: 400, reason: 'invalid Content-Length' };
   if (teCount > 0) {
     if (cl !== undefined) return { status: 400, reason: 'both Content-Length and Transfer-Encoding' };
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
-    if (teCount > 1 || te!.trim().toLowerCase() !== 'chunked') return { status: 501, reason: `unsupported Transfer-Encoding "${te}"` };
+    if (req.versionMajor === 1 && req.versionMinor === 0) return { status: 400, reason: 'Transfer-Encoding in an HTTP/1.0 request' };
+    // RFC 9112 §6.1: a request whose final coding is not chunked cannot be framed: 400.
+    if (teCount > 1 || te!.trim().toLowerCase() !== 'chunked') return { status: 400, reason: `unsupported Transfer-Encoding "${te}" (the final coding must be chunked, once)` };
   }
   return undefined;
-}
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-export function isIdempotent(method: string): boolean {
-  return IDEMPOTENT.has(method);
 }

@@ -10,7 +10,7 @@ export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 
 /** A file or fd destination; file destinations can be reopened (logrotate). */
 interface Output {
-  readonly stream: DestinationStream;
+  readonly stream?: DestinationStream;
   readonly file: string | undefined;
   reopen(): void;
 }
@@ -34,13 +34,7 @@ export class LogOutputs {
    * at start the process refuses to run rather than log into the void.
    */
   open(dest: string | number, format: LogFormat = 'auto', key = '--log-file'): DestinationStream {
-    if (typeof dest === 'string') {
-      try {
-        closeSync(openSync(dest, 'a', 0o640));
-      } catch (err) {
-        throw new ConfigError(undefined, [`${key}: cannot open ${dest} for appending: ${(err as Error).message}`]);
-      }
-    }
+    if (typeof dest === 'string') this.check(dest, key);
     const sonic: SonicBoom = pino.destination({ dest, sync: false, minLength: 0, ...(typeof dest === 'string' ? { mkdir: false } : {}) });
     const file = typeof dest === 'string' ? dest : undefined;
     // Without a listener an open or write error would end the process.
@@ -61,6 +55,32 @@ export class LogOutputs {
     };
     this.outputs.push(out);
     return stream;
+  }
+
+  /** A file that cannot be opened for appending now is a {@link ConfigError} naming `key`. */
+  check(file: string, key: string): void {
+    try {
+      closeSync(openSync(file, 'a', 0o640));
+    } catch (err) {
+      throw new ConfigError(undefined, [`${key}: cannot open ${file} for appending: ${(err as Error).message}`]);
+    }
+  }
+
+  /**
+   * A file written by another writer (the balancer's access log) that reopens with the others: `reopen`
+   * throws when it cannot, which is warned about like a log file's failure (the writer keeps the old file).
+   */
+  onReopen(file: string, reopen: () => void): void {
+    this.outputs.push({
+      file,
+      reopen: () => {
+        try {
+          reopen();
+        } catch (err) {
+          this.warn(`log file ${file} cannot be reopened`, err as Error);
+        }
+      },
+    });
   }
 
   /** Reopens every file destination (after logrotate moved the files). */

@@ -81,3 +81,11 @@ export class StateMachine<S extends string> {
     return true;
   }
 }
+
+/**
+ * Whether a move from `from` is allowed by `allowedFrom` (an empty list: from anywhere), for state holders
+ * that keep their own field and emit their own richer event (the balancer's Member: health moves from a table).
+ */
+export function mayMove<S>(from: S, allowedFrom: readonly S[]): boolean {
+  return allowedFrom.length === 0 || allowedFrom.includes(from);
+}

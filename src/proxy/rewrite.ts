@@ -173,3 +173,26 @@ function joinPath(base: string, rest: string): string {
   if (rest[0] === '/') return `${b}${rest}`;
   return `${b}/${rest}`;
 }
+
+/**
+ * The client address for logs: the connection's peer, or — when the peer is
+ * a trusted proxy — the rightmost X-Forwarded-For address that is not a
+ * trusted proxy itself (httpd mod_remoteip's reading of the chain). Values
+ * sent by an untrusted peer are never believed.
+ */
+export function clientFromChain(peer: string, rawHeaders: readonly string[], isTrusted: (ip: string) => boolean): string {
+  if (!isTrusted(peer)) return peer;
+  let chain: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 15 && rawHeaders[i]!.toLowerCase() === 'x-forwarded-for') {
+      for (const a of rawHeaders[i + 1]!.split(',')) (chain ??= []).push(a.trim());
+    }
+  }
+  if (chain === undefined) return peer;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const a = chain[i]!;
+    if (a === '' || !/^[0-9A-Fa-f.:]+$/.test(a)) return peer;
+    if (!isTrusted(a) || i === 0) return a;
+  }
+  return peer;
+}
