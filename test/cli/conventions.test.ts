@@ -227,6 +227,35 @@ describe('a real `cohort balancer`: COHORT_CONFIG, --log-file and SIGUSR2', () =
   });
 });
 
+describe('a real `cohort balancer`: the access log file is reopened on SIGUSR2 (logrotate)', () => {
+  test('lines before the move stay in the moved file, lines after it go to a new file at the path', async () => {
+    const { startBackend } = await import('../helpers/backends.js');
+    const backend = await startBackend('a');
+    const access = join(dir, 'access.log');
+    const cfg = join(dir, 'balancer-access.yaml');
+    writeFileSync(cfg, `listen: 127.0.0.1:0\naccesslog: { path: ${JSON.stringify(access)}, format: combined }\nbalancers:\n  - name: b\n    members:\n      - { route: a, url: "${backend.url}" }\nmounts:\n  - { path: /, balancer: b }\n`);
+    const p = start(['balancer', '--config', cfg], {});
+    try {
+      await until(() => /listening on http/.test(p.stderr()) || !alive(p.child), 15_000, 'the balancer to listen');
+      assert.ok(alive(p.child), p.stderr());
+      const url = /listening on (http:\/\/\S+)/.exec(p.stderr())![1]!;
+      assert.equal((await request(`${url}/before`)).status, 200);
+      await until(() => existsSync(access) && readFileSync(access, 'utf8').includes('GET /before '), 5_000, 'the first line');
+      renameSync(access, `${access}.1`);
+      process.kill(p.child.pid!, 'SIGUSR2');
+      await until(() => existsSync(access), 5_000, 'the reopened access log');
+      assert.equal((await request(`${url}/after`)).status, 200);
+      await until(() => readFileSync(access, 'utf8').includes('GET /after '), 5_000, 'the line after the move in the new file');
+      assert.ok(!readFileSync(`${access}.1`, 'utf8').includes('GET /after '), 'nothing after the move goes to the moved file');
+      assert.ok(!readFileSync(access, 'utf8').includes('GET /before '));
+    } finally {
+      p.child.kill('SIGTERM');
+      await until(() => !alive(p.child), 10_000, 'the balancer to stop');
+      await backend.close();
+    }
+  });
+});
+
 test('ReloadableStaticMembers: the registry\'s static service proposes the list every refreshMs; set() swaps it and proposes at once', async () => {
   const { ReloadableStaticMembers } = await import('../../src/node/static-members.js');
   const { ManualClock } = await import('../../src/util/clock.js');
