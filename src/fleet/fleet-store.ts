@@ -6,8 +6,8 @@
  * fsync, rename) after every change; read at start. Only the stamps matter
  * here — the settings themselves are re-applied from the manager's state file.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { AtomicFile } from '../util/atomic-file.js';
 import { z } from 'zod';
 import { entrySchema, type Entry } from './fleet-register.js';
 import { FleetError } from './errors.js';
@@ -19,9 +19,11 @@ const fileSchema = z.strictObject({
 });
 
 export class FleetStore {
-  private chain: Promise<void> = Promise.resolve();
+  private readonly file: AtomicFile;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.file = new AtomicFile(path);
+  }
 
   /** The saved registers; undefined when there is no file. A corrupt file is an error. */
   async load(): Promise<{ highest: number; entries: Entry[] } | undefined> {
@@ -44,26 +46,6 @@ export class FleetStore {
 
   /** Saves (serialized with earlier saves). */
   save(highest: number, entries: readonly Entry[]): Promise<void> {
-    const text = `${JSON.stringify({ version: 1, highest, entries })}\n`;
-    const next = this.chain.then(() => this.writeAtomic(text));
-    this.chain = next.catch(() => {});
-    return next;
-  }
-
-  private async writeAtomic(text: string): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      const fh = await open(tmp, 'w', 0o644);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    return this.file.write(`${JSON.stringify({ version: 1, highest, entries })}\n`);
   }
 }

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { AtomicFile } from '../util/atomic-file.js';
 import { z } from 'zod';
 import type { Balancer } from '../balancer/balancer.js';
 import type { Member } from '../balancer/member.js';
@@ -165,9 +166,11 @@ export class MemberLedger {
 }
 
 export class StateStore {
-  private chain: Promise<void> = Promise.resolve();
+  private readonly file: AtomicFile;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.file = new AtomicFile(path);
+  }
 
   /** Reads the state file; undefined when there is none. A corrupt file is an error, not silently ignored. */
   async load(): Promise<StateFile | undefined> {
@@ -189,26 +192,6 @@ export class StateStore {
 
   /** Writes a state (serialized with earlier saves; resolves when it is on disk). */
   save(state: StateFile): Promise<void> {
-    const text = `${JSON.stringify(state, null, 2)}\n`;
-    const next = this.chain.then(() => this.writeAtomic(text));
-    this.chain = next.catch(() => {});
-    return next;
-  }
-
-  private async writeAtomic(text: string): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      const fh = await open(tmp, 'w', 0o644);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.path);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    return this.file.write(`${JSON.stringify(state, null, 2)}\n`);
   }
 }
