@@ -99,6 +99,13 @@ function reloadRoutes(other: () => SessionManager): Record<string, Handler> {
       await new Promise((r) => void req.session.reload(r));
       res.end(String(req.session.n));
     },
+    '/saved-then-reload': async (req, res) => {
+      req.session.fresh = 1;
+      await req.session.save();
+      req.session.fresh = 2;
+      await req.session.reload();
+      res.end(String(req.session.fresh));
+    },
     '/read': (req, res) => void res.end(JSON.stringify({ n: req.session.n, user: req.session.user, extra: req.session.extra ?? null, cart: req.session.cart })),
   };
 }
@@ -114,6 +121,7 @@ async function reloadScenario(managers: readonly SessionManager[]) {
     assert.deepEqual(JSON.parse((await get(`${s.url(0)}/read`, jar2)).body), { n: 1, user: 'bob', extra: null, cart: { items: ['a'] } }, 'nothing of the discarded changes was committed at the end of the request');
     const r = await get(`${s.url(1)}/race`, jar2);
     assert.equal(r.body, '7', 'reload sees the other node\'s commit, not this request\'s unsaved write');
+    assert.equal((await get(`${s.url(0)}/saved-then-reload`)).body, '1', 'a new session saved in this request: reload goes back to what was saved');
   } finally {
     await s.close();
   }

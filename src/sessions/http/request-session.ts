@@ -174,6 +174,7 @@ export class RequestSession {
       else {
         this.session = await this.manager.load(presented);
         if (!this.session) this.countCookie('unknown');
+        else this.session.keepUndo = true; // for reload()
       }
     }
     if (!this.session && this.opts.migrate) await this.importOld(this.opts.migrate);
@@ -209,7 +210,9 @@ export class RequestSession {
 
   private newSession(): Session {
     const g = this.opts.genid;
-    return g ? this.manager.create(g(this.req)) : this.manager.create();
+    const s = g ? this.manager.create(g(this.req)) : this.manager.create();
+    s.keepUndo = true; // for reload() after a save() in the same request
+    return s;
   }
 
   /** The session, created on first use. */
@@ -405,6 +408,7 @@ export class RequestSession {
             const s = self.session;
             const fresh = s ? await self.manager.reload(s) : undefined;
             if (!fresh) throw new SessionError(SessionErrorCode.Invalidated, 'failed to load session');
+            fresh.keepUndo = true;
             self.session = fresh;
             self.cookieObj = undefined;
           })(),

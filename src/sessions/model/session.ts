@@ -58,6 +58,8 @@ export class Session implements TrackingSink {
    */
   private undo: Map<string, JsonValue | typeof ABSENT> | undefined;
   private undoMaxInactive: number | undefined;
+  /** Keep the undo log (Cohort's req.session turns it on: its `reload()` needs it; the Store's writes do not pay for it). */
+  keepUndo = false;
 
   constructor(
     init: { base: string; route: string; version: number; createdAt: number; maxInactiveMs: number; attrs?: Attributes; now: number },
@@ -124,7 +126,7 @@ export class Session implements TrackingSink {
 
   // TrackingSink
   willChange(key: string): void {
-    if (this.version === 0) return;
+    if (!this.keepUndo || this.version === 0) return;
     this.undo ??= new Map();
     if (this.undo.has(key)) return;
     this.undo.set(key, Object.hasOwn(this.attrs, key) ? structuredClone(this.attrs[key]!) : ABSENT);
@@ -176,7 +178,7 @@ export class Session implements TrackingSink {
     this.assertWritable();
     if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`maxInactiveMs must be a positive number of ms, got ${ms}`);
     if (ms !== this.maxInactiveMs) {
-      if (this.version > 0 && this.undoMaxInactive === undefined) this.undoMaxInactive = this.maxInactiveMs;
+      if (this.keepUndo && this.version > 0 && this.undoMaxInactive === undefined) this.undoMaxInactive = this.maxInactiveMs;
       this.maxInactiveMs = ms;
       this.metaDirty = true;
     }
