@@ -140,3 +140,39 @@ test('cohort node, Tomcat-style JSESSIONID: an unsigned id (cookie or ;jsessioni
     await n.kill('SIGTERM');
   }
 });
+
+test('cohort node, sessions.migrate.store.module: a module exporting a Store; an unreachable old Redis: the node starts, the user gets a new session, store-failed is counted', { skip, timeout: 60_000 }, async () => {
+  writeFileSync(join(dir, 'old-store.mjs'), `
+const sessions = new Map([['OLDSESSION0123456789abcdef', { user: 'erin' }]]);
+export default () => ({ get(sid, cb) { setImmediate(cb, null, sessions.get(sid) ?? null); } });
+`);
+  const n = await startNode('s1', { saveUninitialized: false, resave: false, migrate: { cookie: 'legacy.sid', store: { module: join(dir, 'old-store.mjs') } } });
+  try {
+    const r = await get(`${n.url}/`, 'legacy.sid=OLDSESSION0123456789abcdef');
+    assert.deepEqual(JSON.parse(r.body).user, 'erin');
+    assert.ok(cookieFrom(r.setCookie), 'the imported session gets its Cohort cookie');
+    const none = await get(`${n.url}/`, 'legacy.sid=nobody');
+    assert.deepEqual([none.status, JSON.parse(none.body).user], [200, null]);
+    const text = await (await fetch(`${n.url}/.cohort/metrics`)).text();
+    assert.equal(metric(text, /cohort_session_migrations_total\{outcome="imported"[^}]*\} (\d+)/), 1, text);
+    assert.equal(metric(text, /cohort_session_migrations_total\{outcome="not-found"[^}]*\} (\d+)/), 1);
+  } finally {
+    await n.kill('SIGTERM');
+  }
+  // a port nothing listens on: a fresh redis-server, stopped
+  const gone = (await startRedis())!;
+  const url = gone.url;
+  await gone.stop();
+  const d = await startNode('s2', { saveUninitialized: false, resave: false, migrate: { cookie: 'connect.sid', secret: SECRET, store: { redis: { url, commandTimeoutMs: 300 } } } });
+  try {
+    const sid = 's:abc.' + (await import('node:crypto')).createHmac('sha256', SECRET).update('abc').digest('base64').replace(/=+$/, '');
+    const r = await get(`${d.url}/touch`, `connect.sid=${encodeURIComponent(sid)}`);
+    assert.deepEqual([r.status, JSON.parse(r.body).user], [200, null], 'a new session, no error page');
+    assert.ok(cookieFrom(r.setCookie));
+    const text = await (await fetch(`${d.url}/.cohort/metrics`)).text();
+    assert.equal(metric(text, /cohort_session_migrations_total\{outcome="store-failed"[^}]*\} (\d+)/), 1, text);
+    assert.ok(d.output.some((l) => /COHORT_SESSION_MIGRATION_STORE_FAILED/.test(l)), d.output.join('\n'));
+  } finally {
+    await d.kill('SIGTERM');
+  }
+});

@@ -115,10 +115,25 @@ export async function openMigration(c: MigrateConfig, counts: MigrationCounts, l
       commandTimeoutMs: r.commandTimeoutMs,
       onClientError: (err) => logger.debug({ err: String(err) }, 'previous session store: redis client error'),
     });
-    // Not reachable now: the node starts anyway; each lookup fails (store-failed) until it is.
-    await port.connect().catch((err: unknown) => onError(err));
+    // Not reachable now: the node starts anyway (after commandTimeoutMs at most); lookups fail (store-failed)
+    // until the client's reconnection gets through.
+    let connected = false;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      port.connect().then(() => void (connected = true), (err: unknown) => onError(err)),
+      new Promise<void>((res) => {
+        timer = setTimeout(() => {
+          onError(new Error(`no connection to ${r.url} within ${r.commandTimeoutMs} ms`));
+          res();
+        }, r.commandTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
     store = connectRedisStore(port, r.prefix);
-    close = () => port.close();
+    close = async () => {
+      if (connected) await port.close();
+      else port.destroy();
+    };
   } else {
     const path = resolve(c.store.module!);
     let mod: { default?: unknown };
