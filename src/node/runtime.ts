@@ -168,7 +168,7 @@ export class NodeRuntime {
     if (s.migrate) {
       const counts = newMigrationCounts();
       registerMigrationMetric(this.metrics.registry, counts);
-      this.migration = await openMigration(s.migrate, counts, logger, this.configFile);
+      this.migration = await openMigration(s.migrate, counts, logger, this.configFile, this.clock);
     }
     const request = {
       ...(s.resave !== undefined ? { resave: s.resave } : {}),

@@ -14,6 +14,7 @@ import { redisClientNames, resolveCredentials, topologyOf } from '../redis/confi
 import { redisPortFactories } from '../redis/connect.js';
 import type { RedisPort } from '../redis/port.js';
 import type { SessionLogger } from '../contract.js';
+import { systemClock, type Clock, type TimerHandle } from '../../util/clock.js';
 import { DEFAULT_MAX_OLD_ID_LENGTH, type MigrationCounts, type MigrationOptions, type OldSessionStore } from './migration.js';
 
 /** connect-redis's default key prefix. */
@@ -100,7 +101,7 @@ export function connectRedisStore(port: Pick<RedisPort, 'send'>, prefix: string)
 }
 
 /** Opens the configured old store and builds the `migrate` option (counts start at zero). */
-export async function openMigration(c: MigrateConfig, counts: MigrationCounts, logger: SessionLogger, file?: string): Promise<OpenedMigration> {
+export async function openMigration(c: MigrateConfig, counts: MigrationCounts, logger: SessionLogger, file?: string, clock: Clock = systemClock): Promise<OpenedMigration> {
   const secrets = readSecrets(c, file);
   const onError = (err: unknown) => logger.warn({ code: 'COHORT_SESSION_MIGRATION_STORE_FAILED', err: String(err) }, 'the previous session store failed; the request goes on with a new session');
   let store: OldSessionStore;
@@ -118,17 +119,17 @@ export async function openMigration(c: MigrateConfig, counts: MigrationCounts, l
     // Not reachable now: the node starts anyway (after commandTimeoutMs at most); lookups fail (store-failed)
     // until the client's reconnection gets through.
     let connected = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     await Promise.race([
       port.connect().then(() => void (connected = true), (err: unknown) => onError(err)),
       new Promise<void>((res) => {
-        timer = setTimeout(() => {
+        timer = clock.setTimeout(() => {
           onError(new Error(`no connection to ${r.url} within ${r.commandTimeoutMs} ms`));
           res();
         }, r.commandTimeoutMs);
       }),
     ]);
-    clearTimeout(timer);
+    if (timer) clock.clearTimeout(timer);
     store = connectRedisStore(port, r.prefix);
     close = async () => {
       if (connected) await port.close();
