@@ -20,7 +20,17 @@ import { withSessions } from '../sessions/http/middleware.js';
 import { cohortFastifySessions } from '../sessions/http/fastify.js';
 import { routedGenid } from '../sessions/http/genid.js';
 import type { CookieConfigInput } from '../sessions/config.js';
+import type { RequestSessionOptions } from '../sessions/http/request-session.js';
+import type { SessionCookieCounts } from '../sessions/http/cookie-metrics.js';
 import type { Listener, LoadedApp } from './app-loader.js';
+
+/** Options of Cohort's own req.session / Fastify plugin from the node config (`sessions.resave`, `saveUninitialized`, `migrate`), and the counters the node publishes. */
+export interface CohortRequestOptions {
+  readonly resave?: boolean;
+  readonly saveUninitialized?: boolean;
+  readonly migrate?: RequestSessionOptions['migrate'];
+  readonly cookieCounts?: SessionCookieCounts;
+}
 
 /** Which session layer serves the app's requests. */
 export type AppSessionsMode = 'cohort' | 'express-session' | 'fastify-session';
@@ -131,12 +141,13 @@ function preload(file: string, exports: unknown): void {
 }
 
 /** Wires the loaded app to its sessions (see the header), registering Cohort's Fastify plugin when it is Cohort's turn. */
-export async function wireAppSessions(app: LoadedApp, manager: SessionManager, supply: StoreSupply, o: { cookie: CookieConfigInput; logger: SessionLogger }): Promise<AppSessions> {
+export async function wireAppSessions(app: LoadedApp, manager: SessionManager, supply: StoreSupply, o: { cookie: CookieConfigInput; logger: SessionLogger; request?: CohortRequestOptions }): Promise<AppSessions> {
+  const req = o.request ?? {};
   if (app.kind === 'fastify') {
     const inst = app.instance;
     // Registered last, Cohort's plugin steps aside when the app's own session plugin decorated request.session.
     let taken = false;
-    inst.register(cohortFastifySessions, { manager, cookie: o.cookie, logger: o.logger, onDecoratorTaken: () => void (taken = true) });
+    inst.register(cohortFastifySessions, { manager, cookie: o.cookie, logger: o.logger, ...req, onDecoratorTaken: () => void (taken = true) });
     await inst.ready();
     const handler: Listener = (req, res) => inst.routing(req, res);
     if (!taken) return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s Fastify plugin (request.session, replicated)', handler };
@@ -151,5 +162,5 @@ export async function wireAppSessions(app: LoadedApp, manager: SessionManager, s
       ? { mode: 'express-session', store: 'cohort', message: 'sessions: the app uses express-session; Cohort supplies its store (replicated) — the app\'s cookie name and options apply; ids without the app\'s genid carry this node\'s route', handler }
       : { mode: 'express-session', store: 'app', message: 'sessions: the app uses express-session with its own store; its sessions live there (Cohort does not replicate them)', handler };
   }
-  return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s req.session (replicated)', handler: withSessions(manager, app.listener as never, { cookie: o.cookie, logger: o.logger }) };
+  return { mode: 'cohort', store: 'cohort', message: 'sessions: Cohort\'s req.session (replicated)', handler: withSessions(manager, app.listener as never, { cookie: o.cookie, logger: o.logger, ...req }) };
 }

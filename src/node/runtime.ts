@@ -8,6 +8,10 @@ import { formatHostPort, forwardedClient, ipMatcher, isDirectLoopback, isLoopbac
 import { listenOn, trackConnections } from '../util/listen.js';
 import { loadApp, type LoadedApp, type Listener } from './app-loader.js';
 import { StoreSupply, wireAppSessions } from './app-sessions.js';
+import { openMigration, type OpenedMigration } from '../sessions/http/migration-config.js';
+import { newMigrationCounts } from '../sessions/http/migration.js';
+import { registerMigrationMetric } from '../sessions/http/migration-metrics.js';
+import { newSessionCookieCounts, registerSessionCookieMetric } from '../sessions/http/cookie-metrics.js';
 import { usesClusterChannel, type NodeConfig } from './config.js';
 import { sessionMembersView, holdsSessions } from './session-members.js';
 import { NodeMetrics } from './metrics.js';
@@ -82,6 +86,8 @@ export class NodeRuntime {
   private readonly clock: Clock;
   private readonly backends: SessionBackendRegistry;
   private loadReporter: LoadReporter | undefined;
+  /** `sessions.migrate`'s opened old store (closed with the node). */
+  private migration: OpenedMigration | undefined;
   private readonly utilization: () => number;
   private readonly clusterDeps: Omit<ClusterNodeDeps, 'configFile'>;
   readonly metrics: NodeMetrics;
@@ -155,7 +161,22 @@ export class NodeRuntime {
     const supply = new StoreSupply(cfg.app, this.sessions);
     this.app = await loadApp(cfg.app);
     this.metrics.app = await appDefaultRegistry(cfg.app);
-    const wired = await wireAppSessions(this.app, this.sessions, supply, { cookie: cfg.sessions.cookie ?? {}, logger });
+    // Cohort's req.session: express-session's options from the config (unset: its defaults), the migration, the counters on /.cohort/metrics.
+    const s = cfg.sessions;
+    const cookieCounts = newSessionCookieCounts();
+    registerSessionCookieMetric(this.metrics.registry, cookieCounts);
+    if (s.migrate) {
+      const counts = newMigrationCounts();
+      registerMigrationMetric(this.metrics.registry, counts);
+      this.migration = await openMigration(s.migrate, counts, logger, this.configFile, this.clock);
+    }
+    const request = {
+      ...(s.resave !== undefined ? { resave: s.resave } : {}),
+      ...(s.saveUninitialized !== undefined ? { saveUninitialized: s.saveUninitialized } : {}),
+      ...(this.migration ? { migrate: this.migration.options } : {}),
+      cookieCounts,
+    };
+    const wired = await wireAppSessions(this.app, this.sessions, supply, { cookie: s.cookie ?? {}, logger, request });
     this.handler = wired.handler;
     this.log.info({ route: cfg.route, sessions: wired.mode, store: wired.store }, wired.message);
     const started = this.clock.now();
@@ -410,6 +431,7 @@ export class NodeRuntime {
       }
       // Hands the sessions this node owns over to the survivors (sessions.replication.handoffTimeoutMs), then leaves.
       await this.sessions?.close();
+      await this.migration?.close().catch(() => undefined);
       if (this.app?.kind === 'fastify') await this.app.instance.close();
       await this.cluster?.close();
       this.life.tryTransition([NodeState.Stopping], NodeState.Stopped);
@@ -424,6 +446,7 @@ export class NodeRuntime {
     this.server?.close();
     for (const s of this.sockets) s.destroy();
     (this.sessions as { destroy?: () => void } | undefined)?.destroy?.();
+    void this.migration?.close().catch(() => undefined);
     this.cluster?.destroy();
     this.life.tryTransition([NodeState.New, NodeState.Starting, NodeState.Ready, NodeState.Stopping], NodeState.Stopped);
   }

@@ -73,6 +73,13 @@ export interface SessionManager {
   create(id?: string): Session;
   /** The session with this id (cookie value), or undefined if unknown, expired or destroyed. */
   load(id: string, options?: LoadOptions): Promise<Session | undefined>;
+  /**
+   * express-session's `reload()`: the stored copy of `session`, with this unit of work's uncommitted
+   * attribute and lifetime changes discarded (commits of other requests or nodes included). Undefined
+   * when the session is no longer stored (destroyed, expired, never committed). The caller uses the
+   * returned object from then on (it may or may not be `session`).
+   */
+  reload(session: Session): Promise<Session | undefined>;
   /** End of a unit of work: store and replicate what changed (or the access). */
   commit(session: Session, options?: CommitOptions): Promise<CommitResult>;
   /** New id (same attributes), e.g. on login against session fixation. Takes effect at commit. */

@@ -91,6 +91,7 @@ export {
   type OldSessionStore,
 } from './http/migration.js';
 export { registerMigrationMetric, MIGRATIONS_METRIC } from './http/migration-metrics.js';
+export { newSessionCookieCounts, registerSessionCookieMetric, SESSION_COOKIES_METRIC, type SessionCookieCounts, type SessionCookieOutcome } from './http/cookie-metrics.js';
 export { CLEAR_TOPIC, clearEverywhere, type ClearResult } from './replication/cluster-clear.js';
 export {
   SessionBackendRegistry,

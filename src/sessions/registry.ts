@@ -16,6 +16,7 @@ import { ConfigError } from '../errors.js';
 import { cookieConfigSchema, parseConfig, replicationConfigSchema, type CookieConfig } from './config.js';
 import type { SessionLogger, SessionManager } from './contract.js';
 import { redisConfigSchema } from './redis/config.js';
+import { migrateConfigSchema, type MigrateConfig } from './http/migration-config.js';
 import { redisManagerFromConfig } from './redis/from-config.js';
 import { ReplicatedSessionManager } from './replication/replicated-manager.js';
 
@@ -40,10 +41,16 @@ export interface SessionBackend<S extends z.ZodType = z.ZodType> {
   create(config: z.output<S>, deps: SessionDeps, file: string | undefined, section: SessionsSection): SessionManager;
 }
 
-/** The `sessions` section once validated: the backend's name, the cookie, and each backend's key. */
+/** The `sessions` section once validated: the backend's name, the cookie, Cohort's req.session options, the migration, and each backend's key. */
 export interface SessionsSection {
   readonly store: string;
   readonly cookie?: CookieConfig;
+  /** express-session's `resave` for Cohort's req.session (unset: express-session's default, true). */
+  readonly resave?: boolean;
+  /** express-session's `saveUninitialized` for Cohort's req.session (unset: express-session's default, true). */
+  readonly saveUninitialized?: boolean;
+  /** Import the previous session layer's sessions on first use (migration-config.ts). */
+  readonly migrate?: MigrateConfig;
   readonly [key: string]: unknown;
 }
 
@@ -69,11 +76,17 @@ export class SessionBackendRegistry {
 
   /**
    * The `sessions` section's schema: `store` (a registered name, default
-   * `replicated`), `cookie`, and each backend's key (optional; the chosen
+   * `replicated`), `cookie`, `resave`, `saveUninitialized`, `migrate`, and each backend's key (optional; the chosen
    * backend's is validated even when absent, so its defaults apply). Unknown keys are rejected.
    */
   sectionSchema(): z.ZodType<SessionsSection, SessionsConfigInput | undefined> {
-    const shape: Record<string, z.ZodType> = { store: z.string().default('replicated'), cookie: cookieConfigSchema.optional() };
+    const shape: Record<string, z.ZodType> = {
+      store: z.string().default('replicated'),
+      cookie: cookieConfigSchema.optional(),
+      resave: z.boolean().optional(),
+      saveUninitialized: z.boolean().optional(),
+      migrate: migrateConfigSchema.optional(),
+    };
     for (const [name, b] of this.backends) shape[this.keyOf(name)] = b.schema.optional();
     return z.strictObject(shape).superRefine((v, ctx) => {
       const store = v.store as string;

@@ -13,3 +13,4 @@ export type { SessionApi, SessionData, SessionFacade, ExpressSessionOptions } fr
 export { newMigrationCounts } from './migration.js';
 export { registerMigrationMetric } from './migration-metrics.js';
 export type { MigrationOptions, MigrationCounts, MigrationOutcome, OldSessionStore } from './migration.js';
+export { newSessionCookieCounts, registerSessionCookieMetric, SESSION_COOKIES_METRIC, type SessionCookieCounts, type SessionCookieOutcome } from './cookie-metrics.js';

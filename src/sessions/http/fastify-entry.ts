@@ -9,3 +9,4 @@ export { cohortFastifySessions, SESSION_DECORATOR_TAKEN, type FastifySessionOpti
 export { cohortStore, CohortSessionStore, type CohortStoreOptions } from './express-store.js';
 export { routedGenid } from './genid.js';
 export type { SessionApi, SessionData, SessionFacade, FastifySessionApi } from './request-session.js';
+export { newSessionCookieCounts, registerSessionCookieMetric, SESSION_COOKIES_METRIC, type SessionCookieCounts, type SessionCookieOutcome } from './cookie-metrics.js';

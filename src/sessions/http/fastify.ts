@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
 import { silentLogger, type SessionLogger, type SessionManager } from '../contract.js';
-import { RequestSession, type ExpressSessionOptions, type RequestSessionOptions } from './request-session.js';
+import { RequestSession, defaultedOptionNotices, SESSION_OPTION_DEFAULTED, type ExpressSessionOptions, type RequestSessionOptions } from './request-session.js';
 
 export interface FastifySessionOptions extends ExpressSessionOptions {
   readonly manager: SessionManager;
@@ -21,6 +21,8 @@ export interface FastifySessionOptions extends ExpressSessionOptions {
   readonly sync?: boolean | ((req: IncomingMessage) => boolean);
   /** Import the sessions of the app's previous session layer on first use (docs/migration.md). */
   readonly migrate?: RequestSessionOptions['migrate'];
+  /** Counts cookies that named no session (malformed, unknown): `newSessionCookieCounts()`, published by `registerSessionCookieMetric`. */
+  readonly cookieCounts?: RequestSessionOptions['cookieCounts'];
   /** Close the manager when the Fastify instance closes (default false: whoever started it closes it). */
   readonly closeManager?: boolean;
   readonly logger?: SessionLogger;
@@ -63,6 +65,7 @@ export function cohortFastifySessions(fastify: FastifyLike, opts: FastifySession
     log.warn({ node: manager.route, code: SESSION_DECORATOR_TAKEN }, 'request.session is already decorated (the app registers its own session plugin): Cohort\'s Fastify sessions are not registered');
     return done();
   }
+  for (const msg of defaultedOptionNotices(rest)) logger?.warn({ node: manager.route, code: SESSION_OPTION_DEFAULTED }, msg);
   const cookie = parseConfig(cookieConfigSchema, cookieName === undefined ? cookieInput : { ...cookieInput, name: cookieName }, 'sessions.cookie');
   fastify.decorateRequest('session', null);
   fastify.decorateRequest('sessionId', null);

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cookieConfigSchema, parseConfig, type CookieConfigInput } from '../config.js';
 import { SessionError, SessionErrorCode } from '../errors.js';
 import { silentLogger, type SessionLogger, type SessionManager } from '../contract.js';
-import { RequestSession, type ExpressSessionOptions, type RequestSessionOptions, type SessionFacade } from './request-session.js';
+import { RequestSession, defaultedOptionNotices, SESSION_OPTION_DEFAULTED, type ExpressSessionOptions, type RequestSessionOptions, type SessionFacade } from './request-session.js';
 import { stripPathParameter } from './cookie.js';
 
 export interface SessionMiddlewareOptions extends ExpressSessionOptions {
@@ -21,6 +21,8 @@ export interface SessionMiddlewareOptions extends ExpressSessionOptions {
   readonly logger?: SessionLogger;
   /** Import the sessions of the app's previous session layer on first use (docs/migration.md). */
   readonly migrate?: RequestSessionOptions['migrate'];
+  /** Counts cookies that named no session (malformed, unknown): `newSessionCookieCounts()`, published by `registerSessionCookieMetric`. */
+  readonly cookieCounts?: RequestSessionOptions['cookieCounts'];
 }
 
 export interface SessionRequest extends IncomingMessage {
@@ -84,6 +86,8 @@ export async function bindSession(manager: SessionManager, req: IncomingMessage,
 export function resolveSessionOptions(options: SessionMiddlewareOptions): ResolvedSessionOptions {
   const cookieInput = options.name === undefined ? options.cookie : { ...options.cookie, name: options.name };
   const { cookie: _c, name: _n, logger, ...rest } = options;
+  // express-session's defaults (resave and saveUninitialized true) apply; like express-session, say so once.
+  for (const msg of defaultedOptionNotices(options)) logger?.warn({ code: SESSION_OPTION_DEFAULTED }, msg);
   return { ...rest, cookie: parseConfig(cookieConfigSchema, cookieInput, 'sessions.cookie'), logger: logger ?? silentLogger };
 }
 

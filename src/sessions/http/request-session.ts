@@ -6,10 +6,11 @@
  * the end of the request (waiting for peers when the request is sync).
  *
  * express-session's options keep their meanings (`genid`, `rolling`,
- * `resave`, `saveUninitialized`, `unset`, `proxy`); the defaults of
- * `resave` and `saveUninitialized` are false — Cohort's documented behaviour
- * (nothing is stored before something is written), the values
- * express-session recommends; its own defaults (true) are deprecated there.
+ * `resave`, `saveUninitialized`, `unset`, `proxy`), and their defaults:
+ * `resave` and `saveUninitialized` default to true, as in express-session
+ * (which deprecates relying on them: `resolveSessionOptions` warns once when
+ * they are left unset); `false` for both is what express-session recommends
+ * (nothing is stored before something is written).
  * Invariants: an id a client presents is never adopted (no fixation); a
  * destroyed session is never committed again; the cookie object is one per
  * request, so assignments to it stick until the response.
@@ -24,6 +25,8 @@ import type { Session } from '../model/session.js';
 import { readCookie, readPathParameter, serializeCookie } from './cookie.js';
 import { fetchOldSession, oldSessionId, type MigrationCounts, type MigrationOptions } from './migration.js';
 import { SessionCookie } from './session-cookie.js';
+import type { SessionCookieCounts, SessionCookieOutcome } from './cookie-metrics.js';
+import { parseSessionId } from '../model/session-id.js';
 
 type Callback = (err?: unknown) => void;
 
@@ -39,7 +42,7 @@ export interface SessionApi {
   destroy(cb?: Callback): Promise<void>;
   /** Commits now (options: `{sync: true}` waits for peers). Promise when no callback. */
   save(optsOrCb?: CommitOptions | Callback, cb?: Callback): Promise<void>;
-  /** Re-reads the session from the manager (commits of other requests; this request's uncommitted changes stay); fails with "failed to load session" when it is gone. */
+  /** express-session's reload: `req.session` becomes the stored copy (commits of other requests and nodes in; this request's unsaved changes, cookie lifetime included, discarded); fails with "failed to load session" when it is not stored (destroyed, expired, or new and never saved). Promise when no callback. */
   reload(cb?: Callback): Promise<void>;
   /** express-session: resets the cookie's maxAge to its originalMaxAge (the access itself is counted anyway). */
   touch(): this;
@@ -81,9 +84,9 @@ export interface ExpressSessionOptions {
   readonly genid?: (req: IncomingMessage) => string;
   /** Set the cookie on every response, resetting its expiry (default false). */
   readonly rolling?: boolean;
-  /** Store the session at the end of every request even when unchanged (default false). */
+  /** Store the session at the end of every request even when unchanged (default true, as express-session's). */
   readonly resave?: boolean;
-  /** Store a new session even when nothing was written, and set its cookie (default false). */
+  /** Store a new session even when nothing was written, and set its cookie (default true, as express-session's). */
   readonly saveUninitialized?: boolean;
   /** What `req.session = null` (or `delete req.session`) does: 'keep' (default) the stored session, or 'destroy' it. */
   readonly unset?: 'keep' | 'destroy';
@@ -95,6 +98,8 @@ export interface RequestSessionOptions extends ExpressSessionOptions {
   readonly cookie: CookieConfig;
   /** Commit synchronously by default (else the manager's default). */
   readonly sync?: boolean | ((req: IncomingMessage) => boolean);
+  /** Counts the session cookies that named no session (cookie-metrics.ts); the request gets a new session either way. */
+  readonly cookieCounts?: SessionCookieCounts;
   /** Import sessions of the previous session layer on first use (migration.ts). */
   readonly migrate?: MigrationOptions & { readonly counts?: MigrationCounts; readonly onError?: (err: unknown) => void };
   /** Add @fastify/session's `get`/`set` to `req.session`. */
@@ -103,6 +108,17 @@ export interface RequestSessionOptions extends ExpressSessionOptions {
   readonly holder?: object;
   /** Wall clock for cookie expiry, ms (tests). */
   readonly now?: () => number;
+}
+
+/** The warning logged when `resave` or `saveUninitialized` is left to express-session's default (true). */
+export const SESSION_OPTION_DEFAULTED = 'COHORT_SESSION_OPTION_DEFAULTED';
+
+/** express-session's deprecation notices for options left to their defaults (depd's wording), or none. */
+export function defaultedOptionNotices(o: ExpressSessionOptions): string[] {
+  const out: string[] = [];
+  if (o.resave === undefined) out.push('undefined resave option; provide resave option');
+  if (o.saveUninitialized === undefined) out.push('undefined saveUninitialized option; provide saveUninitialized option');
+  return out;
 }
 
 export class RequestSession {
@@ -135,14 +151,38 @@ export class RequestSession {
     return this.opts.holder ?? this.req;
   }
 
+  /** express-session's default: true. */
+  private get saveUninitialized(): boolean {
+    return this.opts.saveUninitialized ?? true;
+  }
+
+  /** express-session's default: true. */
+  private get resave(): boolean {
+    return this.opts.resave ?? true;
+  }
+
   private get now(): () => number {
     return this.opts.now ?? Date.now;
   }
 
   /** Loads the presented session (with take-over), or imports the previous layer's — call before the handler. */
   async begin(): Promise<void> {
-    if (this.incomingId) this.session = await this.manager.load(this.incomingId);
+    const presented = this.incomingId;
+    if (presented) {
+      // A value that is no Cohort id never reaches the backend: a new session, counted (no error page).
+      if (parseSessionId(presented) === undefined) this.countCookie('malformed');
+      else {
+        this.session = await this.manager.load(presented);
+        if (!this.session) this.countCookie('unknown');
+        else this.session.keepUndo = true; // for reload()
+      }
+    }
     if (!this.session && this.opts.migrate) await this.importOld(this.opts.migrate);
+  }
+
+  private countCookie(o: SessionCookieOutcome): void {
+    const c = this.opts.cookieCounts;
+    if (c) c[o]++;
   }
 
   private async importOld(m: NonNullable<RequestSessionOptions['migrate']>): Promise<void> {
@@ -170,7 +210,9 @@ export class RequestSession {
 
   private newSession(): Session {
     const g = this.opts.genid;
-    return g ? this.manager.create(g(this.req)) : this.manager.create();
+    const s = g ? this.manager.create(g(this.req)) : this.manager.create();
+    s.keepUndo = true; // for reload() after a save() in the same request
+    return s;
   }
 
   /** The session, created on first use. */
@@ -247,6 +289,8 @@ export class RequestSession {
   }
 
   private sessionCookieHeader(): string | undefined {
+    // saveUninitialized: the session finish() stores exists already when the headers go out before it.
+    if (!this.session && !this.destroyed && this.saveUninitialized && !this.unsetByApp) void this.current;
     const s = this.session;
     const c = this.opts.cookie;
     if (!s || s.invalidated || (this.unsetByApp && this.opts.unset === 'destroy')) {
@@ -255,7 +299,7 @@ export class RequestSession {
         ? serializeCookie(c.name, '', { path: c.path, domain: c.domain, expires: new Date(0), httpOnly: c.httpOnly, secure: this.secure, sameSite: c.sameSite }, this.now)
         : undefined;
     }
-    const willExist = !s.isNew || s.hasStoredChanges || this.opts.saveUninitialized === true;
+    const willExist = !s.isNew || s.hasStoredChanges || this.saveUninitialized;
     if (!willExist) return undefined;
     const k = this.cookie;
     const sameId = s.id === this.incomingId;
@@ -273,14 +317,14 @@ export class RequestSession {
       else s?.markInvalid();
       return;
     }
-    if (this.opts.saveUninitialized && !this.session && !this.destroyed) this.current.markMetaDirty();
+    if (this.saveUninitialized && !this.session && !this.destroyed) this.current.markMetaDirty();
     const s = this.session;
     if (!s || s.invalidated) return;
     if (s.isNew && !s.hasStoredChanges) {
-      if (!this.opts.saveUninitialized) return; // nothing to store: no session
+      if (!this.saveUninitialized) return; // nothing to store: no session
       s.markMetaDirty();
     }
-    if (this.opts.resave && !s.isNew && !s.hasStoredChanges) s.markMetaDirty();
+    if (this.resave && !s.isNew && !s.hasStoredChanges) s.markMetaDirty();
     this.applyCookieLifetime(s);
     await this.manager.commit(s, { sync: this.sync });
   }
@@ -360,11 +404,13 @@ export class RequestSession {
       reload(cb) {
         return self.cb(
           (async () => {
+            // express-session: req.session becomes the stored copy; what this request changed and did not save is gone.
             const s = self.session;
-            if (!s || s.isNew) return;
-            const fresh = await self.manager.load(s.id);
+            const fresh = s ? await self.manager.reload(s) : undefined;
             if (!fresh) throw new SessionError(SessionErrorCode.Invalidated, 'failed to load session');
+            fresh.keepUndo = true;
             self.session = fresh;
+            self.cookieObj = undefined;
           })(),
           cb,
         );

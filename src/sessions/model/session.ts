@@ -9,6 +9,10 @@ import { formatSessionId } from './session-id.js';
 import { AttributeTracker, type Attributes, type TrackingSink } from './tracking.js';
 import { jsonSize } from './json-value.js';
 import type { SessionDelta, SessionSnapshot } from '../replication/wire.js';
+import type { JsonValue } from '../../cluster/types.js';
+
+/** Marks an attribute that did not exist, in the undo log. */
+const ABSENT: unique symbol = Symbol('absent');
 
 export interface SessionLimits {
   /** Largest JSON size of one attribute value (characters). */
@@ -47,6 +51,15 @@ export class Session implements TrackingSink {
   private metaDirty = false;
   private prevBase: string | undefined;
   private invalid = false;
+  /**
+   * Undo log for {@link revert}: each top-level attribute's committed value (a copy; ABSENT when it did not
+   * exist) taken just before its first change since the last commit, and the committed max inactive
+   * interval. Kept only for stored sessions (a new one has no stored copy to go back to).
+   */
+  private undo: Map<string, JsonValue | typeof ABSENT> | undefined;
+  private undoMaxInactive: number | undefined;
+  /** Keep the undo log (Cohort's req.session turns it on: its `reload()` needs it; the Store's writes do not pay for it). */
+  keepUndo = false;
 
   constructor(
     init: { base: string; route: string; version: number; createdAt: number; maxInactiveMs: number; attrs?: Attributes; now: number },
@@ -112,6 +125,12 @@ export class Session implements TrackingSink {
   }
 
   // TrackingSink
+  willChange(key: string): void {
+    if (!this.keepUndo || this.version === 0) return;
+    this.undo ??= new Map();
+    if (this.undo.has(key)) return;
+    this.undo.set(key, Object.hasOwn(this.attrs, key) ? structuredClone(this.attrs[key]!) : ABSENT);
+  }
   changed(key: string): void {
     this.removedKeys.delete(key);
     this.dirty.add(key);
@@ -159,6 +178,7 @@ export class Session implements TrackingSink {
     this.assertWritable();
     if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`maxInactiveMs must be a positive number of ms, got ${ms}`);
     if (ms !== this.maxInactiveMs) {
+      if (this.keepUndo && this.version > 0 && this.undoMaxInactive === undefined) this.undoMaxInactive = this.maxInactiveMs;
       this.maxInactiveMs = ms;
       this.metaDirty = true;
     }
@@ -234,8 +254,31 @@ export class Session implements TrackingSink {
     this.removedKeys.clear();
     this.metaDirty = false;
     this.prevBase = undefined;
+    this.undo = undefined;
+    this.undoMaxInactive = undefined;
     this.version = b + 1;
     return d;
+  }
+
+  /**
+   * Discards the attribute and lifetime changes made since the last commit (express-session's
+   * `reload()`): the attributes are the committed ones again, nothing of them is dirty. A take-over
+   * (route) or an explicit save stays pending. No-op on a session never committed.
+   */
+  revert(): void {
+    if (this.undo) {
+      for (const [k, v] of this.undo) {
+        if (v === ABSENT) delete this.attrs[k];
+        else this.attrs[k] = v;
+      }
+      this.undo = undefined;
+      this.sizes = undefined;
+      this.tracker = undefined;
+    }
+    if (this.undoMaxInactive !== undefined) this.maxInactiveMs = this.undoMaxInactive;
+    this.undoMaxInactive = undefined;
+    this.dirty.clear();
+    this.removedKeys.clear();
   }
 
   /** Full copy for a replica. Attribute values are shared, not copied: serialize before mutating. */
@@ -268,6 +311,8 @@ export class Session implements TrackingSink {
       }
     }
     if (d.m !== undefined) this.maxInactiveMs = d.m;
+    this.undo = undefined;
+    this.undoMaxInactive = undefined;
     this.route = d.r;
     this.base = d.i;
     this.version = d.v;
@@ -278,6 +323,8 @@ export class Session implements TrackingSink {
   /** Replica side: replaces everything with a newer full copy. */
   applySnapshot(s: SessionSnapshot): void {
     this.attrs = s.a;
+    this.undo = undefined;
+    this.undoMaxInactive = undefined;
     this.tracker = undefined;
     this.sizes = undefined;
     this.route = s.r;

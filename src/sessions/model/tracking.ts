@@ -25,6 +25,8 @@ export interface TrackingSink {
   removed(key: string): void;
   /** Throws if the session may no longer be modified (invalidated). */
   assertWritable(): void;
+  /** Top-level attribute `key` is about to change (set, changed in place or removed): called before the change. */
+  willChange(key: string): void;
   /** Largest JSON size of one assigned value, characters. */
   readonly maxAttributeBytes: number;
   /**
@@ -73,6 +75,7 @@ export class AttributeTracker {
       deleteProperty(target, prop) {
         if (typeof prop === 'string' && Object.hasOwn(target, prop)) {
           sink.assertWritable();
+          sink.willChange(prop);
           delete target[prop];
           sink.removed(prop);
         }
@@ -93,6 +96,7 @@ export class AttributeTracker {
       throw new SessionError(SessionErrorCode.Unserializable, `session attribute ${String(prop)}: symbol keys are not JSON-compatible`);
     }
     this.sink.assertWritable();
+    this.sink.willChange(prop);
     if (value === undefined) {
       if (Object.hasOwn(target, prop)) {
         delete target[prop];
@@ -130,6 +134,7 @@ export class AttributeTracker {
       },
       deleteProperty(target, prop) {
         sink.assertWritable();
+        sink.willChange(self.info.get(target)!.key);
         const ok = Reflect.deleteProperty(target, prop);
         sink.changed(self.info.get(target)!.key);
         return ok;
@@ -149,6 +154,7 @@ export class AttributeTracker {
       throw new SessionError(SessionErrorCode.Unserializable, `session attribute ${me.path}: symbol keys are not JSON-compatible`);
     }
     this.sink.assertWritable();
+    this.sink.willChange(me.key);
     const path = `${me.path}.${prop}`;
     if (Array.isArray(target) && prop === 'length') {
       (target as unknown[]).length = value as number;

@@ -268,6 +268,12 @@ export class RedisSessionManager extends EventEmitter implements SessionManager 
     return s;
   }
 
+  /** The stored copy, read again from Redis (a new object: the request's changes stay behind in the old one). */
+  async reload(session: Session): Promise<Session | undefined> {
+    if (session.isNew || session.invalidated) return undefined;
+    return this.load(session.id);
+  }
+
   /**
    * A session stored by a version before hash-tagged keys (`<prefix><base>`):
    * renamed to its new key in one script (standalone and Sentinel only: on a

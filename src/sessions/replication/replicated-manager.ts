@@ -328,6 +328,14 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     }
     return inflight;
   }
+  /** The stored copy: the owner's session object is the stored one, so its uncommitted changes are undone in place, then it is loaded again (a take-over if it moved). */
+  async reload(session: Session): Promise<Session | undefined> {
+    this.assertRunning();
+    if (session.isNew || session.invalidated) return undefined;
+    session.revert();
+    return this.load(session.id);
+  }
+
   /**
    * JvmRouteBinderValve: fetch the newest copy (from the owner if alive,
    * else from every live member), then become the owner. The route change is
