@@ -109,7 +109,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const appPath = join(ROOT, 'examples', 'demo-app.mjs');
   const startNode = (n: DemoNode) => {
     const args = [join(ROOT, 'bin', 'cohort.js'), 'node', '--route', n.route, '--listen', `127.0.0.1:${n.httpPort}`, '--app', appPath,
-      '--cluster-listen', `127.0.0.1:${n.clusterPort}`, '--secret-file', secretFile, '--log-level', 'warn', ...(opts.logFormat ? ['--log-format', opts.logFormat] : [])];
+      '--cluster-listen', `127.0.0.1:${n.clusterPort}`, '--secret-file', secretFile, '--log-level', 'warn', '--no-resave', '--no-save-uninitialized', ...(opts.logFormat ? ['--log-format', opts.logFormat] : [])];
     for (const o of nodes) if (o !== n) args.push('--member', `127.0.0.1:${o.clusterPort}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     n.child = child;

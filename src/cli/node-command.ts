@@ -27,6 +27,10 @@ export interface NodeCliOptions {
   sessionsMode?: string;
   backups?: string;
   consistency?: string;
+  /** `--resave` / `--no-resave` (undefined: the file's, else express-session's default true). */
+  resave?: boolean;
+  /** `--save-uninitialized` / `--no-save-uninitialized`. */
+  saveUninitialized?: boolean;
   redis?: string;
   redisClient?: string;
   redisCluster?: string[];
@@ -71,6 +75,8 @@ export function resolveNodeConfig(o: NodeCliOptions): NodeConfig {
   if (o.backups) replication.backups = Number(o.backups);
   if (o.consistency) replication.consistency = o.consistency;
   if (Object.keys(replication).length > 0) sessions.replication = replication;
+  if (o.resave !== undefined) sessions.resave = o.resave;
+  if (o.saveUninitialized !== undefined) sessions.saveUninitialized = o.saveUninitialized;
   const redis = redisFromFlags(sessions.redis, o);
   if (redis !== undefined) {
     sessions.store = 'redis';

@@ -28,3 +28,16 @@ test('cohort node: --loadfactor and --load-report map to the node config', () =>
   const flags = node.options.map((o) => o.long);
   assert.ok(flags.includes('--loadfactor') && flags.includes('--load-report'), flags.join(' '));
 });
+
+test('cohort node: --no-resave / --no-save-uninitialized reach sessions.resave / saveUninitialized; absent flags leave express-session\'s defaults', async () => {
+  const node = buildProgram().commands.find((c) => c.name() === 'node')!;
+  node.exitOverride();
+  node.action(() => {});
+  await node.parseAsync(['--route', 'tc1', '--app', './app.mjs', '--no-resave', '--no-save-uninitialized'], { from: 'user' });
+  const opts = node.opts();
+  assert.deepEqual([opts.resave, opts.saveUninitialized], [false, false]);
+  const off = resolveNodeConfig({ ...base, resave: false, saveUninitialized: false });
+  assert.deepEqual([off.sessions.resave, off.sessions.saveUninitialized], [false, false]);
+  const unset = resolveNodeConfig(base);
+  assert.deepEqual([unset.sessions.resave, unset.sessions.saveUninitialized], [undefined, undefined]);
+});
