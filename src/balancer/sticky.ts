@@ -5,6 +5,7 @@
  * the query. The route is what follows the first separator in the value.
  * Pure: a header value and a URL in, a result out.
  */
+import { findCookie } from '../util/cookies.js';
 
 export interface StickyNames {
   /** Cookie name (the part before `|` in stickysession). */
@@ -28,34 +29,8 @@ export function parseStickyNames(stickysession: string, sep: string): StickyName
   return { cookie, param, sep };
 }
 
-/** Returns the value of the first cookie named exactly `name`, or undefined. */
-export function cookieValue(header: string | string[] | undefined, name: string): string | undefined {
-  if (header === undefined || name === '') return undefined;
-  if (Array.isArray(header)) {
-    for (const h of header) {
-      const v = cookieValue(h, name);
-      if (v !== undefined) return v;
-    }
-    return undefined;
-  }
-  let i = 0;
-  const len = header.length;
-  while (i < len) {
-    let end = header.indexOf(';', i);
-    if (end < 0) end = len;
-    const eq = header.indexOf('=', i);
-    if (eq > 0 && eq < end) {
-      const k = header.slice(i, eq).trim();
-      if (k === name) {
-        let v = header.slice(eq + 1, end).trim();
-        if (v.length >= 2 && v.charCodeAt(0) === 34 && v.charCodeAt(v.length - 1) === 34) v = v.slice(1, -1);
-        return v;
-      }
-    }
-    i = end + 1;
-  }
-  return undefined;
-}
+/** Returns the value of the first cookie named exactly `name`, or undefined (the code base's one parser). */
+export { findCookie as cookieValue };
 
 /** `;name=value` in the path part of a request target (not the query). */
 export function pathParamValue(target: string, name: string): string | undefined {
@@ -138,7 +113,7 @@ export function unsignedValue(value: string): string {
  * path parameter, then the query parameter. Values without a route are skipped.
  */
 export function extractRoute(cookieHeader: string | string[] | undefined, target: string, names: StickyNames): StickyResult | undefined {
-  const raw = cookieValue(cookieHeader, names.cookie);
+  const raw = findCookie(cookieHeader, names.cookie);
   if (raw !== undefined) {
     const fromCookie = unsignedValue(raw);
     const route = routeOf(fromCookie, names.sep);

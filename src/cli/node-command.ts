@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { loadNodeConfig, parseNodeConfig, type NodeConfig } from '../node/config.js';
-import { NodeRuntime } from '../node/runtime.js';
+import { NodeRuntime, type NodeRuntimeDeps } from '../node/runtime.js';
 import { createLogger, LogOutputs, type LogFormat } from '../util/logger.js';
 import { configFileFrom } from './check-config.js';
 import { planNodeReload } from '../node/reload.js';
@@ -147,7 +147,7 @@ function dnsFromFlags(fromFile: unknown, o: NodeCliOptions): unknown {
  * config file (what can change at run time: src/node/reload.ts), SIGUSR2
  * reopens `--log-file`. Neither ever ends the process.
  */
-export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
+export async function runNode(options: NodeCliOptions, deps: NodeRuntimeDeps = {}): Promise<NodeRuntime> {
   const o = { ...options, config: configFileFrom(options.config) };
   const cfg = resolveNodeConfig(o);
   const ctx: Partial<ReloadContext> = {};
@@ -162,7 +162,7 @@ export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
   // The app may read its node's route (e.g. to say which node answered): set here, at the process edge.
   process.env.COHORT_ROUTE = cfg.route;
   ctx.members = new ReloadableStaticMembers(cfg.cluster.members);
-  const node = new NodeRuntime(cfg, log, o.config, { cluster: { membershipRegistry: ctx.members.registry() } });
+  const node = new NodeRuntime(cfg, log, o.config, nodeRuntimeDeps(ctx.members, deps));
   ctx.node = node;
   let stopping = false;
   const stop = (sig: string) => {
@@ -185,6 +185,15 @@ export async function runNode(options: NodeCliOptions): Promise<NodeRuntime> {
   const channel = node.cluster ? `cluster ${node.cluster.self.channelAddress.host}:${node.cluster.self.channelAddress.port}` : 'sessions in Redis, no cluster channel';
   process.stderr.write(`cohort node ${cfg.route} ready on ${node.httpUrl} (${channel})\n`);
   return node;
+}
+
+/**
+ * What `cohort node` gives its runtime: the caller's dependencies, with the reloadable static list as
+ * the membership registry — built with the caller's DNS resolver and UDP socket factory, so a fake
+ * resolver injected for the cluster reaches the `dns` service as it does with the default registry.
+ */
+export function nodeRuntimeDeps(members: ReloadableStaticMembers, deps: NodeRuntimeDeps = {}): NodeRuntimeDeps {
+  return { ...deps, cluster: { ...deps.cluster, membershipRegistry: members.registry(deps.cluster) } };
 }
 
 /**

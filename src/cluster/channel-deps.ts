@@ -18,6 +18,9 @@ export interface ClusterErrorEvent {
   readonly peer?: string;
   /** Remote socket address, if relevant. */
   readonly remote?: string;
+  /** COHORT_CLUSTER_VERSION: the protocol versions of this node and of the peer. */
+  readonly localVersion?: number;
+  readonly peerVersion?: number;
 }
 
 /** Everything the node takes from outside; all optional. */
@@ -35,6 +38,8 @@ export interface ClusterNodeDeps {
   readonly createUdpSocket?: UdpSocketFactory;
   /** Source file name for config errors. */
   readonly configFile?: string;
+  /** The cluster protocol version the handshake speaks (default PROTOCOL_VERSION; tests: a node of another version mid-rollout). */
+  readonly protocolVersion?: number;
 }
 
 /** A registry with the built-in membership services, given their dependencies (default: the system's DNS and UDP). */

@@ -87,7 +87,7 @@ export class ClusterNode implements ClusterChannel {
   private readonly memberListeners = new Set<(e: MembershipEvent) => void>();
   private readonly errorListeners = new Set<(e: ClusterErrorEvent) => void>();
   private readonly ring: TimedEvent[] = [];
-  private readonly counters_: ChannelCounters = { authFailures: 0, handshakeAborted: 0, protocolErrors: 0, refused: 0, dropped: 0 };
+  private readonly counters_: ChannelCounters = { authFailures: 0, handshakeAborted: 0, protocolErrors: 0, refused: 0, versionRefused: 0, dropped: 0 };
 
   constructor(config: ClusterConfig, deps: ClusterNodeDeps = {}) {
     this.config = config;
@@ -97,7 +97,7 @@ export class ClusterNode implements ClusterChannel {
     this.keys = secret !== undefined ? deriveClusterKeys(secret) : undefined;
     // mutual TLS replaces the secret handshake on the channel; a secret, if also given, still seals multicast heartbeats
     this.net = deps.net ?? (config.tls ? tlsNet(config.tls) : plainNet);
-    this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, random: this.random };
+    this.security = this.net.tls ? { kind: 'tls' } : { kind: 'secret', keys: this.keys!, random: this.random, ...(deps.protocolVersion !== undefined ? { protocolVersion: deps.protocolVersion } : {}) };
     this.registry = deps.membershipRegistry ?? defaultMembershipRegistry(deps);
     if (isWildcard(config.listen.host) && !config.advertise) {
       throw new CohortError('COHORT_CONFIG_INVALID', `cluster.advertise.host is required when cluster.listen.host is the wildcard ${JSON.stringify(config.listen.host)}`);

@@ -15,14 +15,15 @@ import { CohortError } from '../errors.js';
 import { StateMachine } from '../util/transitions.js';
 import { FrameDecoder, encodeFrame, encodeFrameHeader, FRAME_HEADER_BYTES } from './codec.js';
 import { type ClusterKeys, type FrameSealer, type FrameOpener } from './crypto.js';
-import { ClientHandshake, ServerHandshake } from './handshake.js';
+import { ClientHandshake, ProtocolVersionError, ServerHandshake } from './handshake.js';
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, type Envelope } from './envelope.js';
 
 /** Target plaintext size of one batched frame, bytes; a larger envelope travels alone. */
 export const BATCH_BYTES = 256 * 1024;
 
 /** How a connection is secured: the shared-secret handshake + AEAD, or a TLS socket (already mutually authenticated). */
-export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly random?: Pick<Random, 'bytes'> } | { readonly kind: 'tls' };
+/** `protocolVersion`: the cluster protocol version the handshake speaks (default PROTOCOL_VERSION). */
+export type ConnectionSecurity = { readonly kind: 'secret'; readonly keys: ClusterKeys; readonly random?: Pick<Random, 'bytes'>; readonly protocolVersion?: number } | { readonly kind: 'tls' };
 
 export enum ConnectionState {
   Handshaking = 'handshaking',
@@ -36,7 +37,8 @@ export enum ConnectionState {
  * oversized frame. `remote`: EOF, reset or socket error. `timeout`: handshake
  * took too long. `local`: we closed it.
  */
-export type CloseReason = 'auth' | 'protocol' | 'remote' | 'timeout' | 'local';
+/** `version`: the peer speaks another cluster protocol version (refused in the handshake, before any secret is used). */
+export type CloseReason = 'auth' | 'protocol' | 'remote' | 'timeout' | 'local' | 'version';
 
 export interface ConnectionHandlers {
   onOpen(conn: Connection): void;
@@ -105,10 +107,10 @@ export class Connection {
     }, this.opts.handshakeTimeoutMs);
     this.timer.unref?.();
     if (this.role === 'client') {
-      this.client = new ClientHandshake(sec.keys, sec.random ?? systemRandom);
+      this.client = new ClientHandshake(sec.keys, sec.random ?? systemRandom, sec.protocolVersion);
       this.writeRaw(encodeFrame(this.client.hello()));
     } else {
-      this.server = new ServerHandshake(sec.keys, sec.random ?? systemRandom);
+      this.server = new ServerHandshake(sec.keys, sec.random ?? systemRandom, sec.protocolVersion);
     }
   }
 
@@ -141,10 +143,11 @@ export class Connection {
     if (reason === 'local') this.flush();
     this.life.transition([ConnectionState.Handshaking, ConnectionState.Open], ConnectionState.Closed);
     if (this.timer) this.opts.clock.clearTimeout(this.timer);
-    if (reason === 'local') this.socket.end();
+    const graceful = reason === 'local' || reason === 'version';
+    if (graceful) this.socket.end();
     else this.socket.destroy();
     // a socket that never finishes its FIN handshake must not linger
-    if (reason === 'local') this.opts.clock.setTimeout(() => this.socket.destroy(), 1000).unref?.();
+    if (graceful) this.opts.clock.setTimeout(() => this.socket.destroy(), 1000).unref?.();
     this.h.onClose(this, reason, error);
   }
 
@@ -201,7 +204,13 @@ export class Connection {
         try {
           this.handshakeStep(f);
         } catch (err) {
-          this.close('auth', err as Error);
+          if (err instanceof ProtocolVersionError) {
+            // tell the peer which version this node speaks, then hang up (the refusal is flushed, not reset)
+            if (err.reply) this.writeRaw(encodeFrame(err.reply));
+            this.close('version', err);
+          } else {
+            this.close('auth', err as Error);
+          }
           return;
         }
         continue;

@@ -12,6 +12,7 @@ import type { Clock } from '../util/clock.js';
 import { CohortError } from '../errors.js';
 import type { ClusterErrorEvent } from './channel-deps.js';
 import { Connection, type CloseReason, type ConnectionSecurity } from './connection.js';
+import { ProtocolVersionError } from './handshake.js';
 import type { Dialer } from './dialer.js';
 import type { Envelope } from './envelope.js';
 import { addressKey, type Address } from './membership.js';
@@ -159,7 +160,16 @@ export class Connections {
     }
     const peer = conn.peerId ? this.port.peer(conn.peerId) : undefined;
     if (reason === 'auth') this.countAuthFailure(err, conn.remote, peer);
-    else if (reason === 'protocol') {
+    else if (reason === 'version') {
+      this.port.counters.versionRefused++;
+      const v = err instanceof ProtocolVersionError ? err : undefined;
+      this.port.error({
+        code: 'COHORT_CLUSTER_VERSION',
+        message: `refused connection ${conn.remote} (${conn.role === 'client' ? 'dialed' : 'accepted'}): it speaks cluster protocol version ${v?.peerVersion ?? '?'}, this node speaks version ${v?.localVersion ?? '?'}`,
+        remote: conn.remote,
+        ...(v ? { localVersion: v.localVersion, peerVersion: v.peerVersion } : {}),
+      });
+    } else if (reason === 'protocol') {
       this.port.counters.protocolErrors++;
       this.port.error({ code: (err as CohortError | undefined)?.code ?? 'COHORT_PROTOCOL', message: `closed connection ${conn.remote}: ${err?.message ?? 'protocol error'}`, remote: conn.remote, ...(peer ? { peer: peer.id } : {}) });
     } else if (!conn.peerId && reason !== 'local') this.port.counters.handshakeAborted++;

@@ -24,7 +24,7 @@ export {
 export { FailureDetector, type FailureDetectorOptions, type DetectorPort } from './failure-detector.js';
 export { FrameDecoder, encodeFrame, FrameError, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, type FrameDecoderOptions } from './codec.js';
 export { deriveClusterKeys, AuthError, FrameSealer, FrameOpener, sealDatagram, openDatagram, MIN_SECRET_BYTES, type ClusterKeys } from './crypto.js';
-export { ClientHandshake, ServerHandshake, HandshakeError, type SecureSession, type HandshakeStep } from './handshake.js';
+export { ClientHandshake, ServerHandshake, HandshakeError, ProtocolVersionError, PROTOCOL_VERSION, type SecureSession, type HandshakeStep } from './handshake.js';
 export { envelopeSchema, decodeEnvelope, encodeEnvelope, packBatch, unpackBatch, BATCH_RECORD_OVERHEAD, EnvelopeError, type Envelope } from './envelope.js';
 export { parseHostPort } from '../util/address.js';
 export { MembershipRegistry, addressKey, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type MembershipFactory } from './membership.js';

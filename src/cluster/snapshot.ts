@@ -13,6 +13,8 @@ export interface ClusterStats {
   readonly protocolErrors: number;
   /** Identities refused (route conflicts), either way. */
   readonly refused: number;
+  /** Connections refused because the peer speaks another cluster protocol version (COHORT_CLUSTER_VERSION), either way. */
+  readonly versionRefused: number;
   /** Messages dropped because a send queue was full. */
   readonly dropped: number;
   readonly connections: number;
@@ -78,4 +80,4 @@ export function formatMembersTable(s: ClusterSnapshot): string {
 }
 
 /** The node-wide counters its parts increment (a mutable part of {@link ClusterStats}). */
-export type ChannelCounters = { -readonly [K in 'authFailures' | 'handshakeAborted' | 'protocolErrors' | 'refused' | 'dropped']: number };
+export type ChannelCounters = { -readonly [K in 'authFailures' | 'handshakeAborted' | 'protocolErrors' | 'refused' | 'versionRefused' | 'dropped']: number };

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Clock } from '../util/clock.js';
+import { findCookie } from '../util/cookies.js';
 import { verifyPassword } from './password.js';
 import { LRUCache } from 'lru-cache';
 
@@ -56,18 +57,6 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
 
-export function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  if (!header) return out;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    const name = part.slice(0, eq).trim();
-    if (!out.has(name)) out.set(name, part.slice(eq + 1).trim());
-  }
-  return out;
-}
-
 /**
  * Authentication for the manager: login sessions (cookie), HTTP Basic and
  * bearer tokens; per-principal CSRF nonces; a failed-login limiter.
@@ -111,7 +100,7 @@ export class Authenticator {
       }
       return undefined;
     }
-    const sid = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    const sid = findCookie(req.headers.cookie, SESSION_COOKIE);
     if (sid) {
       const s = this.sessions.get(sid);
       const now = this.opts.clock.now();

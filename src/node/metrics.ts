@@ -79,6 +79,17 @@ export class NodeMetrics {
         if (c) this.inc(c.stats().authFailures);
       },
     });
+    new Counter({
+      name: 'cohort_node_cluster_refused_total', help: 'Cluster connections or identities refused, by reason: route (route conflict), version (another cluster protocol version).', labelNames: ['reason'] as const, registers: [reg],
+      collect() {
+        this.reset();
+        const c = cluster();
+        if (!c) return;
+        const s = c.stats();
+        this.inc({ reason: 'route' }, s.refused);
+        this.inc({ reason: 'version' }, s.versionRefused);
+      },
+    });
     const sessionGauge = (name: string, help: string, read: (s: ReturnType<ReplicatedSessionManager['getStats']>) => number) =>
       new Gauge({ name, help, registers: [reg], collect() { const s = sessions(); if (s) this.set(read(s.getStats())); } });
     const sessionCounter = (name: string, help: string, read: (s: ReturnType<ReplicatedSessionManager['getStats']>) => number) =>

@@ -141,6 +141,10 @@ export class NodeRuntime {
       // What this node sees of the membership, for the dashboard's picture of every node's view.
       const joined = this.cluster;
       publishSeenMembers(joined, () => this.state === NodeState.Starting || this.state === NodeState.Ready);
+      // A node of another protocol version (mid-rollout) is refused on both sides: say so, naming both versions.
+      this.cluster.onError((e) => {
+        if (e.code === 'COHORT_CLUSTER_VERSION') this.log.warn({ code: e.code, remote: e.remote, localVersion: e.localVersion, peerVersion: e.peerVersion }, e.message);
+      });
       this.cluster.onMembership((e) => this.log.info({ event: e.type, member: e.member.route, ...('reason' in e ? { reason: e.reason } : {}) }, `member ${e.member.route} ${e.type}`));
       await this.cluster.start();
       await this.settleMembership();

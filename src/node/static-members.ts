@@ -7,7 +7,7 @@
  * running it stays a member until it leaves or fails (the list says whom to
  * look for, not who may join: the secret or the TLS CA says that).
  */
-import { createDnsMembership, createMulticastMembership, MembershipRegistry, parseHostPort, type Address, type DiscoverySink, type MembershipContext, type MembershipService, type StaticMembershipConfig } from '../cluster/index.js';
+import { createDnsMembership, createMulticastMembership, MembershipRegistry, parseHostPort, type Address, type ClusterNodeDeps, type DiscoverySink, type MembershipContext, type MembershipService, type StaticMembershipConfig } from '../cluster/index.js';
 import type { TimerHandle } from '../util/clock.js';
 
 class ReloadableStaticMembership implements MembershipService {
@@ -53,16 +53,20 @@ export class ReloadableStaticMembers {
     this.current = [...initial];
   }
 
-  /** A membership registry for the node's cluster: this list as `static`, the library's `dns` and `multicast`. */
-  registry(): MembershipRegistry {
+  /**
+   * A membership registry for the node's cluster: this list as `static`, the library's `dns` and
+   * `multicast` with the same typed dependencies the default registry gives them
+   * (cluster/channel-deps.ts `defaultMembershipRegistry`; default: the system's DNS and UDP).
+   */
+  registry(deps: Pick<ClusterNodeDeps, 'dnsResolver' | 'createUdpSocket'> = {}): MembershipRegistry {
     return new MembershipRegistry()
       .register('static', (config: StaticMembershipConfig, ctx: MembershipContext) => {
         this.current = [...config.members];
         this.service = new ReloadableStaticMembership(config.members.map(parseHostPort), config.refreshMs, ctx);
         return this.service;
       })
-      .register('multicast', createMulticastMembership)
-      .register('dns', createDnsMembership);
+      .register('multicast', createMulticastMembership, deps.createUdpSocket ? { createUdpSocket: deps.createUdpSocket } : {})
+      .register('dns', createDnsMembership, deps.dnsResolver ? { dnsResolver: deps.dnsResolver } : {});
   }
 
   /** Replaces the list; returns what changed. Addresses are host:port strings already validated by the schema. */

@@ -6,7 +6,8 @@
  *
  *  (a) Outsider: random and mutated bytes before authentication, one
  *      connection each. Every connection is closed; the node counts each as an
- *      authentication failure or an aborted handshake, exactly as a local
+ *      authentication failure, a version refusal (a handshake message of another
+ *      protocol version) or an aborted handshake, exactly as a local
  *      replay of the same bytes through FrameDecoder + ServerHandshake predicts.
  *  (b) Insider: a real authenticated handshake with the shared secret, then
  *      sealed frames whose plaintext is fuzzed (random bytes, truncated
@@ -27,7 +28,7 @@ import { seededRandom } from '../../src/util/clock.js';
 import type { ClusterNode, ClusterErrorEvent, Envelope } from '../../src/cluster/index.js';
 import { FrameDecoder, encodeFrame } from '../../src/cluster/codec.js';
 import { deriveClusterKeys, deriveSessionKeys, FrameSealer, type ClusterKeys } from '../../src/cluster/crypto.js';
-import { ClientHandshake, ServerHandshake, type SecureSession } from '../../src/cluster/handshake.js';
+import { ClientHandshake, ProtocolVersionError, ServerHandshake, type SecureSession } from '../../src/cluster/handshake.js';
 import { decodeEnvelope, encodeEnvelope, packBatch, unpackBatch } from '../../src/cluster/envelope.js';
 import { startNode, addr, until, SECRET } from './helpers.js';
 
@@ -122,9 +123,10 @@ class RawClient {
  * What the node must do with `input` sent by an unauthenticated client that
  * then half-closes: the same decoder and server handshake, run locally.
  * 'auth': a frame or handshake message fails (counted as authFailures);
+ * 'version': a handshake message of another protocol version (counted as versionRefused);
  * 'aborted': nothing failed before EOF (counted as handshakeAborted).
  */
-function predictOutsider(input: Buffer, keys: ClusterKeys): 'auth' | 'aborted' {
+function predictOutsider(input: Buffer, keys: ClusterKeys): 'auth' | 'version' | 'aborted' {
   const dec = new FrameDecoder({ maxFrameBytes: MAX_FRAME });
   const hs = new ServerHandshake(keys);
   try {
@@ -134,7 +136,7 @@ function predictOutsider(input: Buffer, keys: ClusterKeys): 'auth' | 'aborted' {
     }
   } catch (err) {
     if ((err as Error).message === 'fuzz input completed a handshake') throw err;
-    return 'auth';
+    return err instanceof ProtocolVersionError ? 'version' : 'auth';
   }
   return 'aborted';
 }
@@ -332,6 +334,7 @@ test(`fuzz (live node): ${OUTSIDER_CONNECTIONS} outsider and ${INSIDER_CONNECTIO
   ];
   let predictedAuth = 0;
   let predictedAborted = 0;
+  let predictedVersion = 0;
   let outsiderBytes = 0;
   for (let i = 0; i < OUTSIDER_CONNECTIONS; i++) {
     const r = rnd();
@@ -346,6 +349,7 @@ test(`fuzz (live node): ${OUTSIDER_CONNECTIONS} outsider and ${INSIDER_CONNECTIO
     else input = mutate(rnd, pick(rnd, seeds));
     const expect = predictOutsider(input, keys);
     if (expect === 'auth') predictedAuth++;
+    else if (expect === 'version') predictedVersion++;
     else predictedAborted++;
     outsiderBytes += input.length;
     const before = a.stats();
@@ -356,6 +360,7 @@ test(`fuzz (live node): ${OUTSIDER_CONNECTIONS} outsider and ${INSIDER_CONNECTIO
     try {
       await until(() => c.closed, WAIT_MS, 'the node to close the outsider connection');
       if (expect === 'auth') await until(() => a.stats().authFailures > before.authFailures, WAIT_MS, 'the authentication failure to be counted');
+      if (expect === 'version') await until(() => a.stats().versionRefused > before.versionRefused, WAIT_MS, 'the version refusal to be counted');
     } catch (err) {
       throw new Error(`seed ${SEED}, outsider #${i} (${input.toString('hex').slice(0, 200)}), expected ${expect}: ${(err as Error).message}`);
     }
@@ -369,9 +374,11 @@ test(`fuzz (live node): ${OUTSIDER_CONNECTIONS} outsider and ${INSIDER_CONNECTIO
     authFailures: s1.authFailures - s0.authFailures,
     handshakeAborted: s1.handshakeAborted - s0.handshakeAborted,
     protocolErrors: s1.protocolErrors - s0.protocolErrors,
+    versionRefused: s1.versionRefused - s0.versionRefused,
   };
   console.log(`fuzz-live (a) outsiders: ${JSON.stringify(outsider)}; predicted auth ${predictedAuth}, aborted ${predictedAborted}`);
   assert.equal(outsider.authFailures, predictedAuth, `seed ${SEED}: authentication failures`);
+  assert.equal(outsider.versionRefused, predictedVersion, `seed ${SEED}: version refusals`);
   // Aborted handshakes are at least ours (a reconnect between a and b under load would add one).
   assert.ok(outsider.handshakeAborted >= predictedAborted, `seed ${SEED}: aborted ${outsider.handshakeAborted} < predicted ${predictedAborted}`);
   assert.equal(outsider.protocolErrors, 0, `seed ${SEED}: no outsider gets as far as a protocol error`);
@@ -435,7 +442,7 @@ test(`fuzz (live node): ${OUTSIDER_CONNECTIONS} outsider and ${INSIDER_CONNECTIO
   for (const e of errors.filter((x) => x.remote !== undefined)) codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
   console.log(`fuzz-live: error events by code ${JSON.stringify(Object.fromEntries([...codes].sort()))}`);
   const connErrors = errors.filter((e) => e.remote !== undefined);
-  assert.equal(connErrors.length, outsider.authFailures + insider.authFailures + insider.protocolErrors, `seed ${SEED}: one error event per counted connection`);
+  assert.equal(connErrors.length, outsider.authFailures + outsider.versionRefused + insider.authFailures + insider.protocolErrors, `seed ${SEED}: one error event per counted connection`);
   for (const code of codes.keys()) assert.match(code, /^COHORT_[A-Z_]+$/);
   assert.ok(errors.every((e) => e.peer !== b.self.id), 'no error was charged to the legitimate peer');
 

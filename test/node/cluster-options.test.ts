@@ -19,6 +19,8 @@ import { silentLogger } from '../../src/util/logger.js';
 import { hasOpenssl, makePki, tlsFiles } from '../helpers/certs.js';
 import { BIN, DEMO_APP, freePort } from '../helpers/cluster-procs.js';
 import { until } from '../cluster/helpers.js';
+import { nodeRuntimeDeps } from '../../src/cli/node-command.js';
+import { ReloadableStaticMembers } from '../../src/node/static-members.js';
 
 const SECRET = 'node-options-secret-0123456789';
 const noOpenssl = hasOpenssl() ? false : 'openssl not installed';
@@ -64,6 +66,31 @@ test('cohort node: `dns: NAME` resolves A and AAAA, `{name, type: SRV}` only SRV
     nodes.push(c);
     await until(() => routes(c.cluster!).includes('a'), 5000, 'c finds a by SRV');
     assert.deepEqual([...new Set(asked)], ['SRV']);
+  } finally {
+    for (const n of nodes) n.destroy();
+  }
+});
+
+test('cohort node\'s reloadable registry keeps the injected DNS resolver: `cluster.dns` under `cohort node` asks the fake', async () => {
+  const nodes: NodeRuntime[] = [];
+  try {
+    const a = await startNode('a', { secret: SECRET });
+    nodes.push(a);
+    const asked: string[] = [];
+    const resolver: DnsResolver = async (name, t) => {
+      asked.push(`${name}/${t}`);
+      if (t === 'AAAA') throw noData();
+      return [{ host: '127.0.0.1', port: channelPort(a) }];
+    };
+    const members = new ReloadableStaticMembers([]);
+    const deps = nodeRuntimeDeps(members, { cluster: { env: {}, dnsResolver: resolver } });
+    assert.equal(deps.cluster?.dnsResolver, resolver);
+    const cfg = parseNodeConfig({ route: 'b', app: DEMO_APP, listen: '127.0.0.1:0', shutdownTimeout: 1, loglevel: 'silent', cluster: { listen: '127.0.0.1:0', secret: SECRET, dns: 'cohort.svc' } });
+    const b = new NodeRuntime(cfg, silentLogger(), undefined, deps);
+    nodes.push(b);
+    await b.start();
+    await until(() => routes(b.cluster!).includes('a') && routes(a.cluster!).includes('b'), 5000, 'b finds a through the injected resolver');
+    assert.deepEqual([...new Set(asked)].sort(), ['cohort.svc/A', 'cohort.svc/AAAA']);
   } finally {
     for (const n of nodes) n.destroy();
   }

@@ -5,27 +5,11 @@
  * the `;jsessionid=` path parameter in the path only, never in the query.
  */
 import type { CookieConfig } from '../config.js';
+import { findCookie } from '../../util/cookies.js';
 
 /** The value of cookie `name` in a Cookie header (first exact match), or undefined. */
 export function readCookie(header: string | readonly string[] | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  const text = typeof header === 'string' ? header : header.join('; ');
-  let i = 0;
-  while (i < text.length) {
-    let end = text.indexOf(';', i);
-    if (end < 0) end = text.length;
-    const eq = text.indexOf('=', i);
-    if (eq > i && eq < end) {
-      const k = text.slice(i, eq).trim();
-      if (k === name) {
-        let v = text.slice(eq + 1, end).trim();
-        if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
-        return v;
-      }
-    }
-    i = end + 1;
-  }
-  return undefined;
+  return findCookie(header, name);
 }
 
 /** The `;name=value` path parameter of the URL's path (not its query), or undefined. */

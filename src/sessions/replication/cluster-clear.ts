@@ -6,10 +6,11 @@
  * Each destroy travels as the usual authoritative destroy (tombstones), so a
  * late delta cannot bring a cleared session back.
  */
-import type { ClusterChannel, JsonValue, MemberView } from '../../cluster/types.js';
+import type { ClusterChannel, MemberView } from '../../cluster/types.js';
+import { clearReplyCodec, clearRequestCodec, Topic } from './wire.js';
 
-/** request {} → {n: sessions destroyed by the receiver} */
-export const CLEAR_TOPIC = 'sessions.clear';
+/** request {} → {n: sessions destroyed by the receiver} (codecs: wire.ts `clearRequestCodec`, `clearReplyCodec`) */
+export const CLEAR_TOPIC = Topic.Clear;
 
 export interface ClearResult {
   /** Sessions destroyed, all nodes together (as they answered). */
@@ -20,7 +21,8 @@ export interface ClearResult {
 
 /**
  * Asks every member to clear what it owns, in parallel with the local clear.
- * `clearOwned` destroys this node's own sessions and returns how many.
+ * `clearLocal` destroys this node's own sessions and returns how many. A member
+ * that does not answer, or answers with a malformed reply, is listed in `failed`.
  */
 export async function clearEverywhere(
   channel: ClusterChannel,
@@ -31,18 +33,13 @@ export async function clearEverywhere(
   const failed: Record<string, string> = {};
   const [local, ...remote] = await Promise.allSettled([
     clearLocal(),
-    ...members.map((m) => channel.request(m.id, CLEAR_TOPIC, {}, { timeoutMs })),
+    ...members.map(async (m) => clearReplyCodec.decode(await channel.request(m.id, CLEAR_TOPIC, clearRequestCodec.encode({}), { timeoutMs })).n),
   ]);
   if (local!.status === 'rejected') throw local!.reason;
-  let destroyed = local!.value as number;
+  let destroyed = local!.value;
   remote.forEach((r, i) => {
     if (r.status === 'rejected') failed[members[i]!.id] = String((r.reason as Error)?.message ?? r.reason);
-    else destroyed += countOf(r.value);
+    else destroyed += r.value;
   });
   return { destroyed, failed };
-}
-
-function countOf(v: JsonValue): number {
-  const n = typeof v === 'object' && v !== null && !Array.isArray(v) ? v.n : undefined;
-  return typeof n === 'number' && Number.isFinite(n) ? n : 0;
 }

@@ -51,7 +51,7 @@ import { SessionReplicaStore } from './replica-store.js';
 import { OwnerCommit } from './commit.js';
 import { Maintenance } from './maintenance.js';
 import { newCounters, type ReplicationCounters, type ReplicationStats } from './stats.js';
-import { accessCodec, copyCodec, deltaCodec, destroyCodec, dropCodec, Topic } from './wire.js';
+import { accessCodec, clearReplyCodec, clearRequestCodec, copyCodec, deltaCodec, destroyCodec, dropCodec, Topic } from './wire.js';
 
 export type { ReplicationStats } from './stats.js';
 
@@ -216,7 +216,10 @@ export class ReplicatedSessionManager extends EventEmitter implements SessionMan
     ch.handle(Topic.Digest, (from, p) => this.server.digest(from, p, this.clock.now()));
     ch.handle(Topic.Leaving, (from) => this.onLeaving(from));
     ch.handle(Topic.Handoff, (from, p) => receiveHandoff(this.handoffHost(), from, p));
-    ch.handle(CLEAR_TOPIC, async () => ({ n: await this.clearOwned(false) }));
+    ch.handle(CLEAR_TOPIC, async (_from, p) => {
+      clearRequestCodec.decode(p);
+      return clearReplyCodec.encode({ n: await this.clearOwned(false) });
+    });
     this.holders.refresh(this.channel.members());
     this.unsubscribe = ch.onMembership((e) => this.onMembership(e));
     this.maintenance.start();

@@ -76,6 +76,8 @@ export const Topic = {
    * sessions over; `ok`: the receiver owns them now, `need`: send the full session.
    */
   Handoff: 'sessions.handoff',
+  /** request {} → {n: sessions destroyed by the receiver} — clear what you own (express-session `Store.clear()`, cluster-clear.ts) */
+  Clear: 'sessions.clear',
 } as const;
 
 /** One session in a handoff request: the route change (delta) or, when the receiver lacked the version, the full copy. */
@@ -252,3 +254,27 @@ export const handoffReplyCodec: TopicCodec<HandoffReply> = {
 
 /** Handoff request `{e: HandoffEntry[]}`. */
 export const handoffRequestCodec = listCodec<HandoffEntry>(Topic.Handoff, 'e', asHandoffEntry);
+
+/** Clear request `{}`: it carries nothing, but must be an object. */
+export type ClearRequest = Readonly<Record<string, never>>;
+
+export const clearRequestCodec: TopicCodec<ClearRequest> = {
+  topic: Topic.Clear,
+  encode: () => ({}),
+  decode: (payload) => {
+    if (!isObj(payload)) bad(Topic.Clear, 'payload must be an object');
+    return {};
+  },
+};
+
+export interface ClearReply {
+  /** Sessions the receiver destroyed. */
+  readonly n: number;
+}
+
+/** Clear reply `{n: count}`. */
+export const clearReplyCodec: TopicCodec<ClearReply> = {
+  topic: Topic.Clear,
+  encode: (r) => ({ n: r.n }),
+  decode: (payload) => ({ n: field<number>(payload, 'n', Topic.Clear, (x) => isCount(x) && x >= 0) }),
+};
