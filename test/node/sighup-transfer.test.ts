@@ -107,6 +107,8 @@ test('cohort node: a SIGHUP while its state transfer is running reloads, never e
   assert.ok(alive(b.child), `tc2 alive after the SIGHUP: ${b.out()}`);
   await until(() => /ready on/.test(b.out()) || !alive(b.child), 60_000, 'tc2 ready');
   assert.ok(alive(b.child), `tc2 alive and ready: ${b.out()}`);
+  // The 'ready on' line is written directly; the JSON log is asynchronous and may arrive a moment later.
+  await until(() => /state transfer (done|complete)/.test(b.out()) || !alive(b.child), 5_000, 'the transfer\'s log line');
 
   const log = lines(b);
   const at = (re: RegExp): number => log.findIndex((l) => re.test(String(l.msg)));
