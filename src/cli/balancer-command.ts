@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { ConfigError } from '../errors.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
@@ -7,6 +8,7 @@ import { BufferedAccessLog } from '../proxy/access-log.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
+import { runWorkerProcess, runStateOwner } from './balancer-workers.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -18,6 +20,8 @@ export interface BalancerCliOptions {
   accessLog?: boolean;
   /** Quick mode: serve the balancer manager on this host:port. */
   manager?: string;
+  /** Engines sharing the listeners and member state (overrides the config's `workers`). */
+  workers?: string;
 }
 
 /** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
@@ -47,6 +51,14 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   return quickConfig(opts);
 }
 
+/** `--workers N` over the config's `workers` key. */
+function workersOf(opts: BalancerCliOptions, cfg: BalancerConfig): number {
+  if (opts.workers === undefined) return cfg.workers;
+  const n = Number(opts.workers);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError(undefined, [`--workers: expected an integer 1..64, got "${opts.workers}"`]);
+  return n;
+}
+
 function accessLogger(cfg: BalancerConfig): BufferedAccessLog | undefined {
   if (cfg.accesslog === false) return undefined;
   if (cfg.accesslog === true) return new BufferedAccessLog(1, 'json');
@@ -56,6 +68,11 @@ function accessLogger(cfg: BalancerConfig): BufferedAccessLog | undefined {
 /** `cohort balancer`: runs until SIGTERM/SIGINT; SIGHUP reloads the config file. */
 export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerServer> {
   const cfg = resolveBalancerConfig(opts);
+  const workers = workersOf(opts, cfg);
+  if (workers > 1) {
+    cfg.workers = workers;
+    return cluster.isPrimary ? runStateOwner(opts, cfg) : runWorkerProcess(cfg, () => resolveBalancerConfig(opts), accessLogger(cfg));
+  }
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);
   let manager: ManagerServer | undefined;
   const methods = new MethodRegistry();

@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace | debug | info | warn | error | silent')
     .option('--no-access-log', 'disable the access log')
     .option('--manager <host:port>', 'quick mode: serve the balancer manager, dashboard and /metrics here (docs/manager.md)')
+    .option('--workers <n>', 'engines sharing the listeners and member state (overrides the config key `workers`; default 1)')
     .action(async (opts) => {
       await runBalancer(opts);
     });

@@ -1,0 +1,64 @@
+/**
+ * A worker's side of one member's lease of `max` slots (see lease-ledger.ts).
+ * The worker's engine treats `held` as the member's max: the picker never
+ * starts a request beyond it, so the owner's bound holds globally.
+ *
+ * Hysteresis keeps leases still in a steady state: the worker asks for a block
+ * when fewer than half a block is left (or a request waits), and gives back
+ * only when two blocks or more are unused, keeping one block of headroom.
+ * Pure: takes the member's busy count, returns what to send.
+ */
+
+export type HolderMessage =
+  | { readonly kind: 'want'; readonly n: number }
+  | { readonly kind: 'return'; readonly n: number };
+
+export class LeaseHolder {
+  held = 0;
+  /** A want was sent and not yet answered by a grant. */
+  private wanting = false;
+  /** Set by a recall: shrink to this many slots as they become unused. */
+  private target: number | undefined;
+
+  constructor(public block: number) {}
+
+  /** The owner granted `n` slots. */
+  granted(n: number): void {
+    this.held += n;
+    this.wanting = false;
+  }
+
+  /** A request started (busy already counts it) or waits for this member (`waiting`). */
+  acquired(busy: number, waiting = false): HolderMessage | undefined {
+    if (this.wanting || this.target !== undefined) return undefined;
+    if (waiting || this.held - busy < Math.ceil(this.block / 2)) {
+      this.wanting = true;
+      return { kind: 'want', n: this.block };
+    }
+    return undefined;
+  }
+
+  /** The owner recalled this lease down to `target`. */
+  recalled(target: number, busy: number): HolderMessage | undefined {
+    this.target = target;
+    this.wanting = false;
+    return this.give(busy);
+  }
+
+  /** A request on this member ended (busy no longer counts it). */
+  released(busy: number): HolderMessage | undefined {
+    return this.give(busy);
+  }
+
+  private give(busy: number): HolderMessage | undefined {
+    const unused = this.held - busy;
+    let n = 0;
+    if (this.target !== undefined) {
+      n = Math.min(unused, this.held - this.target);
+      if (this.held - Math.max(0, n) <= this.target) this.target = undefined;
+    } else if (unused >= 2 * this.block) n = unused - this.block;
+    if (n <= 0) return undefined;
+    this.held -= n;
+    return { kind: 'return', n };
+  }
+}

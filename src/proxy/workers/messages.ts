@@ -1,0 +1,50 @@
+/**
+ * The IPC messages between the state owner (the node:cluster primary) and its
+ * worker engines (`--workers N`). None is sent per request in a steady state:
+ * leases move in blocks, state on changes, counters every STATS_INTERVAL_MS.
+ */
+import type { SharedBalancer, SharedMember } from '../../balancer/workers/shared-state.js';
+import type { FinishedExchange } from '../forward.js';
+import type { MemberCounters } from '../../balancer/member.js';
+
+/** How often a worker sends its counter deltas (and finished exchanges for the manager's histograms), ms. */
+export const STATS_INTERVAL_MS = 500;
+/** Finished exchanges a worker buffers per interval for the owner's metrics; beyond, they are counted as dropped. */
+export const MAX_FINISHED_PER_FLUSH = 20_000;
+
+/** The lease key of a member: balancer name and route. */
+export function leaseKey(balancer: string, route: string): string {
+  return `${balancer}\n${route}`;
+}
+
+export interface MemberStats extends MemberCounters {
+  readonly busy: number;
+}
+
+export type ToWorker =
+  | { readonly t: 'hello'; readonly index: number; readonly count: number }
+  | { readonly t: 'state'; readonly balancers: readonly SharedBalancer[] }
+  | { readonly t: 'grant'; readonly key: string; readonly n: number }
+  | { readonly t: 'recall'; readonly key: string; readonly target: number }
+  | { readonly t: 'reload' }
+  | { readonly t: 'drain' };
+
+export type ToOwner =
+  | { readonly t: 'up' }
+  | { readonly t: 'ready'; readonly urls: readonly string[] }
+  | { readonly t: 'health'; readonly balancer: string; readonly member: SharedMember }
+  | { readonly t: 'want'; readonly key: string; readonly n: number }
+  | { readonly t: 'return'; readonly key: string; readonly n: number }
+  | {
+      readonly t: 'stats';
+      /** balancer → route → counter deltas since the last stats, and busy now. */
+      readonly members: Record<string, Record<string, MemberStats>>;
+      /** balancer → [unavailable, queueTimeouts] deltas. */
+      readonly balancers: Record<string, readonly [number, number]>;
+      readonly finished: readonly FinishedExchange[];
+    };
+
+/** The worker's share of a balancer-wide bound (maxqueue): the shares of all workers sum to `total`. */
+export function shareOf(total: number, index: number, count: number): number {
+  return Math.floor(total / count) + (index < total % count ? 1 : 0);
+}
