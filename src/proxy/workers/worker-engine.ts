@@ -143,9 +143,12 @@ export class WorkerEngine {
         for (const m of b.members) m.max = this.holders.get(leaseKey(b.name, m.route))?.held ?? 0;
       });
       // A health change seen on a request (error, trial success, ejection) is shared through the owner.
+      // The event fires inside the move, before e.g. markError sets outUntil: export once the move is complete.
       b.on('transition', (t) => {
-        const m = b.findMember(t.member);
-        if (m) this.port.send({ t: 'health', balancer: b.name, member: exportMember(m, systemClock.now()) });
+        queueMicrotask(() => {
+          const m = b.findMember(t.member);
+          if (m) this.port.send({ t: 'health', balancer: b.name, member: exportMember(m, systemClock.now()) });
+        });
       });
     }
   }
