@@ -8,7 +8,6 @@ import { BufferedAccessLog } from '../proxy/access-log.js';
 import { createManager } from '../manager/start.js';
 import type { ManagerServer } from '../manager/manager-server.js';
 import { MethodRegistry } from '../balancer/methods/index.js';
-import { runWorkerProcess, runStateOwner } from './balancer-workers.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -71,6 +70,8 @@ export async function runBalancer(opts: BalancerCliOptions): Promise<BalancerSer
   const workers = workersOf(opts, cfg);
   if (workers > 1) {
     cfg.workers = workers;
+    // Loaded only here: a single engine runs none of the workers code.
+    const { runStateOwner, runWorkerProcess } = await import('./balancer-workers.js');
     return cluster.isPrimary ? runStateOwner(opts, cfg) : runWorkerProcess(cfg, () => resolveBalancerConfig(opts), accessLogger(cfg));
   }
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2);

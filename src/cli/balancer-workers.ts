@@ -82,7 +82,7 @@ export async function runStateOwner(opts: WorkersCliOptions, cfg: BalancerConfig
 
 /** A worker: one engine on the shared listeners, driven by the owner's messages. */
 export async function runWorkerProcess(cfg: BalancerConfig, resolve: () => BalancerConfig, accessLog: AccessLog | undefined): Promise<BalancerServer> {
-  const index = process.env['COHORT_WORKER_INDEX'] ?? '?';
+  const index = process.env['cohortWorkerIndex'] ?? '?';
   const log = createLogger('cohort-balancer', cfg.loglevel as never, 2).child({ worker: index });
   let exiting = false;
   const exitAfterDrain = () => {

@@ -63,7 +63,8 @@ export class StateOwner {
   }
 
   private fork(index: number): void {
-    const w = cluster.fork({ COHORT_WORKER_INDEX: String(index) });
+    // The worker's index for its log lines (named outside COHORT_*, the prefix of error codes).
+    const w = cluster.fork({ cohortWorkerIndex: String(index) });
     this.workers.set(w.id, w);
     this.indexes.set(w.id, index);
     w.on('message', (m: ToOwner) => this.handle(w, m));
