@@ -66,6 +66,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   queueTimeouts = 0;
   /** Set by a worker engine (`--workers N`); undefined in a single engine. */
   slotWatcher: SlotWatcher | undefined;
+  /** `--workers N`, in the state owner: requests waiting in the workers' queues (their last report). */
+  queuedElsewhere = 0;
 
   constructor(
     spec: BalancerSpec,
@@ -225,7 +227,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length + this.queuedElsewhere;
   }
 
   /** A request to `member` finished (successfully or not): free its slot. */

@@ -9,7 +9,7 @@ import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -233,5 +233,38 @@ test('--workers 2: SIGHUP reloads every worker (a member added, one disabled) wi
     if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
     await tc1.close();
     await tc2.close();
+  }
+});
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+test('--workers 2: a worker killed by SIGKILL is replaced and its leases go back to the owner (max still reached, never exceeded)', { timeout: 60_000 }, async () => {
+  const tc1 = await startBackend('tc1');
+  const cli = await startCli({ balancers: [{ name: 'b', slowstart: 0, timeout: 30, members: [{ url: tc1.url, route: 'tc1', max: 2 }] }] }, 'kill.yaml');
+  try {
+    const before = childPids(cli.child.pid!);
+    assert.equal(before.length, 2, 'two worker processes');
+    process.kill(before[0]!, 'SIGKILL');
+    await until(() => {
+      const now = childPids(cli.child.pid!);
+      return now.length === 2 && !now.includes(before[0]!);
+    }, 15_000, 'the worker to be replaced');
+    await until(async () => (await request(`${cli.url}/`).catch(() => ({ status: 0 }))).status === 200, 10_000, 'requests to be served');
+    await sleep(500);
+    tc1.maxActive = 0;
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => request(`${cli.url}/slow/150?i=${i}`, { timeoutMs: 30_000 })));
+    assert.deepEqual(replies.map((r) => r.status), new Array(20).fill(200));
+    assert.equal(tc1.maxActive, 2, 'the dead worker\'s slot was reclaimed, and no more than max ran at once');
+    assert.match(cli.stderr(), /worker engine exited/);
+    assert.equal(await stop(cli), 0);
+  } finally {
+    if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+    await tc1.close();
   }
 });

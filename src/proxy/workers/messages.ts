@@ -39,8 +39,8 @@ export type ToOwner =
       readonly t: 'stats';
       /** balancer → route → counter deltas since the last stats, and busy now. */
       readonly members: Record<string, Record<string, MemberStats>>;
-      /** balancer → [unavailable, queueTimeouts] deltas. */
-      readonly balancers: Record<string, readonly [number, number]>;
+      /** balancer → [unavailable, queueTimeouts] deltas, and requests queued now. */
+      readonly balancers: Record<string, readonly [number, number, number]>;
       readonly finished: readonly FinishedExchange[];
     };
 

@@ -40,6 +40,8 @@ export class StateOwner {
   private readonly indexes = new Map<number, number>();
   /** Busy counts per worker: balancer → route → busy. */
   private readonly busy = new Map<number, Record<string, Record<string, { busy: number }>>>();
+  /** Queue lengths per worker: balancer → [.., .., queued]. */
+  private readonly queued = new Map<number, Record<string, readonly [number, number, number]>>();
   private readonly watched = new WeakSet<Balancer>();
   private broadcastPending = false;
   private stopping = false;
@@ -72,6 +74,7 @@ export class StateOwner {
       this.workers.delete(w.id);
       this.ready.delete(w.id);
       this.busy.delete(w.id);
+      this.queued.delete(w.id);
       this.indexes.delete(w.id);
       this.apply(this.ledger.removeWorker(w.id));
       if (this.stopping) {
@@ -153,6 +156,12 @@ export class StateOwner {
       b.queueTimeouts += timeouts;
     }
     this.busy.set(worker, m.members);
+    this.queued.set(worker, m.balancers);
+    for (const b of this.server.balancers.values()) {
+      let sum = 0;
+      for (const per of this.queued.values()) sum += per[b.name]?.[2] ?? 0;
+      b.queuedElsewhere = sum;
+    }
     // The owner's busy count is the sum of the workers' (what the manager and /metrics show).
     for (const b of this.server.balancers.values()) {
       for (const member of b.members) {

@@ -208,12 +208,13 @@ export class WorkerEngine {
     const now = systemClock.now();
     const live = new Set<string>();
     for (const s of this.state) {
+      // Leases of a balancer this worker has not loaded yet (a reload on its way) are kept for it.
+      for (const sm of s.members) live.add(leaseKey(s.name, sm.route));
       const b = this.server.balancers.get(s.name);
       if (b === undefined) continue;
       applyBalancer(b, s, now);
       for (const sm of s.members) {
         const key = leaseKey(s.name, sm.route);
-        live.add(key);
         const h = this.holder(key);
         h.block = blockSize(sm.max, this.count);
         b.findMember(sm.route)!.max = h.held;
@@ -233,7 +234,7 @@ export class WorkerEngine {
   /** Counter deltas since the last stats (the owner adds them to its members), busy counts, finished exchanges. */
   private sendStats(): void {
     const members: Record<string, Record<string, MemberStats>> = {};
-    const balancers: Record<string, readonly [number, number]> = {};
+    const balancers: Record<string, readonly [number, number, number]> = {};
     for (const b of this.server.balancers.values()) {
       const per: Record<string, MemberStats> = {};
       for (const m of b.members) {
@@ -244,7 +245,7 @@ export class WorkerEngine {
       }
       members[b.name] = per;
       const lastB = this.sentBalancer.get(b) ?? [0, 0];
-      balancers[b.name] = [b.unavailable - lastB[0], b.queueTimeouts - lastB[1]];
+      balancers[b.name] = [b.unavailable - lastB[0], b.queueTimeouts - lastB[1], b.queued];
       this.sentBalancer.set(b, [b.unavailable, b.queueTimeouts]);
     }
     const finished = this.finished;
