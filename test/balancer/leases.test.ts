@@ -25,7 +25,7 @@ type Step =
   | { op: 'sync'; max: number }
   | { op: 'add'; w: number }
   | { op: 'remove'; w: number }
-  | { op: 'want'; w: number; n: number }
+  | { op: 'want'; w: number; n: number; waiting?: boolean }
   | { op: 'return'; w: number; n: number };
 
 function run(steps: Array<[Step, LeaseAction[]]>, workers = 2): LeaseLedger {
@@ -36,7 +36,7 @@ function run(steps: Array<[Step, LeaseAction[]]>, workers = 2): LeaseLedger {
       case 'sync': got = l.sync(new Map([[K, step.max]])); break;
       case 'add': got = l.addWorker(step.w); break;
       case 'remove': got = l.removeWorker(step.w); break;
-      case 'want': got = l.want(step.w, K, step.n); break;
+      case 'want': got = l.want(step.w, K, step.n, step.waiting); break;
       case 'return': got = l.returned(step.w, K, step.n); break;
     }
     assert.deepEqual(got, expected, JSON.stringify(step));
@@ -78,6 +78,28 @@ test('ledger: a lowered max recalls to the fair share; a worker gone frees its s
   assert.ok(l.granted(K) <= 40);
 });
 
+test('ledger: a waiting request gets the slots another worker holds unused (max is reachable, not only never exceeded)', () => {
+  const l = run([
+    [{ op: 'sync', max: 40 }, []],
+    [{ op: 'add', w: 1 }, [grant(1, 5)]],
+    [{ op: 'add', w: 2 }, [grant(2, 5)]],
+    [{ op: 'want', w: 1, n: 15 }, [grant(1, 15)]],
+    [{ op: 'want', w: 2, n: 15 }, [grant(2, 15)]],
+    // Both at the fair share (20): no recall; a top-up want just waits…
+    [{ op: 'want', w: 2, n: 5 }, []],
+    // …but a waiting request asks worker 1, once, for what it does not use.
+    [{ op: 'want', w: 2, n: 5, waiting: true }, [{ kind: 'spare', worker: 1, key: K }]],
+    [{ op: 'want', w: 2, n: 5, waiting: true }, []],
+    [{ op: 'return', w: 1, n: 8 }, [grant(2, 5)]],
+  ]);
+  assert.equal(l.granted(K), 37);
+  const h = new LeaseHolder(5);
+  h.granted(20);
+  assert.deepEqual(h.spare(12), { kind: 'return', n: 8 }, 'spares exactly the unused slots');
+  assert.equal(h.held, 12);
+  assert.equal(h.spare(12), undefined);
+});
+
 test('ledger: max 1 over two workers moves the one slot to whoever waits', () => {
   run([
     [{ op: 'sync', max: 1 }, []],
@@ -90,11 +112,11 @@ test('ledger: max 1 over two workers moves the one slot to whoever waits', () =>
 
 test('holder: wants at half a block left, returns only two blocks unused, keeps one', () => {
   const h = new LeaseHolder(4);
-  assert.deepEqual(h.acquired(1, true), { kind: 'want', n: 4 }, 'a request waits: want');
+  assert.deepEqual(h.acquired(1, true), { kind: 'want', n: 4, waiting: true }, 'a request waits: want');
   assert.equal(h.acquired(1, true), undefined, 'one want at a time');
   h.granted(4);
   assert.equal(h.acquired(1), undefined, '3 left ≥ 2');
-  assert.deepEqual(h.acquired(3), { kind: 'want', n: 4 }, '1 left < 2');
+  assert.deepEqual(h.acquired(3), { kind: 'want', n: 4, waiting: false }, '1 left < 2');
   h.granted(4);
   assert.equal(h.held, 8);
   assert.equal(h.released(2), undefined, '6 unused < 2 blocks? no: 6 ≥ 8 is false');
@@ -134,7 +156,7 @@ test('leases under random load: global busy never exceeds max, every waiting wor
     const busy = new Map<number, number>();
     const waiting = new Map<number, number>();
     // Messages in flight, delivered in random order per direction (as IPC with two processes may interleave).
-    const toOwner: Array<{ w: number; kind: 'want' | 'return'; n: number }> = [];
+    const toOwner: Array<{ w: number; kind: 'want' | 'return'; n: number; waiting?: boolean }> = [];
     const toWorker: LeaseAction[] = [];
     const deliver = (a: LeaseAction[]) => toWorker.push(...a);
     for (let w = 1; w <= workers; w++) {
@@ -171,13 +193,13 @@ test('leases under random load: global busy never exceeds max, every waiting wor
         startWaiting(w);
       } else if (r < 0.8 && toOwner.length > 0) {
         const m = toOwner.splice(Math.floor(random() * toOwner.length), 1)[0]!;
-        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n) : ledger.returned(m.w, K, m.n));
+        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : ledger.returned(m.w, K, m.n));
       } else if (toWorker.length > 0) {
         const a = toWorker.shift()!;
         const hw = holders.get(a.worker)!;
         if (a.kind === 'grant') hw.granted(a.n);
         else {
-          const m = hw.recalled(a.target, busy.get(a.worker)!);
+          const m = a.kind === 'recall' ? hw.recalled(a.target, busy.get(a.worker)!) : hw.spare(busy.get(a.worker)!);
           if (m) toOwner.push({ w: a.worker, ...m });
         }
         startWaiting(a.worker);
@@ -207,7 +229,7 @@ test('leases under random load: global busy never exceeds max, every waiting wor
       }
       while (toOwner.length > 0) {
         const m = toOwner.shift()!;
-        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n) : ledger.returned(m.w, K, m.n));
+        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : ledger.returned(m.w, K, m.n));
         moved = true;
       }
       while (toWorker.length > 0) {
@@ -215,7 +237,7 @@ test('leases under random load: global busy never exceeds max, every waiting wor
         const hw = holders.get(a.worker)!;
         if (a.kind === 'grant') hw.granted(a.n);
         else {
-          const m = hw.recalled(a.target, busy.get(a.worker)!);
+          const m = a.kind === 'recall' ? hw.recalled(a.target, busy.get(a.worker)!) : hw.spare(busy.get(a.worker)!);
           if (m) toOwner.push({ w: a.worker, ...m });
         }
         startWaiting(a.worker);

@@ -10,7 +10,8 @@
  */
 
 export type HolderMessage =
-  | { readonly kind: 'want'; readonly n: number }
+  /** `waiting`: a request waits for a slot (the owner then asks other workers to spare unused ones). */
+  | { readonly kind: 'want'; readonly n: number; readonly waiting: boolean }
   | { readonly kind: 'return'; readonly n: number };
 
 export class LeaseHolder {
@@ -33,7 +34,7 @@ export class LeaseHolder {
     if (this.wanting || this.target !== undefined) return undefined;
     if (waiting || this.held - busy < Math.ceil(this.block / 2)) {
       this.wanting = true;
-      return { kind: 'want', n: this.block };
+      return { kind: 'want', n: this.block, waiting };
     }
     return undefined;
   }
@@ -43,6 +44,15 @@ export class LeaseHolder {
     this.target = target;
     this.wanting = false;
     return this.give(busy);
+  }
+
+  /** The owner asks for the slots unused now (another worker has a request waiting). */
+  spare(busy: number): HolderMessage | undefined {
+    if (this.target !== undefined) return this.give(busy);
+    const n = this.held - busy;
+    if (n <= 0) return undefined;
+    this.held -= n;
+    return { kind: 'return', n };
   }
 
   /** A request on this member ended (busy no longer counts it). */

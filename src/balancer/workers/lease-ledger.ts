@@ -23,7 +23,9 @@ export type LeaseAction =
   /** Adds `n` slots to the worker's lease of `key`. */
   | { readonly kind: 'grant'; readonly worker: WorkerId; readonly key: string; readonly n: number }
   /** Asks the worker to shrink its lease of `key` to `target` slots, returning slots as they are unused. */
-  | { readonly kind: 'recall'; readonly worker: WorkerId; readonly key: string; readonly target: number };
+  | { readonly kind: 'recall'; readonly worker: WorkerId; readonly key: string; readonly target: number }
+  /** Asks the worker to return the slots of `key` it holds unused now (once; it keeps what is in use). */
+  | { readonly kind: 'spare'; readonly worker: WorkerId; readonly key: string };
 
 interface Entry {
   max: number;
@@ -32,6 +34,10 @@ interface Entry {
   readonly wants: Map<WorkerId, number>;
   /** Recall targets sent and not yet reached. */
   readonly recalled: Map<WorkerId, number>;
+  /** Workers with a request waiting (not a mere top-up): others are asked to spare unused slots. */
+  readonly waiting: Set<WorkerId>;
+  /** Workers asked to spare since their last return or grant. */
+  readonly spared: Set<WorkerId>;
 }
 
 /** Slots per lease block: large enough that leases rarely move, small enough to leave slots for every worker. */
@@ -86,6 +92,8 @@ export class LeaseLedger {
       e.grants.delete(worker);
       e.wants.delete(worker);
       e.recalled.delete(worker);
+      e.waiting.delete(worker);
+      e.spared.delete(worker);
       out.push(...this.satisfy(key, e));
     }
     return out;
@@ -102,7 +110,7 @@ export class LeaseLedger {
     for (const [key, max] of maxes) {
       let e = this.entries.get(key);
       if (e === undefined) {
-        e = { max, grants: new Map(), wants: new Map(), recalled: new Map() };
+        e = { max, grants: new Map(), wants: new Map(), recalled: new Map(), waiting: new Set(), spared: new Set() };
         this.entries.set(key, e);
         for (const w of this.workers) {
           const n = Math.min(blockSize(max, this.count), this.free(e));
@@ -120,11 +128,12 @@ export class LeaseLedger {
     return out;
   }
 
-  /** A worker asks for `n` more slots of `key`. */
-  want(worker: WorkerId, key: string, n: number): LeaseAction[] {
+  /** A worker asks for `n` more slots of `key`; `waiting`: a request of its waits for one (not a top-up). */
+  want(worker: WorkerId, key: string, n: number, waiting = false): LeaseAction[] {
     const e = this.entries.get(key);
     if (e === undefined || !this.workers.has(worker) || n <= 0) return [];
     e.wants.set(worker, n);
+    if (waiting) e.waiting.add(worker);
     return this.satisfy(key, e);
   }
 
@@ -137,6 +146,7 @@ export class LeaseLedger {
     else e.grants.set(worker, left);
     const target = e.recalled.get(worker);
     if (target !== undefined && left <= target) e.recalled.delete(worker);
+    e.spared.delete(worker);
     return this.satisfy(key, e);
   }
 
@@ -148,6 +158,8 @@ export class LeaseLedger {
 
   private grant(e: Entry, worker: WorkerId, key: string, n: number): LeaseAction {
     e.grants.set(worker, (e.grants.get(worker) ?? 0) + n);
+    e.waiting.delete(worker);
+    e.spared.delete(worker);
     return { kind: 'grant', worker, key, n };
   }
 
@@ -155,6 +167,7 @@ export class LeaseLedger {
   private recall(e: Entry, worker: WorkerId, key: string, target: number): LeaseAction {
     e.recalled.set(worker, target);
     e.wants.delete(worker);
+    e.waiting.delete(worker);
     return { kind: 'recall', worker, key, target };
   }
 
@@ -173,6 +186,16 @@ export class LeaseLedger {
     if (starving) {
       for (const [w, n] of e.grants) {
         if (n > fair && e.recalled.get(w) !== fair) out.push(this.recall(e, w, key, fair));
+      }
+    }
+    // A request waits while others may hold slots they don't use (up to two blocks each, by the
+    // hysteresis): ask them once to give those back, so that max is reachable, not only never exceeded.
+    if (e.waiting.size > 0 && this.free(e) === 0) {
+      for (const [w, n] of e.grants) {
+        if (n > 0 && !e.waiting.has(w) && !e.spared.has(w) && !e.recalled.has(w)) {
+          e.spared.add(w);
+          out.push({ kind: 'spare', worker: w, key });
+        }
       }
     }
     return out;

@@ -26,6 +26,7 @@ export type ToWorker =
   | { readonly t: 'state'; readonly balancers: readonly SharedBalancer[] }
   | { readonly t: 'grant'; readonly key: string; readonly n: number }
   | { readonly t: 'recall'; readonly key: string; readonly target: number }
+  | { readonly t: 'spare'; readonly key: string }
   | { readonly t: 'reload' }
   | { readonly t: 'drain' };
 
@@ -33,7 +34,7 @@ export type ToOwner =
   | { readonly t: 'up' }
   | { readonly t: 'ready'; readonly urls: readonly string[] }
   | { readonly t: 'health'; readonly balancer: string; readonly member: SharedMember }
-  | { readonly t: 'want'; readonly key: string; readonly n: number }
+  | { readonly t: 'want'; readonly key: string; readonly n: number; readonly waiting: boolean }
   | { readonly t: 'return'; readonly key: string; readonly n: number }
   | {
       readonly t: 'stats';

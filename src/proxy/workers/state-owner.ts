@@ -110,7 +110,7 @@ export class StateOwner {
         }
         return;
       case 'want':
-        this.apply(this.ledger.want(w.id, m.key, m.n));
+        this.apply(this.ledger.want(w.id, m.key, m.n, m.waiting));
         return;
       case 'return':
         this.apply(this.ledger.returned(w.id, m.key, m.n));
@@ -130,7 +130,8 @@ export class StateOwner {
     for (const a of actions) {
       const w = this.workers.get(a.worker);
       if (a.kind === 'grant') this.send(w, { t: 'grant', key: a.key, n: a.n });
-      else this.send(w, { t: 'recall', key: a.key, target: a.target });
+      else if (a.kind === 'recall') this.send(w, { t: 'recall', key: a.key, target: a.target });
+      else this.send(w, { t: 'spare', key: a.key });
     }
   }
 

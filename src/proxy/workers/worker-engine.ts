@@ -93,6 +93,12 @@ export class WorkerEngine {
         this.syncMax(m.key);
         return;
       }
+      case 'spare': {
+        const found = this.memberOf(m.key);
+        this.sendHolder(m.key, this.holder(m.key).spare(found?.member.busy ?? 0));
+        this.syncMax(m.key);
+        return;
+      }
       case 'reload':
         void this.reload();
         return;
@@ -186,7 +192,9 @@ export class WorkerEngine {
   }
 
   private sendHolder(key: string, msg: HolderMessage | undefined): void {
-    if (msg !== undefined) this.port.send({ t: msg.kind, key, n: msg.n });
+    if (msg === undefined) return;
+    if (msg.kind === 'want') this.port.send({ t: 'want', key, n: msg.n, waiting: msg.waiting });
+    else this.port.send({ t: 'return', key, n: msg.n });
   }
 
   private memberOf(key: string): { balancer: Balancer; member: Member } | undefined {
