@@ -110,7 +110,7 @@ test('ledger: max 1 over two workers moves the one slot to whoever waits', () =>
   ]);
 });
 
-test('holder: wants at half a block left, returns only two blocks unused, keeps one', () => {
+test('holder: wants at half a block left; gives back on its tick only what stayed unused (two blocks), keeping one', () => {
   const h = new LeaseHolder(4);
   assert.deepEqual(h.acquired(1, true), { kind: 'want', n: 4, waiting: true }, 'a request waits: want');
   assert.equal(h.acquired(1, true), undefined, 'one want at a time');
@@ -119,9 +119,11 @@ test('holder: wants at half a block left, returns only two blocks unused, keeps 
   assert.deepEqual(h.acquired(3), { kind: 'want', n: 4, waiting: false }, '1 left < 2');
   h.granted(4);
   assert.equal(h.held, 8);
-  assert.equal(h.released(2), undefined, '6 unused < 2 blocks? no: 6 ≥ 8 is false');
-  assert.deepEqual(h.released(0), { kind: 'return', n: 4 }, '8 unused: keep one block');
+  assert.equal(h.released(0), undefined, 'a release never gives back (busy swings; that would churn)');
+  assert.equal(h.tick(0), undefined, 'the peak of the interval was 3: 5 unused < 2 blocks');
+  assert.deepEqual(h.tick(0), { kind: 'return', n: 4 }, 'a whole interval at 0: 8 unused, keep one block');
   assert.equal(h.held, 4);
+  assert.equal(h.tick(0), undefined);
 });
 
 test('holder: a recall returns unused slots now and freed ones later, down to the target', () => {
@@ -191,6 +193,9 @@ test('leases under random load: global busy never exceeds max, every waiting wor
         const m = h.released(busy.get(w)!);
         if (m) toOwner.push({ w, ...m });
         startWaiting(w);
+      } else if (r < 0.62) {
+        const m = h.tick(busy.get(w)!);
+        if (m) toOwner.push({ w, ...m });
       } else if (r < 0.8 && toOwner.length > 0) {
         const m = toOwner.splice(Math.floor(random() * toOwner.length), 1)[0]!;
         deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : ledger.returned(m.w, K, m.n));

@@ -5,7 +5,10 @@
  *
  * Hysteresis keeps leases still in a steady state: the worker asks for a block
  * when fewer than half a block is left (or a request waits), and gives back
- * only when two blocks or more are unused, keeping one block of headroom.
+ * only on its periodic tick, when two blocks or more stayed unused over the
+ * whole interval (busy swings from 0 to its peak within microseconds, so
+ * giving back at each release would churn a block per few dozen requests).
+ * Other workers that need slots get them sooner through recall and spare.
  * Pure: takes the member's busy count, returns what to send.
  */
 
@@ -20,6 +23,8 @@ export class LeaseHolder {
   private wanting = false;
   /** Set by a recall: shrink to this many slots as they become unused. */
   private target: number | undefined;
+  /** The most slots in use since the last tick. */
+  private peak = 0;
 
   constructor(public block: number) {}
 
@@ -31,6 +36,7 @@ export class LeaseHolder {
 
   /** A request started (busy already counts it) or waits for this member (`waiting`). */
   acquired(busy: number, waiting = false): HolderMessage | undefined {
+    if (busy > this.peak) this.peak = busy;
     if (this.wanting || this.target !== undefined) return undefined;
     if (waiting || this.held - busy < Math.ceil(this.block / 2)) {
       this.wanting = true;
@@ -55,18 +61,26 @@ export class LeaseHolder {
     return { kind: 'return', n };
   }
 
-  /** A request on this member ended (busy no longer counts it). */
+  /** A request on this member ended (busy no longer counts it): only a recall gives slots back here. */
   released(busy: number): HolderMessage | undefined {
-    return this.give(busy);
+    return this.target !== undefined ? this.give(busy) : undefined;
+  }
+
+  /** The periodic tick: gives back what stayed unused over the whole interval, beyond one block of headroom. */
+  tick(busy: number): HolderMessage | undefined {
+    const peak = Math.max(this.peak, busy);
+    this.peak = busy;
+    if (this.target !== undefined) return this.give(busy);
+    const unused = this.held - peak;
+    if (unused < 2 * this.block) return undefined;
+    const n = unused - this.block;
+    this.held -= n;
+    return { kind: 'return', n };
   }
 
   private give(busy: number): HolderMessage | undefined {
-    const unused = this.held - busy;
-    let n = 0;
-    if (this.target !== undefined) {
-      n = Math.min(unused, this.held - this.target);
-      if (this.held - Math.max(0, n) <= this.target) this.target = undefined;
-    } else if (unused >= 2 * this.block) n = unused - this.block;
+    const n = Math.min(this.held - busy, this.held - this.target!);
+    if (this.held - Math.max(0, n) <= this.target!) this.target = undefined;
     if (n <= 0) return undefined;
     this.held -= n;
     return { kind: 'return', n };

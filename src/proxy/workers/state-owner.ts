@@ -110,9 +110,11 @@ export class StateOwner {
         }
         return;
       case 'want':
+        this.opts.log.debug({ worker: this.indexes.get(w.id), key: m.key, n: m.n, waiting: m.waiting }, 'lease wanted');
         this.apply(this.ledger.want(w.id, m.key, m.n, m.waiting));
         return;
       case 'return':
+        this.opts.log.debug({ worker: this.indexes.get(w.id), key: m.key, n: m.n }, 'lease returned');
         this.apply(this.ledger.returned(w.id, m.key, m.n));
         return;
       case 'health': {
@@ -129,6 +131,7 @@ export class StateOwner {
   private apply(actions: readonly LeaseAction[]): void {
     for (const a of actions) {
       const w = this.workers.get(a.worker);
+      this.opts.log.debug({ ...a, worker: this.indexes.get(a.worker) }, `lease ${a.kind}`);
       if (a.kind === 'grant') this.send(w, { t: 'grant', key: a.key, n: a.n });
       else if (a.kind === 'recall') this.send(w, { t: 'recall', key: a.key, target: a.target });
       else this.send(w, { t: 'spare', key: a.key });

@@ -110,7 +110,10 @@ export class WorkerEngine {
 
   private async start(): Promise<void> {
     const addrs = await this.server.start();
-    this.statsTimer = setInterval(() => this.sendStats(), STATS_INTERVAL_MS);
+    this.statsTimer = setInterval(() => {
+      this.tickLeases();
+      this.sendStats();
+    }, STATS_INTERVAL_MS);
     this.statsTimer.unref();
     this.port.send({ t: 'ready', urls: addrs.map((a) => a.url) });
   }
@@ -240,6 +243,16 @@ export class WorkerEngine {
   }
 
   /** Counter deltas since the last stats (the owner adds them to its members), busy counts, finished exchanges. */
+  /** Gives back leased slots that stayed unused over the last interval. */
+  private tickLeases(): void {
+    for (const [key, h] of this.holders) {
+      const found = this.memberOf(key);
+      if (found === undefined) continue;
+      this.sendHolder(key, h.tick(found.member.busy));
+      found.member.max = h.held;
+    }
+  }
+
   private sendStats(): void {
     const members: Record<string, Record<string, MemberStats>> = {};
     const balancers: Record<string, readonly [number, number, number]> = {};
