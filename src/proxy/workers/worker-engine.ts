@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { BalancerConfig } from '../../config/balancer-schema.js';
 import type { Balancer, SlotWatcher } from '../../balancer/balancer.js';
-import type { Member, MemberCounters } from '../../balancer/member.js';
+import { MemberHealth, type Member, type MemberCounters } from '../../balancer/member.js';
 import { LeaseHolder, type HolderMessage } from '../../balancer/workers/lease-holder.js';
 import { blockSize } from '../../balancer/workers/lease-ledger.js';
 import { applyBalancer, exportMember, type SharedBalancer } from '../../balancer/workers/shared-state.js';
@@ -46,6 +46,8 @@ export class WorkerEngine {
   private readonly sentBalancer = new Map<Balancer, [number, number]>();
   private finished: FinishedExchange[] = [];
   private draining: Promise<void> | undefined;
+  /** The retry deadline (outUntil) last shared for each member out of service: a failed trial extends it without a transition. */
+  private readonly sharedOut = new WeakMap<Member, number>();
 
   constructor(
     cfg: BalancerConfig,
@@ -156,7 +158,7 @@ export class WorkerEngine {
       b.on('transition', (t) => {
         queueMicrotask(() => {
           const m = b.findMember(t.member);
-          if (m) this.port.send({ t: 'health', balancer: b.name, member: exportMember(m, systemClock.now()) });
+          if (m) this.shareHealth(b, m);
         });
       });
     }
@@ -173,6 +175,8 @@ export class WorkerEngine {
         const h = this.holder(key);
         this.sendHolder(key, h.released(m.busy));
         m.max = h.held;
+        // A failed trial keeps the member in error with a later deadline, without a transition event.
+        if (m.health !== MemberHealth.Ok && m.outUntil !== this.sharedOut.get(m)) this.shareHealth(b, m);
       },
       queued: () => {
         const now = systemClock.now();
@@ -183,6 +187,11 @@ export class WorkerEngine {
         }
       },
     };
+  }
+
+  private shareHealth(b: Balancer, m: Member): void {
+    this.sharedOut.set(m, m.outUntil);
+    this.port.send({ t: 'health', balancer: b.name, member: exportMember(m, systemClock.now()) });
   }
 
   private holder(key: string): LeaseHolder {
@@ -224,6 +233,7 @@ export class WorkerEngine {
       const b = this.server.balancers.get(s.name);
       if (b === undefined) continue;
       applyBalancer(b, s, now);
+      for (const m of b.members) this.sharedOut.set(m, m.outUntil);
       for (const sm of s.members) {
         const key = leaseKey(s.name, sm.route);
         const h = this.holder(key);
