@@ -9,6 +9,8 @@ import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { parseBalancerConfig } from '../../src/config/load.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -267,4 +269,21 @@ test('--workers 2: a worker killed by SIGKILL is replaced and its leases go back
     if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
     await tc1.close();
   }
+});
+
+test('workers: the config key defaults to 1 and is validated (file, key, expected); --workers N is validated too', async () => {
+  assert.equal(parseBalancerConfig({ balancers: [{ name: 'b', members: [{ url: 'http://127.0.0.1:8081' }] }] }).workers, 1);
+  for (const bad of [0, 1.5, 65, 'two']) {
+    assert.throws(
+      () => parseBalancerConfig({ workers: bad, balancers: [{ name: 'b', members: [{ url: 'http://127.0.0.1:8081' }] }] }, 'cohort.yaml'),
+      (err: Error) => /cohort\.yaml/.test(err.message) && /workers/.test(err.message),
+      `workers: ${String(bad)}`,
+    );
+  }
+  const child = spawn(process.execPath, [BIN, 'balancer', '--member', 'tc1=http://127.0.0.1:9', '--workers', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 2, err);
+  assert.match(err, /--workers: expected an integer 1\.\.64, got "0"/);
 });
