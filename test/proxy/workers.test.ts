@@ -287,3 +287,22 @@ test('workers: the config key defaults to 1 and is validated (file, key, expecte
   assert.equal(code, 2, err);
   assert.match(err, /--workers: expected an integer 1\.\.64, got "0"/);
 });
+
+test('--workers 2 with timeout 0 (no queueing, the default): the whole max is served, then 503 — as one engine would', { timeout: 60_000 }, async () => {
+  const tc1 = await startBackend('tc1');
+  // max 30: blocks of 3, so the first leases (3 per worker) are far below what 40 concurrent requests need.
+  const cli = await startCli({ balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1', max: 30 }] }] }, 'nowait.yaml');
+  try {
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(`${cli.url}/slow/1500?i=${i}`, { timeoutMs: 30_000 })));
+    const ok = replies.filter((r) => r.status === 200).length;
+    const unavailable = replies.filter((r) => r.status === 503).length;
+    assert.equal(ok + unavailable, 40);
+    assert.ok(tc1.maxActive <= 30, `${tc1.maxActive} at once`);
+    // Leases moved to where the requests were: far more than the 6 slots first leased were used.
+    assert.equal(ok, 30, `${ok} served, ${unavailable} refused`);
+    assert.equal(await stop(cli), 0);
+  } finally {
+    if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+    await tc1.close();
+  }
+});

@@ -9,6 +9,11 @@ import type { MemberCounters } from '../../balancer/member.js';
 
 /** How often a worker sends its counter deltas (and finished exchanges for the manager's histograms), ms. */
 export const STATS_INTERVAL_MS = 500;
+/**
+ * With `timeout: 0`, how long a request whose worker's lease is used up waits for more, ms: long enough for
+ * a lease round trip (≈ 0.15 ms idle, a few ms on a loaded host) and a spare from another worker.
+ */
+export const LEASE_WAIT_MS = 100;
 /** Finished exchanges a worker buffers per interval for the owner's metrics; beyond, they are counted as dropped. */
 export const MAX_FINISHED_PER_FLUSH = 20_000;
 

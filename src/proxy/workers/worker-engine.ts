@@ -15,7 +15,7 @@ import { blockSize } from '../../balancer/workers/lease-ledger.js';
 import { applyBalancer, exportMember, type SharedBalancer } from '../../balancer/workers/shared-state.js';
 import { BalancerServer, type BalancerServerOptions } from '../balancer-server.js';
 import type { FinishedExchange } from '../forward.js';
-import { leaseKey, shareOf, MAX_FINISHED_PER_FLUSH, STATS_INTERVAL_MS, type MemberStats, type ToOwner, type ToWorker } from './messages.js';
+import { leaseKey, shareOf, LEASE_WAIT_MS, MAX_FINISHED_PER_FLUSH, STATS_INTERVAL_MS, type MemberStats, type ToOwner, type ToWorker } from './messages.js';
 import { systemClock } from '../../util/clock.js';
 
 /** What a worker engine needs from its process: how to talk to the owner and how to read the config again. */
@@ -150,9 +150,7 @@ export class WorkerEngine {
       b.slotWatcher = this.watcher(b);
       // A reload (or a member added) sets members' max from the config, synchronously: back to the leases
       // before any request is picked.
-      b.on('change', () => {
-        for (const m of b.members) m.max = this.holders.get(leaseKey(b.name, m.route))?.held ?? 0;
-      });
+      b.on('change', () => this.fit(b));
       // A health change seen on a request (error, trial success, ejection) is shared through the owner.
       // The event fires inside the move, before e.g. markError sets outUntil: export once the move is complete.
       b.on('transition', (t) => {
@@ -246,10 +244,21 @@ export class WorkerEngine {
   }
 
   private applyQueueShares(): void {
-    for (const spec of this.server.currentConfig.balancers) {
-      const b = this.server.balancers.get(spec.name);
-      if (b) b.maxqueue = shareOf(spec.maxqueue, this.index, this.count);
-    }
+    for (const b of this.server.balancers.values()) this.fit(b);
+  }
+
+  /**
+   * Fits a balancer to this worker (after construction, a reload, a member added): each member's max is its
+   * lease; the queue is this worker's share of maxqueue; with `timeout: 0` (no queueing) a request whose
+   * worker's lease is used up still waits up to LEASE_WAIT_MS for the owner to lease more, since other workers
+   * may hold free slots (a single engine answers 503 at once, knowing every slot).
+   */
+  private fit(b: Balancer): void {
+    for (const m of b.members) m.max = this.holders.get(leaseKey(b.name, m.route))?.held ?? 0;
+    const spec = this.server.currentConfig.balancers.find((x) => x.name === b.name);
+    if (spec === undefined) return;
+    b.maxqueue = shareOf(spec.maxqueue, this.index, this.count);
+    if (spec.timeout <= 0) b.timeoutMs = LEASE_WAIT_MS;
   }
 
   /** Counter deltas since the last stats (the owner adds them to its members), busy counts, finished exchanges. */
