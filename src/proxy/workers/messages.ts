@@ -47,8 +47,46 @@ export type ToOwner =
       readonly members: Record<string, Record<string, MemberStats>>;
       /** balancer → [unavailable, queueTimeouts] deltas, and requests queued now. */
       readonly balancers: Record<string, readonly [number, number, number]>;
-      readonly finished: readonly FinishedExchange[];
+      /** Finished exchanges, packed (see packFinished): the manager's latency histogram and history. */
+      readonly finished: PackedFinished;
     };
+
+/** Finished exchanges as one flat number array (6 per exchange) and a string table: cheap to serialize. */
+export interface PackedFinished {
+  readonly names: readonly string[];
+  readonly rows: readonly number[];
+}
+
+/** Packs finished exchanges: [balancer, member (-1: none), status, durationMs, upstreamMs (-1: none), attempts] each. */
+export function packFinished(list: readonly FinishedExchange[]): PackedFinished {
+  const names: string[] = [];
+  const index = new Map<string, number>();
+  const id = (s: string): number => {
+    let i = index.get(s);
+    if (i === undefined) {
+      i = names.push(s) - 1;
+      index.set(s, i);
+    }
+    return i;
+  };
+  const rows: number[] = [];
+  for (const e of list) rows.push(id(e.balancer), e.member === undefined ? -1 : id(e.member), e.status, e.durationMs, e.upstreamMs ?? -1, e.attempts);
+  return { names, rows };
+}
+
+export function unpackFinished(p: PackedFinished, each: (e: FinishedExchange) => void): void {
+  const r = p.rows;
+  for (let i = 0; i + 5 < r.length; i += 6) {
+    each({
+      balancer: p.names[r[i]!] ?? '',
+      member: r[i + 1]! < 0 ? undefined : p.names[r[i + 1]!],
+      status: r[i + 2]!,
+      durationMs: r[i + 3]!,
+      upstreamMs: r[i + 4]! < 0 ? undefined : r[i + 4]!,
+      attempts: r[i + 5]!,
+    });
+  }
+}
 
 /** The worker's share of a balancer-wide bound (maxqueue): the shares of all workers sum to `total`. */
 export function shareOf(total: number, index: number, count: number): number {

@@ -15,7 +15,7 @@ import { LeaseLedger, type LeaseAction } from '../../balancer/workers/lease-ledg
 import { adoptHealth, exportBalancer } from '../../balancer/workers/shared-state.js';
 import { BalancerServer, type BalancerServerOptions } from '../balancer-server.js';
 import type { FinishedExchange } from '../forward.js';
-import { leaseKey, type ToOwner, type ToWorker } from './messages.js';
+import { leaseKey, unpackFinished, type ToOwner, type ToWorker } from './messages.js';
 import { systemClock } from '../../util/clock.js';
 
 export interface StateOwnerOptions {
@@ -174,7 +174,7 @@ export class StateOwner {
         member.busy = sum;
       }
     }
-    if (this.opts.onFinish) for (const e of m.finished) this.opts.onFinish(e);
+    if (this.opts.onFinish) unpackFinished(m.finished, this.opts.onFinish);
   }
 
   private watchBalancers(): void {

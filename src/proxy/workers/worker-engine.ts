@@ -15,7 +15,7 @@ import { blockSize } from '../../balancer/workers/lease-ledger.js';
 import { applyBalancer, exportMember, type SharedBalancer } from '../../balancer/workers/shared-state.js';
 import { BalancerServer, type BalancerServerOptions } from '../balancer-server.js';
 import type { FinishedExchange } from '../forward.js';
-import { leaseKey, shareOf, LEASE_WAIT_MS, MAX_FINISHED_PER_FLUSH, STATS_INTERVAL_MS, type MemberStats, type ToOwner, type ToWorker } from './messages.js';
+import { leaseKey, packFinished, shareOf, LEASE_WAIT_MS, MAX_FINISHED_PER_FLUSH, STATS_INTERVAL_MS, type MemberStats, type ToOwner, type ToWorker } from './messages.js';
 import { systemClock } from '../../util/clock.js';
 
 /** What a worker engine needs from its process: how to talk to the owner and how to read the config again. */
@@ -290,6 +290,6 @@ export class WorkerEngine {
     }
     const finished = this.finished;
     this.finished = [];
-    this.port.send({ t: 'stats', members, balancers, finished });
+    this.port.send({ t: 'stats', members, balancers, finished: packFinished(finished) });
   }
 }
