@@ -19,6 +19,19 @@ interface Waiter {
   done: boolean;
 }
 
+/**
+ * Watches slot use (`--workers N`: a worker's engine runs each member on a lease
+ * of its max and renews it from these calls). Undefined in a single engine.
+ */
+export interface SlotWatcher {
+  /** A request took a slot of `member` (busy already counts it). */
+  acquired(member: Member): void;
+  /** A request freed a slot of `member`. */
+  released(member: Member): void;
+  /** A request waits in the queue: every candidate is at its max. */
+  queued(): void;
+}
+
 export interface BalancerEvents {
   transition: [MemberTransition & { balancer: string }];
   /** A member setting or flag changed (manager, reload, discovery): one event per change. */
@@ -51,6 +64,10 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   /** Counts requests answered 503 because nothing could serve them. */
   unavailable = 0;
   queueTimeouts = 0;
+  /** Set by a worker engine (`--workers N`); undefined in a single engine. */
+  slotWatcher: SlotWatcher | undefined;
+  /** `--workers N`, in the state owner: requests waiting in the workers' queues (their last report). */
+  queuedElsewhere = 0;
 
   constructor(
     spec: BalancerSpec,
@@ -193,6 +210,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         resolve({ kind: 'fail', detail: `${d.detail}; waited ${this.timeoutMs} ms for a free slot` });
       }, this.timeoutMs);
       this.queue.push(w);
+      this.slotWatcher?.queued();
     });
   }
 
@@ -203,21 +221,24 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         for (const m of this.members) if (m.health === MemberHealth.Error || m.health === MemberHealth.Ejected) m.outUntil = 0;
       }
       d.member.busy++;
+      this.slotWatcher?.acquired(d.member);
     } else if (d.kind === 'fail') this.unavailable++;
     return d;
   }
 
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length + this.queuedElsewhere;
   }
 
   /** A request to `member` finished (successfully or not): free its slot. */
   release(member: Member): void {
     member.busy--;
+    this.slotWatcher?.released(member);
     if (this.queue.length > 0) this.drainQueue();
   }
 
-  private drainQueue(): void {
+  /** Serves waiting requests that can now be picked (public for a worker engine whose lease grew). */
+  drainQueue(): void {
     while (this.queue.length > 0) {
       const w = this.queue[0]!;
       const d = this.pick(w.input);

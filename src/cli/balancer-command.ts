@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import cluster from 'node:cluster';
 import { ConfigError } from '../errors.js';
 import { loadBalancerConfig, parseBalancerConfig } from '../config/load.js';
 import type { BalancerConfig } from '../config/balancer-schema.js';
@@ -16,6 +17,7 @@ import { MethodRegistry } from '../balancer/methods/index.js';
 import { fleetPathFor, startFleet } from '../fleet/start.js';
 import type { FleetSync } from '../fleet/fleet-sync.js';
 import type { FinishedExchange } from '../proxy/forward.js';
+import type { StateOwner } from '../proxy/workers/state-owner.js';
 
 export interface BalancerCliOptions {
   config?: string;
@@ -32,6 +34,8 @@ export interface BalancerCliOptions {
   /** Append the log here (reopened on SIGUSR2) instead of stderr. */
   logFile?: string;
   logFormat?: LogFormat;
+  /** Engines sharing the listeners and member state (overrides the config's `workers`). */
+  workers?: string;
 }
 
 /** Builds the quick-mode config: `--member tc1=http://127.0.0.1:8081`, sticky on JSESSIONID|jsessionid, byrequests, mounted at /. */
@@ -63,6 +67,13 @@ export function resolveBalancerConfig(opts: BalancerCliOptions): BalancerConfig 
   return quickConfig(opts);
 }
 
+/** `--workers N` over the config's `workers` key. */
+function workersOf(opts: BalancerCliOptions, cfg: BalancerConfig): number {
+  if (opts.workers === undefined) return cfg.workers;
+  const n = Number(opts.workers);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new ConfigError(undefined, [`--workers: expected an integer 1..64, got "${opts.workers}"`]);
+  return n;
+}
 /**
  * The access log: the engine's buffered writer (src/proxy/access-log.ts). A file is checked at start like
  * every log file (a ConfigError naming `accesslog.path`) and reopened with the others on SIGUSR2.
@@ -100,6 +111,14 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     process.stderr.write(`cohort balancer: ${message}: ${err.message}\n`);
     log?.warn({ err: err.message }, message);
   });
+  const workers = workersOf(opts, cfg);
+  if (workers > 1 && cluster.isWorker) {
+    // A worker of `--workers N`: one engine, driven by the state owner (the primary) — docs/balancer.md "Every core".
+    const { runWorkerProcess } = await import('./balancer-workers.js');
+    const accessLog = accessLogger(cfg, outputs);
+    process.on('SIGUSR2', () => outputs.reopen());
+    return runWorkerProcess(cfg, () => resolveBalancerConfig(opts), accessLog, createLogger('cohort-balancer', cfg.loglevel as never, outputs.open(opts.logFile ?? 2, opts.logFormat)));
+  }
   log = createLogger('cohort-balancer', cfg.loglevel as never, outputs.open(opts.logFile ?? 2, opts.logFormat));
   let manager: ManagerServer | undefined;
   let fleet: FleetSync | undefined;
@@ -110,7 +129,24 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
   const phase = () => (stopping ? BalancerPhase.Stopping : started ? BalancerPhase.Serving : BalancerPhase.Starting);
   const status = cfg.status ? new BalancerStatusServer(cfg.status, { balancers: () => server.balancers.values(), phase }) : undefined;
   const onFinish = finishHook(cfg.manager ? (e) => manager?.onFinish(e) : undefined, status?.observe);
-  const server: BalancerServer = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(onFinish ? { onFinish } : {}) });
+  // One engine here, or (workers > 1) the state owner: member state, leases, health checks, manager; the engines
+  // run in forked workers. Loaded only then: a single engine runs none of the workers code.
+  let owner: StateOwner | undefined;
+  let server: BalancerServer;
+  if (workers > 1) {
+    cfg.workers = workers;
+    const { StateOwner: Owner } = await import('../proxy/workers/state-owner.js');
+    owner = new Owner(cfg, {
+      workers, log, server: { methods }, ...(onFinish ? { onFinish } : {}),
+      onReady: (urls) => {
+        log!.info({ workers, listen: urls }, 'balancer started');
+        for (const u of urls) process.stderr.write(`cohort balancer listening on ${u} (${workers} workers)\n`);
+      },
+    });
+    server = owner.server;
+  } else {
+    server = new BalancerServer(cfg, { log, methods, accessLog: accessLogger(cfg, outputs), ...(onFinish ? { onFinish } : {}) });
+  }
   // Signal handlers go in before anything listens: a SIGHUP that arrives just after the
   // "listening" line must reload, not kill the process (SIGHUP's default action).
   const stop = (sig: string) => {
@@ -122,7 +158,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     fleet?.stop();
     log.info({ signal: sig }, 'shutting down: finishing in-flight requests');
     prober?.close();
-    void Promise.all([server.close(), manager?.close(), status?.close()]).then(() => {
+    void Promise.all([owner ? owner.close() : server.close(), manager?.close(), status?.close()]).then(() => {
       log.flush();
       setImmediate(() => process.exit(0));
     });
@@ -131,6 +167,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGUSR2', () => {
     outputs.reopen();
+    owner?.signalWorkers('SIGUSR2');
     log.info({ files: outputs.files() }, 'SIGUSR2: log files reopened');
   });
   process.on('SIGHUP', () => {
@@ -144,7 +181,8 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     }
     try {
       const next = loadBalancerConfig(opts.config);
-      void server.reload(next).then(() => manager?.applyPersistedState()).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
+      if (owner && next.workers !== workers && opts.workers === undefined) log.warn({ workers: next.workers, running: workers }, 'workers changed in the config: takes effect at the next start');
+      void (owner ? owner.reload(next) : server.reload(next)).then(() => manager?.applyPersistedState()).catch((err) => log.error({ err }, 'reload failed; keeping the previous configuration'));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'reload refused: invalid configuration; keeping the previous one');
     }
@@ -156,7 +194,7 @@ export async function runBalancer(options: BalancerCliOptions): Promise<Balancer
     process.stderr.write(`cohort balancer manager on ${m.url}\n`);
   }
   if (status) process.stderr.write(`cohort balancer status (/metrics, /health, /live) on ${await status.start()}\n`);
-  const addrs = await server.start().catch(async (err) => {
+  const addrs = await (owner ? owner.start().then(() => []) : server.start()).catch(async (err) => {
     await manager?.destroy();
     status?.destroy();
     throw err;

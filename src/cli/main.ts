@@ -49,6 +49,7 @@ export function buildProgram(): Command {
     .option('--status <host:port>', 'serve /metrics, /health and /live here (no manager needed; status.listen in a file)')
     .option('--log-file <file>', LOG_FILE_HELP)
     .option('--log-format <format>', LOG_FORMAT_HELP, logFormat)
+    .option('--workers <n>', 'engines sharing the listeners and member state (overrides the config key `workers`; default 1)')
     .action(async (opts) => {
       await runBalancer(opts);
     });

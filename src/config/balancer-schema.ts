@@ -13,6 +13,8 @@ import { ERROR_PROBE_DEFAULTS } from '../balancer/error-probe.js';
 /** Named defaults, documented once (docs/configuration.md). */
 export const DEFAULTS = {
   listen: '127.0.0.1:8080',
+  /** Engines (processes) sharing the listeners and the member state; docs/balancer.md "Every core". */
+  workers: 1,
   method: 'byrequests',
   stickysession: 'JSESSIONID|jsessionid',
   stickysessionsep: '.',
@@ -217,6 +219,8 @@ export const balancerConfigSchema = z.strictObject({
   /** `true` (JSON on stdout), `false`, or `{ path?: FILE, format?: json | combined }` (httpd's combined LogFormat). */
   accesslog: z.union([z.boolean(), z.strictObject({ path: z.string().optional(), format: z.enum(['json', 'combined']).default('json') })]).default(true),
   loglevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Engines sharing the listeners and the member state exactly (`max` is global); 1 = one engine in this process. */
+  workers: z.number().int('expected an integer 1..64').min(1, 'expected an integer 1..64').max(64, 'expected an integer 1..64').default(DEFAULTS.workers),
   /**
    * Answer requests carrying `X-Cohort-Explain: 1` with an X-Cohort-Explain
    * response header: `local` (default) for loopback clients and

@@ -33,6 +33,12 @@ export interface BalancerServerOptions {
   readonly onFinish?: (e: FinishedExchange) => void;
   /** Injected into the cluster node of the `cluster` section (tests: a fake DNS resolver, UDP sockets, env). */
   readonly clusterDeps?: ClusterNodeDeps;
+  /**
+   * `--workers N` (src/proxy/workers/): the state owner runs no listeners (false), a
+   * worker engine runs no health checks (false). Both default to true (one engine).
+   */
+  readonly listeners?: boolean;
+  readonly healthChecks?: boolean;
 }
 
 export interface ListeningAddress {
@@ -261,12 +267,12 @@ export class BalancerServer {
   async start(): Promise<ListeningAddress[]> {
     this.sweeper ??= setInterval(() => this.sweep(), TIMEOUT_CHECK_INTERVAL_MS);
     this.sweeper.unref();
-    for (const spec of this.listenerSpecs()) {
+    for (const spec of this.options.listeners === false ? [] : this.listenerSpecs()) {
       const listener = this.createListener(spec);
       await listenOn(listener.server, typeof spec === 'string' ? spec : spec.address);
       this.listeners.push(listener);
     }
-    this.startCheckers();
+    if (this.options.healthChecks !== false) this.startCheckers();
     await this.joinCluster();
     const addrs = this.addresses();
     this.log.info({ listen: addrs.map((a) => a.url), balancers: [...this.balancers.keys()] }, 'balancer started');
@@ -314,7 +320,7 @@ export class BalancerServer {
     this.proxy = this.makeProxy(next);
     this.applyBalancers(next);
     // Listeners: re-bind what changed.
-    const wanted = this.listenerSpecs().map((s) => ({ s, key: (typeof s === 'string' ? s : s.address) + (typeof s !== 'string' && s.tls ? ' tls' : '') }));
+    const wanted = (this.options.listeners === false ? [] : this.listenerSpecs()).map((s) => ({ s, key: (typeof s === 'string' ? s : s.address) + (typeof s !== 'string' && s.tls ? ' tls' : '') }));
     const keep: Listener[] = [];
     for (const l of this.listeners) {
       if (wanted.some((w) => w.key === l.spec)) keep.push(l);
@@ -330,7 +336,7 @@ export class BalancerServer {
     // Open connections move to the new request path.
     for (const c of this.connections) c.setHandler(this.proxy);
     this.h2.setHandler(this.proxy);
-    this.startCheckers();
+    if (this.options.healthChecks !== false) this.startCheckers();
     this.log.info({ balancers: [...this.balancers.keys()] }, 'configuration reloaded');
   }
 
