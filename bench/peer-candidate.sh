@@ -2,6 +2,8 @@
 # Candidate command for ../shared/bench/peers/run.sh: runs `cohort balancer` in
 # quick mode on $PORT over $BACKENDS (host:port,host:port), byrequests,
 # with Cohort's defaults (sticky parsing, health state, metrics) and no access log.
+# COHORT_ACCESS_LOG=on keeps the default access log (JSON lines on stdout);
+# COHORT_WORKERS=N runs N engines (--workers N).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 args=()
@@ -9,4 +11,6 @@ i=1
 IFS=',' read -ra bs <<< "$BACKENDS"
 for b in "${bs[@]}"; do args+=(--member "b$i=http://$b"); i=$((i+1)); done
 # run as a user runs the `cohort` command: through its shebang (node --max-semi-space-size=64)
-exec "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --no-access-log --log-level warn
+[ "${COHORT_ACCESS_LOG:-off}" = on ] || args+=(--no-access-log)
+[ -z "${COHORT_WORKERS:-}" ] || args+=(--workers "$COHORT_WORKERS")
+exec "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --log-level warn
