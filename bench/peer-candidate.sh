@@ -10,7 +10,7 @@ args=()
 i=1
 IFS=',' read -ra bs <<< "$BACKENDS"
 for b in "${bs[@]}"; do args+=(--member "b$i=http://$b"); i=$((i+1)); done
-# run as a user runs the `cohort` command: through its shebang (node --max-semi-space-size=64)
+# run as a user runs the `cohort` command (it re-executes Node once with --max-semi-space-size=64)
 [ "${COHORT_ACCESS_LOG:-off}" = on ] || args+=(--no-access-log)
 [ -z "${COHORT_WORKERS:-}" ] || args+=(--workers "$COHORT_WORKERS")
 exec "$here/bin/cohort.js" balancer --listen "127.0.0.1:$PORT" "${args[@]}" --log-level warn
