@@ -22,8 +22,10 @@ node "$repo/bin/cohort.js" balancer --listen "127.0.0.1:$port" --member "b1=http
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
 sleep 0.5
 wrk -t1 -c32 -d2s "http://127.0.0.1:$port/" > /dev/null
+# Every descendant: `cohort` re-executes Node once (its V8 flag), and --workers forks the engines below that.
+descendants() { for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
 pids="$L"
-for c in $(pgrep -P "$L" || true); do pids="$pids,$c"; done
+for c in $(descendants "$L"); do pids="$pids,$c"; done
 perf stat -e task-clock -p "$pids" -o "$tmp/perf" 2>"$tmp/perf.err" & P=$!
 r=$(wrk -t1 -c32 -d"${secs}s" --latency "http://127.0.0.1:$port/")
 kill -INT "$P" 2>/dev/null || cat "$tmp/perf.err" "$tmp/perf" >&2; wait "$P" 2>/dev/null || true
