@@ -8,8 +8,8 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { Proc } from './procs.js';
+import { ip, netnsUnavailable } from '../helpers/netns.js';
 
 const SECRET = 'netns-secret-0123456789abcdef';
 const tag = `coh${process.pid % 100000}`;
@@ -18,19 +18,8 @@ const hosts = [1, 2, 3, 4].map((i) => `${tag}-h${i}`);
 const net3 = 100 + Math.floor(Math.random() * 150);
 const ipOf = (i: number) => `10.213.${net3}.${i}`;
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 function unavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root for ip netns';
-  try {
-    ip('netns', 'add', `${tag}-probe`);
-    ip('netns', 'del', `${tag}-probe`);
-    return undefined;
-  } catch (err) {
-    return `ip netns unavailable: ${(err as Error).message.split('\n')[0]}`;
-  }
+  return netnsUnavailable(tag);
 }
 
 function setup(): void {

@@ -14,7 +14,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { ROOT, BIN } from '../helpers/cluster-procs.js';
 import { until } from '../helpers/backends.js';
+import { ip, netnsUnavailable } from '../helpers/netns.js';
 
 const tag = `cohd${process.pid % 100000}`;
 const sw = `${tag}-sw`;
@@ -32,20 +33,10 @@ const ipOf = (i: number) => `10.214.${net3}.${i + 1}`;
 const DNS_IP = `10.214.${net3}.250`;
 const NAME = 'cohort-nodes.default.svc.cluster.local';
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 function unavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root for ip netns';
   if (spawnSync('dnsmasq', ['--version'], { stdio: 'ignore' }).error) return 'dnsmasq is not installed (Debian package dnsmasq; CI: apt-get install -y dnsmasq)';
-  try {
-    ip('netns', 'add', `${tag}-probe`);
-    ip('netns', 'del', `${tag}-probe`);
-    return undefined;
-  } catch (err) {
-    return `ip netns unavailable: ${(err as Error).message.split('\n')[0]}`;
-  }
+  return netnsUnavailable(tag);
 }
 
 function setup(): void {
