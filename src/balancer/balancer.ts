@@ -176,6 +176,17 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return true;
   }
 
+  /**
+   * Ends a member's `retry` wait early (the error probe saw it answer): one 'change', so every view of the
+   * member (the workers' copies, the fleet, the dashboard) learns it, and queued requests may go to it.
+   */
+  endRetryWait(member: Member, now: number): boolean {
+    if (!member.endRetryWait(now)) return false;
+    this.emit('change', { balancer: this.name, what: `member ${member.route} answered the error probe` });
+    this.drainQueue();
+    return true;
+  }
+
   setFlag(member: Member, flag: MemberFlag, on: boolean, source = 'manager'): void {
     if (!member.setFlag(flag, on, source, this.clock.now())) return;
     this.emit('change', { balancer: this.name, what: `member ${member.route} ${on ? '+' : '-'}${flag}` });

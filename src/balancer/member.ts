@@ -323,6 +323,16 @@ export class Member {
     return false;
   }
 
+  /**
+   * The member answered a probe while it waited out `retry` after a failure: the wait ends now, so its next
+   * request is the trial (src/balancer/error-probe.ts). False when it was not waiting.
+   */
+  endRetryWait(now: number): boolean {
+    if (this.outUntil <= now) return false;
+    this.outUntil = now;
+    return true;
+  }
+
   /** An operator cleared the error state (manager "reset"). */
   resetHealth(now: number, wall: number): void {
     this.outUntil = 0;

@@ -2,8 +2,8 @@
  * The sockets and timers of the error probe (policy: src/balancer/error-probe.ts):
  * one unref'd tick scans the balancers' members; a member without a health
  * check that is out after a connection failure is probed with `GET path`;
- * when the policy says so its retry time is cut short (`outUntil = now`), so
- * its next request is the trial.
+ * when the policy says so its retry time is cut short (Balancer.endRetryWait),
+ * so its next request is the trial.
  */
 import { Agent, request as undiciRequest } from 'undici';
 import type { Logger } from 'pino';
@@ -73,7 +73,7 @@ export class ErrorProber {
     const now = this.clock.now();
     const outcome = this.policy.complete(m, status, now);
     if (outcome.kind === 'recover') {
-      m.outUntil = now;
+      b.endRetryWait(m, now);
       this.log.info({ balancer: b.name, member: m.route, detail }, 'member answered the error probe: eligible again (its next request is the trial)');
     } else if (outcome.kind !== 'idle') {
       this.log.debug({ balancer: b.name, member: m.route, detail, outcome: outcome.kind }, 'error probe');

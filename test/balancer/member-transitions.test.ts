@@ -93,3 +93,19 @@ test('the balancer passes member events on (transition, setting) and applies rel
     'b tc1 flags hot-standby→ reload',
   ]);
 });
+
+test('the error probe ends a retry wait through the balancer: the member is usable at once and one change event tells every view (workers, fleet, dashboard)', () => {
+  const { b, clock } = makeBalancer({ members: [{ url: 'http://127.0.0.1:8081', route: 'tc1', retry: 60 }] });
+  const m = b.members[0]!;
+  const now = clock.now();
+  m.markError('connect', 'ECONNREFUSED', now, 0);
+  assert.equal(m.usable(now + 1000), false, 'waiting out retry');
+  const changes: unknown[] = [];
+  b.on('change', (c) => changes.push(c));
+  assert.equal(b.endRetryWait(m, now + 1000), true);
+  assert.equal(m.usable(now + 1000), true, 'its next request is the trial');
+  assert.equal(m.health, MemberHealth.Error, 'still in error until that trial succeeds');
+  assert.equal(changes.length, 1);
+  assert.equal(b.endRetryWait(m, now + 2000), false, 'not waiting any more: nothing to end, no event');
+  assert.equal(changes.length, 1);
+});
