@@ -5,7 +5,8 @@
  * when the policy says so its retry time is cut short (Balancer.endRetryWait),
  * so its next request is the trial.
  */
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent } from 'undici';
+import { probeRequest } from '../proxy/health-check.js';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer/balancer.js';
 import type { Member } from '../balancer/member.js';
@@ -51,24 +52,8 @@ export class ErrorProber {
 
   private async probe(b: Balancer, m: Member): Promise<void> {
     const spec = this.policy.spec;
-    let status: number | undefined;
-    let detail: string;
-    try {
-      const res = await undiciRequest(new URL(spec.path, m.url), {
-        method: 'GET',
-        dispatcher: this.agent,
-        headersTimeout: spec.timeout * 1000,
-        bodyTimeout: spec.timeout * 1000,
-        signal: AbortSignal.timeout(spec.timeout * 1000),
-        headers: { 'user-agent': 'cohort-errorprobe' },
-      });
-      await res.body.dump();
-      status = res.statusCode;
-      detail = `GET ${spec.path} → ${status}`;
-    } catch (err) {
-      const e = err as { code?: string; message: string };
-      detail = `GET ${spec.path} → ${e.code ?? e.message}`;
-    }
+    const { status, failure } = await probeRequest(this.agent, m.url, 'GET', spec.path, spec.timeout, 'cohort-errorprobe');
+    const detail = `GET ${spec.path} → ${status ?? failure}`;
     if (this.closed) return;
     const now = this.clock.now();
     const outcome = this.policy.complete(m, status, now);

@@ -4,6 +4,31 @@ import type { Member } from '../balancer/member.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from 'pino';
 
+/** What one probe request got: the status (body read and dropped), or why there is none (an error code or message). */
+export type ProbeResult = { readonly status: number; readonly failure?: undefined } | { readonly status?: undefined; readonly failure: string };
+
+/**
+ * One probe request to a member (a health check, the error probe): `method path`, answered within `timeoutS`
+ * seconds (head and body), on the caller's agent. Never throws.
+ */
+export async function probeRequest(agent: Agent, base: URL, method: 'GET' | 'HEAD' | 'OPTIONS', path: string, timeoutS: number, userAgent: string): Promise<ProbeResult> {
+  try {
+    const res = await undiciRequest(new URL(path, base), {
+      method,
+      dispatcher: agent,
+      headersTimeout: timeoutS * 1000,
+      bodyTimeout: timeoutS * 1000,
+      signal: AbortSignal.timeout(timeoutS * 1000),
+      headers: { 'user-agent': userAgent },
+    });
+    await res.body.dump();
+    return { status: res.statusCode };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { failure: e.code ?? e.message };
+  }
+}
+
 /**
  * Active health checks (mod_proxy_hcheck / HAProxy `check`): for each member
  * with health checks (the balancer's `hcheck`, or the member's own over it), a request to a path every `interval`, with a
@@ -52,21 +77,12 @@ export class HealthChecker {
     let ok = false;
     let detail: string;
     const started = this.clock.now();
-    try {
-      const res = await undiciRequest(new URL(spec.path, m.url), {
-        method: spec.method,
-        dispatcher: this.agent,
-        headersTimeout: spec.timeout * 1000,
-        bodyTimeout: spec.timeout * 1000,
-        signal: AbortSignal.timeout(spec.timeout * 1000),
-        headers: { 'user-agent': 'cohort-hcheck' },
-      });
-      await res.body.dump();
-      ok = spec.expect ? spec.expect.includes(res.statusCode) : res.statusCode >= 200 && res.statusCode < 400;
-      detail = `${spec.method} ${spec.path} → ${res.statusCode} in ${Math.round(this.clock.now() - started)} ms`;
-    } catch (err) {
-      const e = err as { code?: string; message: string };
-      detail = `${spec.method} ${spec.path} → ${e.code ?? e.message}`;
+    const r = await probeRequest(this.agent, m.url, spec.method, spec.path, spec.timeout, 'cohort-hcheck');
+    if (r.status !== undefined) {
+      ok = spec.expect ? spec.expect.includes(r.status) : r.status >= 200 && r.status < 400;
+      detail = `${spec.method} ${spec.path} → ${r.status} in ${Math.round(this.clock.now() - started)} ms`;
+    } else {
+      detail = `${spec.method} ${spec.path} → ${r.failure}`;
     }
     if (this.closed) return;
     const changed = m.recordCheck(ok, detail, spec.rise, spec.fall, this.clock.now(), Date.now());
