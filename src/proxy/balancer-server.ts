@@ -12,6 +12,7 @@ import { silentLogger } from '../util/logger.js';
 import type { FinishedExchange } from './forward.js';
 import type { Mount } from './mount.js';
 import { ClientConnection } from './parse.js';
+import { acceptWithReadBuffer, type ReadCallback } from './accept.js';
 import { RequestPath } from './request-path.js';
 import { H2Endpoint } from './h2.js';
 import { PoolSet, type UpstreamSettings } from './upstream.js';
@@ -219,24 +220,35 @@ export class BalancerServer {
     const server = tlsSpec
       ? tls.createServer({ cert: readFileSync(tlsSpec.cert), key: readFileSync(tlsSpec.key), allowHalfOpen: true, ALPNProtocols: ['h2', 'http/1.1'] })
       : net.createServer({ allowHalfOpen: true, noDelay: true });
-    const proto = tlsSpec ? 'https' : 'http';
-    server.on(tlsSpec ? 'secureConnection' : 'connection', (socket: net.Socket) => {
-      // TLS clients that chose h2 by ALPN get HTTP/2; everyone else HTTP/1.1 (and 1.0).
-      if ((socket as tls.TLSSocket).alpnProtocol === 'h2' && !this.draining) this.h2.accept(socket as tls.TLSSocket);
-      else this.accept(socket, proto);
-    });
-    if (tlsSpec) server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
+    if (tlsSpec) {
+      server.on('secureConnection', (socket: tls.TLSSocket) => {
+        // TLS clients that chose h2 by ALPN get HTTP/2; everyone else HTTP/1.1 (and 1.0).
+        if (socket.alpnProtocol === 'h2' && !this.draining) this.h2.accept(socket);
+        else this.accept(socket, 'https', undefined);
+      });
+      server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
+    }
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     return { spec: address + (tlsSpec ? ' tls' : ''), server, tls: !!tlsSpec };
   }
 
-  private accept(socket: net.Socket, proto: 'http' | 'https'): void {
+  /** Opens a listener; plain ones read client bytes into one shared buffer (accept.ts). */
+  private async open(spec: ListenerSpec): Promise<Listener> {
+    const listener = this.createListener(spec);
+    await listenOn(listener.server, typeof spec === 'string' ? spec : spec.address);
+    if (!listener.tls) {
+      acceptWithReadBuffer(listener.server, true, (socket, setReader) => this.accept(socket, 'http', setReader), (err) => this.log.warn({ err }, 'accept failed'));
+    }
+    return listener;
+  }
+
+  private accept(socket: net.Socket, proto: 'http' | 'https', setReader: ((cb: ReadCallback) => void) | undefined): void {
     if (this.draining) {
       socket.destroy();
       return;
     }
     const cfg = this.config;
-    const conn = new ClientConnection(socket, proto, this.proxy, { maxHeaderSize: cfg.limits.maxheadersize, abortOnClose: cfg.abortonclose }, () => this.clock.now());
+    const conn = new ClientConnection(socket, proto, this.proxy, { maxHeaderSize: cfg.limits.maxheadersize, abortOnClose: cfg.abortonclose }, () => this.clock.now(), setReader);
     this.connections.add(conn);
     socket.once('close', () => this.connections.delete(conn));
   }
@@ -268,9 +280,7 @@ export class BalancerServer {
     this.sweeper ??= setInterval(() => this.sweep(), TIMEOUT_CHECK_INTERVAL_MS);
     this.sweeper.unref();
     for (const spec of this.options.listeners === false ? [] : this.listenerSpecs()) {
-      const listener = this.createListener(spec);
-      await listenOn(listener.server, typeof spec === 'string' ? spec : spec.address);
-      this.listeners.push(listener);
+      this.listeners.push(await this.open(spec));
     }
     if (this.options.healthChecks !== false) this.startCheckers();
     await this.joinCluster();
@@ -329,9 +339,7 @@ export class BalancerServer {
     this.listeners = keep;
     for (const w of wanted) {
       if (keep.some((l) => l.spec === w.key)) continue;
-      const listener = this.createListener(w.s);
-      await listenOn(listener.server, typeof w.s === 'string' ? w.s : w.s.address);
-      this.listeners.push(listener);
+      this.listeners.push(await this.open(w.s));
     }
     // Open connections move to the new request path.
     for (const c of this.connections) c.setHandler(this.proxy);

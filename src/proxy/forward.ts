@@ -77,6 +77,10 @@ class Attempt implements ResponseHandler {
     if (this.live) this.ex.responseEnd();
   }
 
+  onReadEnd(): void {
+    if (this.live) this.ex.writer.flush();
+  }
+
   onFailure(code: string, message: string, responseBytes: number): void {
     if (this.live) this.ex.attemptFailed(this, code, message, responseBytes);
   }

@@ -138,6 +138,9 @@ class H2Side implements ClientSide {
 }
 
 class H2Writer implements ResponseSink {
+  /** HTTP/2 frames are written as they come: nothing is held back. */
+  flush(): void {}
+
   headSent = false;
   bytes = 0;
   readonly closeAfter = false;

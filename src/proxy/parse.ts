@@ -117,6 +117,8 @@ export interface ResponseSink {
   write(chunk: Buffer): boolean;
   /** Ends the body; returns whether the client connection may carry another request. */
   end(): boolean;
+  /** Writes what is held back (a head waiting for body bytes of the same member read). */
+  flush(): void;
   /** A complete small answer of the balancer's own. */
   plain(status: number, body: string, closeAfter: boolean, extra?: Record<string, string>): void;
 }
@@ -173,6 +175,8 @@ export class ClientConnection implements ClientSide {
   private lastOnConnection = false;
   /** Nothing more is read from this socket: after Connection: close, an upgrade, an error, the client's FIN. */
   stopped = false;
+  /** After an upgrade: bytes go to the socket's own stream (the tunnel pipes it), not to the parser. */
+  private tunnel = false;
   private pauseMask = 0;
   /** Monotonic ms since a head began arriving (0: none pending); checked against timeouts.headers. */
   headStartedAt: number;
@@ -192,6 +196,7 @@ export class ClientConnection implements ClientSide {
     private handler: ConnectionHandler,
     private readonly limits: ClientLimits,
     private readonly now: () => number,
+    setReader?: (cb: (n: number, buf: Uint8Array) => boolean) => void,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.headStartedAt = now();
@@ -216,7 +221,9 @@ export class ClientConnection implements ClientSide {
       },
     });
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    // Plain listeners read into one shared buffer (accept.ts); TLS sockets emit 'data'.
+    if (setReader !== undefined) setReader((n, buf) => this.onRead(n, buf));
+    else socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('drain', () => this.onDrain?.());
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
@@ -256,6 +263,13 @@ export class ClientConnection implements ClientSide {
     return 0;
   }
 
+  /** A read into the shared buffer: parsed at once; after an upgrade, copied into the socket's stream for the tunnel. */
+  private onRead(n: number, buf: Uint8Array): boolean {
+    if (this.tunnel) return this.socket.push(Buffer.from(buf.subarray(0, n)));
+    this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+    return true;
+  }
+
   private onData(chunk: Buffer): void {
     if (this.stopped) return;
     const r = this.parser.execute(chunk);
@@ -264,7 +278,7 @@ export class ClientConnection implements ClientSide {
       else this.stopped = true;
     } else {
       const last = this.turns.at(-1);
-      if (this.stopped && last instanceof IncomingRequest && last.head.upgrade && r < chunk.length) last.upgradeHead = chunk.subarray(r);
+      if (this.stopped && last instanceof IncomingRequest && last.head.upgrade && r < chunk.length) last.upgradeHead = Buffer.from(chunk.subarray(r));
     }
     this.next();
     if (this.turns.length > 0) this.pause(PAUSE_PIPELINE);
@@ -355,6 +369,7 @@ export class ClientConnection implements ClientSide {
   /** Takes the socket away from the parser (upgrades): no more data events reach it. */
   detachSocket(): void {
     this.stopped = true;
+    this.tunnel = true;
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('drain');
     this.socket.removeAllListeners('end');

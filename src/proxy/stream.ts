@@ -7,17 +7,19 @@ import type { ClientConnection, IncomingRequest, ResponseSink } from './parse.js
  * to HTTP/1.1 clients and close-delimited to HTTP/1.0 ones), the body with
  * back-pressure (write() says when to pause the member), and the end. Says
  * afterwards whether the connection may carry another request.
+ *
+ * The head is held until the first body bytes, the end, or the end of the
+ * member read that produced it (flush()): a small response goes out as one
+ * buffer in one write() — one syscall, one wake-up of the client.
  */
-function uncork(s: { uncork(): void; writableCorked: number }): void {
-  if (s.writableCorked > 0) s.uncork();
-}
-
 export class ResponseWriter implements ResponseSink {
   headSent = false;
   /** Body bytes written (after decoding the member's framing). */
   bytes = 0;
   private chunked = false;
   private noBody = false;
+  /** The head, not written yet (latin1). */
+  private pendingHead: string | undefined;
   /** The connection ends after this response. */
   closeAfter: boolean;
 
@@ -64,11 +66,25 @@ export class ResponseWriter implements ResponseSink {
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
     this.headSent = true;
     this.conn.responding = true;
-    // The head goes out with the body bytes of the same read (one writev, not two writes).
-    const s = this.conn.socket;
-    s.cork();
-    s.write(`${text}${framing}\r\n`, 'latin1');
-    process.nextTick(uncork, s);
+    this.pendingHead = `${text}${framing}\r\n`;
+  }
+
+  /** Writes a head still held (the member read that produced it ended without body bytes). */
+  flush(): void {
+    const h = this.pendingHead;
+    if (h === undefined) return;
+    this.pendingHead = undefined;
+    this.conn.socket.write(h, 'latin1');
+  }
+
+  /** The held head followed by `tail` (and `frame` around it for chunked), as one buffer. */
+  private withHead(head: string, chunk: Buffer, chunked: boolean): Buffer {
+    const prefix = chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
+    const out = Buffer.allocUnsafe(prefix.length + chunk.length + (chunked ? 2 : 0));
+    out.write(prefix, 0, 'latin1');
+    chunk.copy(out, prefix.length);
+    if (chunked) out.write('\r\n', prefix.length + chunk.length, 'latin1');
+    return out;
   }
 
   /** Writes body bytes; false when the client's socket is full (pause the source until onDrain). */
@@ -76,6 +92,11 @@ export class ResponseWriter implements ResponseSink {
     if (this.noBody || chunk.length === 0) return true;
     this.bytes += chunk.length;
     const s = this.conn.socket;
+    const head = this.pendingHead;
+    if (head !== undefined) {
+      this.pendingHead = undefined;
+      return s.write(this.withHead(head, chunk, this.chunked));
+    }
     if (!this.chunked) return s.write(chunk);
     s.cork();
     s.write(`${chunk.length.toString(16)}\r\n`);
@@ -87,7 +108,11 @@ export class ResponseWriter implements ResponseSink {
 
   /** Ends the body. Returns whether the connection may carry the next request. */
   end(): boolean {
-    if (this.chunked && !this.noBody) this.conn.socket.write('0\r\n\r\n');
+    const last = this.chunked && !this.noBody ? '0\r\n\r\n' : '';
+    const head = this.pendingHead;
+    this.pendingHead = undefined;
+    if (head !== undefined) this.conn.socket.write(head + last, 'latin1');
+    else if (last !== '') this.conn.socket.write(last, 'latin1');
     return !this.closeAfter;
   }
 
@@ -95,10 +120,13 @@ export class ResponseWriter implements ResponseSink {
   plain(status: number, body: string, closeAfter: boolean, extra?: Record<string, string>): void {
     const headers: string[] = ['content-type', 'text/plain; charset=utf-8'];
     if (extra !== undefined) for (const k of Object.keys(extra)) headers.push(k, extra[k]!);
-    this.writeHead(status, STATUS_CODES[status] ?? '', headers, String(Buffer.byteLength(body)), closeAfter);
+    const len = Buffer.byteLength(body);
+    this.writeHead(status, STATUS_CODES[status] ?? '', headers, String(len), closeAfter);
+    const head = this.pendingHead!;
+    this.pendingHead = undefined;
     if (this.req.head.method !== 'HEAD') {
-      this.bytes += Buffer.byteLength(body);
-      this.conn.socket.write(body);
-    }
+      this.bytes += len;
+      this.conn.socket.write(len === body.length ? head + body : Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body)]), 'latin1');
+    } else this.conn.socket.write(head, 'latin1');
   }
 }

@@ -36,6 +36,8 @@ export interface ResponseHandler {
   onResponseHead(status: number, reason: string, headers: string[], keepAlive: boolean): void;
   onResponseData(chunk: Buffer): void;
   onResponseEnd(): void;
+  /** One read from the member was parsed (what it produced may now be written out). */
+  onReadEnd(): void;
   /** The attempt failed: `code` as classified by outcome.ts; `responseBytes` of the response had arrived. */
   onFailure(code: string, message: string, responseBytes: number): void;
 }
@@ -225,11 +227,13 @@ export class MemberConnection {
       this.socket.destroy();
       return;
     }
+    const h = this.handler;
     const r = this.parser.execute(d);
     if (typeof r !== 'number') {
       const e = r as ParseError;
       this.fail(e.code ?? 'HPE_UNKNOWN', e.reason ?? e.message);
     }
+    h.onReadEnd();
   }
 
   private onTimeout(): void {
