@@ -267,17 +267,19 @@ export class Balancer extends EventEmitter<BalancerEvents> {
    * failure (failonstatus); false otherwise.
    */
   report(member: Member, outcome: Outcome): boolean {
-    const now = this.clock.now();
     switch (outcome.kind) {
       case 'dispatched':
         member.counters.requests++;
         member.counters.bytesOut += outcome.bytesOut;
         member.transferred += outcome.bytesOut;
         return false;
-      case 'response':
+      case 'response': {
+        const now = this.clock.now();
         member.recordLatency(outcome.latencyMs, now);
         return this.observeStatus(member, outcome.status, now, Date.now());
+      }
       case 'failed': {
+        const now = this.clock.now();
         const f = outcome.failure;
         member.counters.errors++;
         if (f.marksDown) member.markError(f.source, `${f.code}: ${f.message}`, now, Date.now());

@@ -294,6 +294,8 @@ export class Member {
 
   /** The member answered (any status): a member in Error on trial is Ok again. Ejection stands until it expires. */
   markReachable(now: number, wall: number): void {
+    // Ok and CheckFailed stay as they are (requestSucceeded moves only Error and Ejected): the common case allocates nothing.
+    if (this.health === MemberHealth.Ok || this.health === MemberHealth.CheckFailed) return;
     if (this.health === MemberHealth.Ejected && now < this.outUntil) return;
     if (this.move('requestSucceeded', { source: 'request', message: 'request succeeded', since: now, sinceWall: wall })) this.recoveredAt = now;
   }

@@ -50,7 +50,7 @@ export function decide(
   if (routeMember !== undefined) {
     const tried = exclude?.has(routeMember) ?? false;
     if (!tried && routeMember.usable(now)) {
-      if (!routeMember.full) return { kind: 'pick', member: routeMember, reason: 'sticky', detail: `route ${routeMember.route}` };
+      if (!routeMember.full) return new StickyPick(routeMember);
       return { kind: 'queue', detail: `sticky member ${routeMember.route} is at max=${routeMember.max}` };
     }
     if (opts.nofailover) {
@@ -62,27 +62,23 @@ export function decide(
 
   // Tiers: the failed-over member's lbset first, then ascending lbset; in each,
   // regular members before hot standbys. Draining members take only their own route.
-  const lbsets = [...new Set(members.map((m) => m.lbset))].sort((a, b) => a - b);
-  if (preferLbset !== undefined) {
-    lbsets.splice(lbsets.indexOf(preferLbset), 1);
-    lbsets.unshift(preferLbset);
-  }
+  const lbsets = lbsetOrder(members, preferLbset);
   let sawFull = false;
   for (const lbset of lbsets) {
-    for (const standby of [false, true]) {
-      const tier: Member[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      const standby = pass === 1;
+      let tier: Member[] | undefined;
       let full = 0;
       for (const m of members) {
         if (m.lbset !== lbset || m.flags.has(MemberFlag.HotStandby) !== standby) continue;
-        if (m.flags.has(MemberFlag.Drain) || (exclude?.has(m) ?? false) || !m.usable(now)) continue;
+        if (m.flags.has(MemberFlag.Drain) || (exclude !== undefined && exclude.size > 0 && exclude.has(m)) || !m.usable(now)) continue;
         if (m.full) full++;
-        else tier.push(m);
+        else (tier ??= []).push(m);
       }
-      if (tier.length > 0) {
+      if (tier !== undefined) {
         const member = method.pick(tier, ctx);
         const reason: PickReason = preferLbset !== undefined ? 'failover' : standby ? 'standby' : 'balanced';
-        const detail = `${failoverFrom ? `${failoverFrom}; ` : ''}${method.name} over ${tier.length} in lbset ${lbset}${standby ? ' (hot standby)' : ''}`;
-        return { kind: 'pick', member, reason, detail };
+        return new Balanced(member, reason, failoverFrom, method.name, tier.length, lbset, standby);
       }
       if (full > 0) {
         sawFull = true;
@@ -110,6 +106,58 @@ export function decide(
     }
   }
   return { kind: 'fail', detail: failoverFrom || 'no usable member' };
+}
+
+/**
+ * A pick among a tier. Its `detail` (for the explain header and error
+ * answers) is written only when asked for: most picks never need it.
+ */
+class Balanced {
+  readonly kind = 'pick' as const;
+  constructor(
+    readonly member: Member,
+    readonly reason: PickReason,
+    private readonly failoverFrom: string,
+    private readonly methodName: string,
+    private readonly tierSize: number,
+    private readonly lbset: number,
+    private readonly standby: boolean,
+  ) {}
+
+  get detail(): string {
+    return `${this.failoverFrom ? `${this.failoverFrom}; ` : ''}${this.methodName} over ${this.tierSize} in lbset ${this.lbset}${this.standby ? ' (hot standby)' : ''}`;
+  }
+}
+
+/** The sticky member, free and usable. */
+class StickyPick {
+  readonly kind = 'pick' as const;
+  readonly reason = 'sticky' as const;
+  constructor(readonly member: Member) {}
+
+  get detail(): string {
+    return `route ${this.member.route}`;
+  }
+}
+
+/** The lbsets in the order they are tried: `prefer` first, then ascending. One allocation when all members share one lbset. */
+function lbsetOrder(members: readonly Member[], prefer: number | undefined): number[] {
+  if (members.length === 0) return [];
+  const first = members[0]!.lbset;
+  let single = true;
+  for (const m of members) {
+    if (m.lbset !== first) {
+      single = false;
+      break;
+    }
+  }
+  if (single) return [first];
+  const lbsets = [...new Set(members.map((m) => m.lbset))].sort((a, b) => a - b);
+  if (prefer !== undefined) {
+    lbsets.splice(lbsets.indexOf(prefer), 1);
+    lbsets.unshift(prefer);
+  }
+  return lbsets;
 }
 
 function describe(m: Member, tried: boolean): string {

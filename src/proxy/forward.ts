@@ -11,6 +11,7 @@ import { PAUSE_BODY } from './parse.js';
 import { pick } from './pick.js';
 import { clientFromChain, requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './rewrite.js';
 import { routeOf } from './route.js';
+import { isName } from './header-names.js';
 import type { MemberConnection, PoolSet, ResponseHandler } from './upstream.js';
 
 /**
@@ -276,7 +277,7 @@ export class Exchange implements BodySink {
 
   earlyHints(headers: string[]): void {
     const links: string[] = [];
-    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === 4 && headers[i]!.toLowerCase() === 'link') links.push(headers[i + 1]!);
+    for (let i = 0; i < headers.length; i += 2) if (isName(headers[i]!, 'link')) links.push(headers[i + 1]!);
     this.writer.writeEarlyHints(links);
   }
 
@@ -294,7 +295,7 @@ export class Exchange implements BodySink {
       }
     }
     this.status = status;
-    const headers = responseHeadersForClient(raw, this.reverse, this.reverse ? this.clientOrigin() : undefined);
+    const headers = responseHeadersForClient(raw, this.reverse, this.originOf);
     if (this.explainParts !== undefined) headers.push('x-cohort-explain', this.explainText());
     this.writer.writeHead(status, reason, headers, takeContentLength(headers));
   }
@@ -418,10 +419,11 @@ export class Exchange implements BodySink {
     else this.deps.pools.get(a.member).cancel(a);
   }
 
-  private clientOrigin(): string {
+  /** The balancer's origin as the client sees it, for ProxyPassReverse (asked only when a header needs it). */
+  private readonly originOf = (): string => {
     const host = this.req.head.host;
     return host ? `${this.conn.proto}://${host}` : '';
-  }
+  };
 
   explainText(): string {
     const d = this.decision;
@@ -481,7 +483,7 @@ export class Exchange implements BodySink {
 /** Removes the member's Content-Length from the client headers and returns it (the writer frames the body). */
 function takeContentLength(headers: string[]): string | undefined {
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 14 && headers[i]!.toLowerCase() === 'content-length') {
+    if (isName(headers[i]!, 'content-length')) {
       const v = headers[i + 1];
       headers.splice(i, 2);
       return v;

@@ -94,6 +94,8 @@ export class H2Endpoint {
 /** One HTTP/2 stream as the request path's client side. */
 class H2Side implements ClientSide {
   readonly remoteAddress: string;
+  /** nghttp2 checks less than llhttp strict: validate.ts checks header characters. */
+  readonly headerCharsChecked = false;
   readonly proto = 'https' as const;
   onDrain: (() => void) | undefined;
   finished = false;

@@ -71,13 +71,11 @@ export interface ParserCallbacks {
 export function createParser(type: number, maxHeaderSize: number, cb: ParserCallbacks): NativeParser {
   const p = new HTTPParser();
   p.initialize(type, {}, maxHeaderSize, HTTPParser.kLenientNone);
-  p[HTTPParser.kOnMessageBegin] = cb.onMessageBegin ?? noop;
+  // A slot left empty is skipped by the binding (no call into JavaScript for it).
+  if (cb.onMessageBegin !== undefined) p[HTTPParser.kOnMessageBegin] = cb.onMessageBegin;
   p[HTTPParser.kOnHeaders] = cb.onHeaders;
   p[HTTPParser.kOnHeadersComplete] = cb.onHeadersComplete;
   p[HTTPParser.kOnBody] = cb.onBody;
   p[HTTPParser.kOnMessageComplete] = cb.onMessageComplete;
-  p[HTTPParser.kOnExecute] = noop;
   return p;
 }
-
-function noop(): void {}

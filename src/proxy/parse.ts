@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { createParser, HTTPParser, METHODS, type NativeParser, type ParseError } from './llhttp.js';
 import { ResponseWriter } from './stream.js';
+import { isName } from './header-names.js';
 
 /**
  * The client side of the engine: one ClientConnection per accepted socket,
@@ -45,7 +46,7 @@ export interface BodySink {
 
 export class IncomingRequest {
   /** Body chunks parsed before an exchange took them (bounded by one socket read: the socket pauses). */
-  pending: Buffer[] = [];
+  pending: Buffer[] | undefined;
   /** The whole body was parsed. */
   ended = false;
   error: string | undefined;
@@ -68,8 +69,8 @@ export class IncomingRequest {
   attach(sink: BodySink): void {
     this.sink = sink;
     const pending = this.pending;
-    this.pending = [];
-    for (const c of pending) sink.onBodyData(c);
+    this.pending = undefined;
+    if (pending !== undefined) for (const c of pending) sink.onBodyData(c);
     if (this.error !== undefined) sink.onBodyError(this.error);
     else if (this.ended && this.hasBody) sink.onBodyEnd();
   }
@@ -82,12 +83,12 @@ export class IncomingRequest {
   /** Stops delivering body chunks (the exchange is over); later ones are dropped. */
   detach(): void {
     this.sink = undefined;
-    this.pending = [];
+    this.pending = undefined;
   }
 
   body(chunk: Buffer): void {
     if (this.sink !== undefined) this.sink.onBodyData(chunk);
-    else this.pending.push(chunk);
+    else (this.pending ??= []).push(chunk);
   }
 
   end(): void {
@@ -126,6 +127,8 @@ export interface ResponseSink {
 /** What the request path needs of the client side of one request: an HTTP/1 connection or an HTTP/2 stream. */
 export interface ClientSide {
   readonly remoteAddress: string;
+  /** Header names and values were checked by the parser (llhttp strict) as validate.ts would. */
+  readonly headerCharsChecked: boolean;
   readonly proto: 'http' | 'https';
   /** Called when the client can take more response bytes. */
   onDrain: (() => void) | undefined;
@@ -187,6 +190,7 @@ export class ClientConnection implements ClientSide {
   /** Set by the response writer: a response was started on the socket for `active`. */
   responding = false;
   readonly remoteAddress: string;
+  readonly headerCharsChecked = true;
   /** Called when the socket drains (the response writer's back-pressure). */
   onDrain: (() => void) | undefined;
 
@@ -416,23 +420,23 @@ export function readHead(method: string, url: string, major: number, minor: numb
     const name = raw[i]!;
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') host ??= raw[i + 1];
+        if (isName(name, 'host')) host ??= raw[i + 1];
         break;
       case 6:
-        if (name.toLowerCase() === 'cookie') cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
-        else if (name.toLowerCase() === 'expect') expect = raw[i + 1]!.trim().toLowerCase();
+        if (isName(name, 'cookie')) cookie = cookie === undefined ? raw[i + 1] : `${cookie}; ${raw[i + 1]}`;
+        else if (isName(name, 'expect')) expect = raw[i + 1]!.trim().toLowerCase();
         break;
       case 7:
-        if (name.toLowerCase() === 'upgrade') upgradeProtocol = raw[i + 1];
+        if (isName(name, 'upgrade')) upgradeProtocol = raw[i + 1];
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') contentLength = Number(raw[i + 1]!.trim());
+        if (isName(name, 'content-length')) contentLength = Number(raw[i + 1]!.trim());
         break;
       case 16:
-        if (name.toLowerCase() === 'x-cohort-explain') explain = true;
+        if (isName(name, 'x-cohort-explain')) explain = true;
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') chunked = true;
+        if (isName(name, 'transfer-encoding')) chunked = true;
         break;
     }
   }

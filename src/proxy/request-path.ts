@@ -37,7 +37,7 @@ export class RequestPath implements ConnectionHandler {
 
   onRequest(conn: ClientSide, req: IncomingRequest): void {
     const head = req.head;
-    const rejection = validateRequest(head, this.deps.maxUrlLength);
+    const rejection = validateRequest(head, this.deps.maxUrlLength, conn.headerCharsChecked);
     if (rejection !== undefined) {
       this.deps.log.info({ client: conn.remoteAddress, status: rejection.status, reason: rejection.reason }, 'request refused');
       // Nothing after a refused request is acted on: its framing could not be trusted.

@@ -6,20 +6,14 @@
  * values are kept only from trusted proxies. Pure functions.
  */
 
-/** Always hop-by-hop. `expect` is answered by the balancer itself. */
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings',
-]);
-
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip']);
+import { forwardingName, isHopByHop, isName } from './header-names.js';
 
 /** Names listed in Connection headers (lower case), excluding framing headers whose meaning must not change. */
 export function connectionTokens(values: readonly string[]): Set<string> | undefined {
   let out: Set<string> | undefined;
   for (const v of values) {
     // The common values name no header: skip the split.
-    if (v.length <= 10 && /^\s*(keep-alive|close|upgrade)\s*$/i.test(v)) continue;
+    if (isName(v, 'keep-alive') || isName(v, 'close') || isName(v, 'upgrade')) continue;
     for (const t of v.split(',')) {
       const name = t.trim().toLowerCase();
       if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
@@ -44,6 +38,9 @@ export interface ForwardInfo {
   readonly preserveHost: boolean;
 }
 
+/** A Host value that may go into Forwarded's host= as it is (RFC 7239 §4, quoted when it has a port). */
+const HOST_CHARS = /^[A-Za-z0-9.:[\]-]+$/;
+
 function formatForwardedFor(ip: string): string {
   return ip.includes(':') ? `"[${ip}]"` : ip;
 }
@@ -55,7 +52,7 @@ function formatForwardedFor(ip: string): string {
 export function requestHeadersForMember(rawHeaders: readonly string[], info: ForwardInfo, keepUpgrade = false): string[] {
   let connection: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') (connection ??= []).push(rawHeaders[i + 1]!);
+    if (isName(rawHeaders[i]!, 'connection')) (connection ??= []).push(rawHeaders[i + 1]!);
   }
   const listed = connection ? connectionTokens(connection) : undefined;
   const out: string[] = [];
@@ -65,23 +62,23 @@ export function requestHeadersForMember(rawHeaders: readonly string[], info: For
   let forwarded: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    const lower = name.toLowerCase();
     const value = rawHeaders[i + 1]!;
-    if (HOP_BY_HOP.has(lower)) {
-      if (keepUpgrade && lower === 'upgrade') out.push(name, value);
+    if (isHopByHop(name)) {
+      if (keepUpgrade && isName(name, 'upgrade')) out.push(name, value);
       continue;
     }
-    if (listed?.has(lower)) continue;
-    if (FORWARDING.has(lower)) {
+    if (listed?.has(name.toLowerCase())) continue;
+    const fw = forwardingName(name);
+    if (fw !== undefined) {
       if (!info.trusted) continue;
-      if (lower === 'x-forwarded-for') xff = xff ? `${xff}, ${value}` : value;
-      else if (lower === 'x-forwarded-proto') xfProto ??= value;
-      else if (lower === 'x-forwarded-host') xfHost ??= value;
-      else if (lower === 'forwarded') forwarded = forwarded ? `${forwarded}, ${value}` : value;
+      if (fw === 'x-forwarded-for') xff = xff ? `${xff}, ${value}` : value;
+      else if (fw === 'x-forwarded-proto') xfProto ??= value;
+      else if (fw === 'x-forwarded-host') xfHost ??= value;
+      else if (fw === 'forwarded') forwarded = forwarded ? `${forwarded}, ${value}` : value;
       else out.push(name, value);
       continue;
     }
-    if (lower === 'host' && !info.preserveHost) continue;
+    if (!info.preserveHost && isName(name, 'host')) continue;
     out.push(name, value);
   }
   if (keepUpgrade) out.push('connection', 'upgrade');
@@ -90,7 +87,7 @@ export function requestHeadersForMember(rawHeaders: readonly string[], info: For
   const host = xfHost ?? info.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   let fwd = `for=${formatForwardedFor(info.clientIp)};proto=${info.proto}`;
-  if (info.host !== undefined && /^[A-Za-z0-9.:\[\]-]+$/.test(info.host)) fwd += `;host=${info.host.includes(':') ? `"${info.host}"` : info.host}`;
+  if (info.host !== undefined && HOST_CHARS.test(info.host)) fwd += `;host=${info.host.includes(':') ? `"${info.host}"` : info.host}`;
   out.push('forwarded', forwarded ? `${forwarded}, ${fwd}` : fwd);
   return out;
 }
@@ -103,7 +100,10 @@ export interface ReverseRule {
   readonly upstreamPath: string;
 }
 
-const REWRITE_URL_HEADERS = new Set(['location', 'content-location', 'uri']);
+/** Location, Content-Location and URI carry URLs that ProxyPassReverse rewrites. */
+function isUrlHeader(name: string): boolean {
+  return isName(name, 'location') || isName(name, 'content-location') || isName(name, 'uri');
+}
 
 /**
  * Builds the client's response headers from the member's raw headers:
@@ -111,24 +111,22 @@ const REWRITE_URL_HEADERS = new Set(['location', 'content-location', 'uri']);
  * rewritten (ProxyPassReverse / ProxyPassReverseCookiePath).
  * `origin` is the balancer origin as the client sees it ("http://host").
  */
-export function responseHeadersForClient(raw: readonly Buffer[] | readonly string[], rule: ReverseRule | undefined, origin: string | undefined): string[] {
+export function responseHeadersForClient(raw: readonly string[], rule: ReverseRule | undefined, origin: string | undefined | (() => string)): string[] {
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i]!;
-    if (n.length === 10 && n.toString().toLowerCase() === 'connection') {
-      const t = connectionTokens([raw[i + 1]!.toString()]);
+    if (isName(raw[i]!, 'connection')) {
+      const t = connectionTokens([raw[i + 1]!]);
       if (t) for (const x of t) (listed ??= new Set()).add(x);
     }
   }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString();
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower)) continue;
-    let value = raw[i + 1]!.toString('latin1' as never);
+    const name = raw[i]!;
+    if (isHopByHop(name) || (listed !== undefined && listed.has(name.toLowerCase()))) continue;
+    let value = raw[i + 1]!;
     if (rule !== undefined) {
-      if (REWRITE_URL_HEADERS.has(lower)) value = rewriteUrl(value, rule, origin);
-      else if (lower === 'set-cookie') value = rewriteCookiePath(value, rule);
+      if (isUrlHeader(name)) value = rewriteUrl(value, rule, typeof origin === 'function' ? origin() : origin);
+      else if (isName(name, 'set-cookie')) value = rewriteCookiePath(value, rule);
     }
     out.push(name, value);
   }
@@ -184,7 +182,7 @@ export function clientFromChain(peer: string, rawHeaders: readonly string[], isT
   if (!isTrusted(peer)) return peer;
   let chain: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.length === 15 && rawHeaders[i]!.toLowerCase() === 'x-forwarded-for') {
+    if (isName(rawHeaders[i]!, 'x-forwarded-for')) {
       for (const a of rawHeaders[i + 1]!.split(',')) (chain ??= []).push(a.trim());
     }
   }

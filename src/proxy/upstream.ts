@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Member } from '../balancer/member.js';
 import { createParser, HTTPParser, type NativeParser, type ParseError } from './llhttp.js';
+import { isName } from './header-names.js';
 
 /**
  * The member side of the engine: pooled keep-alive connections per member
@@ -292,7 +293,7 @@ export class MemberConnection {
 /** Reads `timeout=N` (seconds) of a Keep-Alive response header, in ms. */
 function keepAliveTimeoutOf(headers: string[]): number {
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 10 && headers[i]!.toLowerCase() === 'keep-alive') {
+    if (isName(headers[i]!, 'keep-alive')) {
       const m = /timeout=(\d+)/i.exec(headers[i + 1]!);
       if (m) return Number(m[1]) * 1000;
     }

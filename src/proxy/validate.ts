@@ -1,4 +1,5 @@
 import type { RequestHead } from './parse.js';
+import { isName } from './header-names.js';
 
 /**
  * Checks that llhttp (strict mode) leaves to us: framing that two HTTP
@@ -20,7 +21,13 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/;?#]|$)/i;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-export function validateRequest(req: RequestHead, maxUrlLength: number): Rejection | undefined {
+/**
+ * `charsChecked`: the head came through llhttp in strict mode, which already
+ * refuses header names that are not tokens and values with control
+ * characters (the same sets as TOKEN and FIELD_VALUE); HTTP/2 heads are
+ * checked here.
+ */
+export function validateRequest(req: RequestHead, maxUrlLength: number, charsChecked = false): Rejection | undefined {
   const url = req.url;
   if (url.length > maxUrlLength) return { status: 414, reason: `request target longer than ${maxUrlLength} bytes` };
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported (not a forward proxy)' };
@@ -29,7 +36,8 @@ export function validateRequest(req: RequestHead, maxUrlLength: number): Rejecti
   }
   if (url[0] === '/') {
     const q = url.indexOf('?');
-    if (DOT_SEGMENT.test(q < 0 ? url : url.slice(0, q))) return { status: 400, reason: 'dot-segment ("." or "..") in the request path' };
+    const path = q < 0 ? url : url.slice(0, q);
+    if ((path.includes('.') || path.includes('%')) && DOT_SEGMENT.test(path)) return { status: 400, reason: 'dot-segment ("." or "..") in the request path' };
   }
   const raw = req.rawHeaders;
   let cl: string | undefined;
@@ -40,20 +48,22 @@ export function validateRequest(req: RequestHead, maxUrlLength: number): Rejecti
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (!TOKEN.test(name)) return { status: 400, reason: 'invalid header name' };
-    if (!FIELD_VALUE.test(value)) return { status: 400, reason: `invalid characters in header ${name}` };
+    if (!charsChecked) {
+      if (!TOKEN.test(name)) return { status: 400, reason: 'invalid header name' };
+      if (!FIELD_VALUE.test(value)) return { status: 400, reason: `invalid characters in header ${name}` };
+    }
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') hostCount++;
+        if (isName(name, 'host')) hostCount++;
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (isName(name, 'content-length')) {
           clCount++;
           cl = value;
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') {
+        if (isName(name, 'transfer-encoding')) {
           teCount++;
           te = value;
         }
