@@ -43,6 +43,9 @@ export interface ResponseHandler {
   onFailure(code: string, message: string, responseBytes: number): void;
 }
 
+/** How often idle pool connections are checked against their keep-alive, ms. */
+const IDLE_SWEEP_MS = 250;
+
 /** A member's advertised `Keep-Alive: timeout=N` is trusted up to this margin, ms (its idle close may race our reuse). */
 const KEEPALIVE_MARGIN_MS = 1000;
 
@@ -78,6 +81,12 @@ export class MemberConnection {
   /** Header pairs flushed before headers-complete. */
   private acc: string[] = [];
   closed = false;
+  /** The socket timeout now set, ms (-1: none): set again only when a phase needs another one. */
+  private armedMs = -1;
+  /** performance.now() when the connection went back to its pool. */
+  private idleSince = 0;
+  /** How long it may stay idle in the pool and still be reused, ms. */
+  private idleLimitMs = 0;
 
   constructor(
     private readonly pool: MemberPool,
@@ -94,7 +103,7 @@ export class MemberConnection {
         return true;
       } } });
     this.socket.setNoDelay(true);
-    this.socket.setTimeout(settings.connectTimeoutMs);
+    this.arm(settings.connectTimeoutMs);
     this.parser = createParser(HTTPParser.RESPONSE, settings.maxHeaderSize, {
       // Headers flushed before headers-complete (many of them, or after an earlier message's
       // trailers); once the head is complete, what comes here are trailers: read and dropped.
@@ -116,7 +125,7 @@ export class MemberConnection {
     });
     this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       this.phase = 'head';
-      this.socket.setTimeout(settings.firstByteTimeoutMs);
+      this.arm(settings.firstByteTimeoutMs);
       this.handler?.onConnected(this);
     });
     if (url.protocol === 'https:') this.socket.on('data', (d: Buffer) => this.onData(d));
@@ -137,9 +146,33 @@ export class MemberConnection {
     this.paused = false;
     if (this.phase === 'idle') {
       this.phase = 'head';
-      this.socket.setTimeout(this.settings.firstByteTimeoutMs);
+      // The request written next restarts the socket's timer (net refreshes it on every read and
+      // write), so a timeout of the same length as the last one need not be set again.
+      this.arm(this.settings.firstByteTimeoutMs);
       handler.onConnected(this);
     }
+  }
+
+  /**
+   * Sets the socket timeout for a phase, unless it is already that long: the
+   * defaults give first byte and idle the same length, and setting a socket
+   * timeout allocates a timer each time (three per request, measured).
+   */
+  private arm(ms: number): void {
+    if (ms === this.armedMs) return;
+    this.armedMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
+  /** Restarts the current timeout from now (after a pause, the time paused was not idleness). */
+  private rearm(ms: number): void {
+    this.armedMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
+  /** Idle in the pool for longer than its keep-alive allows (ours, or the member's `Keep-Alive: timeout=` less a margin). */
+  expired(now: number): boolean {
+    return now - this.idleSince >= this.idleLimitMs;
   }
 
   /** Header values are latin1 strings (as llhttp hands them over): written back byte for byte. */
@@ -162,7 +195,7 @@ export class MemberConnection {
     this.paused = false;
     this.resumedAt = performance.now();
     // Idleness counts from here: the time spent paused was the client's, not the member's.
-    if (this.phase === 'body') this.socket.setTimeout(this.settings.idleTimeoutMs);
+    if (this.phase === 'body') this.rearm(this.settings.idleTimeoutMs);
     this.socket.resume();
   }
 
@@ -191,7 +224,7 @@ export class MemberConnection {
     this.keepAlive = keepAlive;
     this.memberKeepAliveMs = keepAliveTimeoutOf(headers);
     this.phase = 'body';
-    this.socket.setTimeout(this.settings.idleTimeoutMs);
+    this.arm(this.settings.idleTimeoutMs);
     this.handler?.onResponseHead(status, reason, headers, keepAlive);
     return this.headRequest ? 1 : 0;
   }
@@ -218,7 +251,10 @@ export class MemberConnection {
     this.reused = true;
     this.phase = 'idle';
     if (this.paused) this.resume();
-    this.socket.setTimeout(Math.max(1, Math.min(this.settings.keepAliveTimeoutMs, this.memberKeepAliveMs - KEEPALIVE_MARGIN_MS)));
+    // The keep-alive limit is checked when the connection is taken again and by the pool's sweep
+    // (MemberPool.closeExpired), not by a timer per release.
+    this.idleSince = performance.now();
+    this.idleLimitMs = Math.max(1, Math.min(this.settings.keepAliveTimeoutMs, this.memberKeepAliveMs - KEEPALIVE_MARGIN_MS));
     this.pool.release(this);
   }
 
@@ -247,12 +283,19 @@ export class MemberConnection {
         // A client that stops reading pauses us: back-pressure is not idleness (nor is the time
         // since a resume in the same turn of the event loop as this timer).
         if (this.paused || performance.now() - this.resumedAt < this.settings.idleTimeoutMs) {
-          this.socket.setTimeout(this.settings.idleTimeoutMs);
+          this.rearm(this.settings.idleTimeoutMs);
           return;
         }
         return this.fail('BODY_TIMEOUT', `response body idle for ${this.settings.idleTimeoutMs} ms`);
-      case 'idle':
+      case 'idle': {
+        // The socket timer still runs the last exchange's timeout: an idle connection may stay until its keep-alive limit.
+        const left = this.idleLimitMs - (performance.now() - this.idleSince);
+        if (left >= 1) {
+          this.rearm(Math.ceil(left));
+          return;
+        }
         this.socket.destroy();
+      }
     }
   }
 
@@ -319,9 +362,14 @@ export class MemberPool {
 
   /** Runs an exchange on an idle connection, a new one (`fresh` forces one), or when one frees up. */
   dispatch(handler: ResponseHandler, headRequest: boolean, fresh = false): void {
-    if (!fresh) {
-      const c = this.idle.pop();
-      if (c !== undefined) {
+    if (!fresh && this.idle.length > 0) {
+      const now = performance.now();
+      let c: MemberConnection | undefined;
+      while ((c = this.idle.pop()) !== undefined) {
+        if (c.expired(now)) {
+          c.abandon();
+          continue;
+        }
         c.start(handler, headRequest);
         return;
       }
@@ -357,6 +405,17 @@ export class MemberPool {
     if (w !== undefined && !this.closing) this.connect(w.handler, w.headRequest);
   }
 
+  /** Closes idle connections past their keep-alive (the pool set's sweep). */
+  closeExpired(now: number): void {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const c = this.idle[i]!;
+      if (c.expired(now)) {
+        this.idle.splice(i, 1);
+        c.abandon();
+      }
+    }
+  }
+
   /** Drops a waiting exchange (its client left). */
   cancel(handler: ResponseHandler): void {
     const i = this.waiting.findIndex((w) => w.handler === handler);
@@ -381,6 +440,7 @@ export class MemberPool {
 /** One pool per member; pools of removed members are closed. */
 export class PoolSet {
   private readonly pools = new Map<Member, MemberPool>();
+  private sweeper: NodeJS.Timeout | undefined;
   constructor(private settings: UpstreamSettings) {}
 
   get(member: Member): MemberPool {
@@ -388,8 +448,15 @@ export class PoolSet {
     if (p === undefined) {
       p = new MemberPool(member, this.settings);
       this.pools.set(member, p);
+      this.sweeper ??= setInterval(() => this.sweep(), IDLE_SWEEP_MS).unref();
     }
     return p;
+  }
+
+  /** Closes idle connections past their keep-alive: at most IDLE_SWEEP_MS late (a connection past it is never reused). */
+  private sweep(): void {
+    const now = performance.now();
+    for (const p of this.pools.values()) p.closeExpired(now);
   }
 
   /** Closes the pools of members no longer configured. */
@@ -409,6 +476,8 @@ export class PoolSet {
   }
 
   close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const p of this.pools.values()) p.close();
     this.pools.clear();
   }
