@@ -263,10 +263,10 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   /**
    * The one port through which the proxy tells the balancer what happened on
-   * a member. Returns true for a `response` whose status counts as a member
+   * a member (`at`: the monotonic time it happened, when the caller read it already). Returns true for a `response` whose status counts as a member
    * failure (failonstatus); false otherwise.
    */
-  report(member: Member, outcome: Outcome): boolean {
+  report(member: Member, outcome: Outcome, at?: number): boolean {
     switch (outcome.kind) {
       case 'dispatched':
         member.counters.requests++;
@@ -274,7 +274,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         member.transferred += outcome.bytesOut;
         return false;
       case 'response': {
-        const now = this.clock.now();
+        const now = at ?? this.clock.now();
         member.recordLatency(outcome.latencyMs, now);
         return this.observeStatus(member, outcome.status, now, Date.now());
       }
@@ -299,8 +299,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   /** A new client request entered this balancer (the retry budget's denominator). */
-  requestStarted(): void {
-    this.retryBudget.recordRequest(this.clock.now());
+  requestStarted(now = this.clock.now()): void {
+    this.retryBudget.recordRequest(now);
   }
 
   /** Grants one retry if the retry budget allows it (charging it). */

@@ -128,7 +128,8 @@ export class Exchange implements BodySink {
     target: string,
     explain: boolean,
   ) {
-    this.startedAt = deps.clock.now();
+    // From the request's arrival (a pipelined request's wait behind earlier ones included, as a client sees it).
+    this.startedAt = req.startedAt;
     this.writer = conn.responseFor(req);
     this.balancer = mount.balancer;
     const head = req.head;
@@ -147,7 +148,7 @@ export class Exchange implements BodySink {
   }
 
   start(): void {
-    this.balancer.requestStarted();
+    this.balancer.requestStarted(this.startedAt);
     // A body that already failed to parse (with its head, in one read) is never forwarded.
     if (this.req.error !== undefined) return this.fail(400, 'request body was malformed or incomplete');
     if (this.mode === 'buffer') {
@@ -284,7 +285,7 @@ export class Exchange implements BodySink {
   responseHead(a: Attempt, status: number, reason: string, raw: string[]): void {
     const now = this.deps.clock.now();
     this.upstreamMs = now - this.attemptStartedAt;
-    const failed = this.balancer.report(a.member, { kind: 'response', status, latencyMs: this.upstreamMs });
+    const failed = this.balancer.report(a.member, { kind: 'response', status, latencyMs: this.upstreamMs }, now);
     if (failed) {
       // failonstatus: drop this answer and try another member, if that is safe.
       const f = classifyFailure('COHORT_FAILONSTATUS', `answered ${status}`);

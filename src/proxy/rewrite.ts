@@ -115,7 +115,10 @@ export function responseHeadersForClient(raw: readonly string[], rule: ReverseRu
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (isName(raw[i]!, 'connection')) {
-      const t = connectionTokens([raw[i + 1]!]);
+      const v = raw[i + 1]!;
+      // `Connection: keep-alive` / `close` name no header (most responses): no list to build.
+      if (isName(v, 'keep-alive') || isName(v, 'close')) continue;
+      const t = connectionTokens([v]);
       if (t) for (const x of t) (listed ??= new Set()).add(x);
     }
   }
