@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, startBalancer, request, until, type Backend } from '../helpers/backends.js';
-import { BufferedAccessLog, clfDate, maskSessionIds } from '../../src/proxy/access-log.js';
+import { BufferedAccessLog, clfDate, maskSessionIds, ms3 } from '../../src/proxy/access-log.js';
 import { clientFromChain } from '../../src/proxy/rewrite.js';
 import { ipMatcher } from '../../src/util/address.js';
 
@@ -131,4 +131,13 @@ test('the line buffer keeps every line, in order, across many buffer flushes and
   assert.equal(log.dropped, 0);
   const urls = lines.map((l) => Number(String((JSON.parse(l) as { url: string }).url).split('/')[2]));
   assert.deepEqual(urls, Array.from({ length: n }, (_, i) => i));
+});
+
+test('ms3 writes what String(round3(n)) writes: three decimals at most, no trailing zeros, any magnitude', () => {
+  const round3 = (n: number) => Math.round(n * 1000) / 1000;
+  let seed = 7;
+  const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const cases = [0, 0.0004, 0.0005, 0.001, 0.1, 0.25, 1, 1.5, 10.01, 123456.7894, 2 ** 40, 1e-9, -1, Number.NaN, Number.POSITIVE_INFINITY];
+  for (let i = 0; i < 200_000; i++) cases.push(next() * 10 ** ((i % 9) - 3));
+  for (const n of cases) assert.equal(ms3(n), String(round3(n)), `n = ${n}`);
 });
