@@ -80,10 +80,12 @@ class LineWriter {
     return this.writing;
   }
 
-  append(line: string): void {
+  /** `ascii`: the line has only ASCII characters (copied as latin1, a byte per character, no UTF-8 encoding). */
+  append(line: string, ascii = false): void {
+    const most = ascii ? line.length : line.length * 3;
     // Order: the buffer holds older lines than the backlog; while a backlog exists, lines join it.
-    if (this.backlog.length === 0 && this.used + line.length * 3 > this.buf.length) this.flush();
-    if (this.backlog.length > 0 || this.used + line.length * 3 > this.buf.length) {
+    if (this.backlog.length === 0 && this.used + most > this.buf.length) this.flush();
+    if (this.backlog.length > 0 || this.used + most > this.buf.length) {
       if (this.backlogBytes > MAX_BACKLOG_BYTES) {
         this.dropped++;
         return;
@@ -93,7 +95,7 @@ class LineWriter {
       this.backlogBytes += b.length;
       return;
     }
-    this.used += this.buf.write(line, this.used);
+    this.used += ascii ? this.buf.write(line, this.used, 'latin1') : this.buf.write(line, this.used);
     if (this.used >= MIN_WRITE_BYTES) this.flush();
   }
 
@@ -183,7 +185,12 @@ export class BufferedAccessLog implements AccessLog {
   }
 
   write(e: AccessEntry): void {
-    this.dest.append(this.format === 'json' ? this.json(e) : this.combined(e));
+    // Combined lines escape everything outside printable ASCII (clfEscape); JSON lines are ASCII unless a field was not.
+    if (this.format === 'json') {
+      nonAscii = false;
+      const line = this.json(e);
+      this.dest.append(line, !nonAscii);
+    } else this.dest.append(this.combined(e), true);
   }
 
   private json(e: AccessEntry): string {
@@ -262,8 +269,18 @@ export class BufferedAccessLog implements AccessLog {
 const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/;
 
 /** A JSON string literal; JSON.stringify only when a character needs escaping. */
+/** Set by str() when a field of the line being formatted has a character outside ASCII. */
+let nonAscii = false;
+
 function str(s: string): string {
-  return needsEscape(s) ? JSON.stringify(s) : `"${s}"`;
+  if (!needsEscape(s)) return `"${s}"`;
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 0x7f) {
+      nonAscii = true;
+      break;
+    }
+  }
+  return JSON.stringify(s);
 }
 
 /** NEEDS_ESCAPE.test(s) without the regular expression machinery (short ASCII fields on every line). */

@@ -141,3 +141,21 @@ test('ms3 writes what String(round3(n)) writes: three decimals at most, no trail
   for (let i = 0; i < 200_000; i++) cases.push(next() * 10 ** ((i % 9) - 3));
   for (const n of cases) assert.equal(ms3(n), String(round3(n)), `n = ${n}`);
 });
+
+test('JSON lines with fields outside ASCII are written as UTF-8, the ASCII ones byte for byte, in order', () => {
+  const file = join(dir, 'utf8.log');
+  const log = new BufferedAccessLog(file, 'json');
+  const entry = (url: string, member: string) => ({
+    method: 'GET', url, status: 200, balancer: 'b', member, route: undefined, reason: 'balanced', attempts: 1, upstreamMs: 1.25, ms: 2,
+    bytes: 3, client: '127.0.0.1', sessionParam: 'jsessionid', sessionSep: '.', rawHeaders: [], httpVersion: '1.1',
+  });
+  log.write(entry('/plain', 'tc1'));
+  log.write(entry('/caf\u00e9/\u20ac/\ud83d\ude00', 'n\u0153ud'));
+  log.write(entry('/q"\\\u0001', 'tc2'));
+  log.write(entry('/after', 'tc3'));
+  log.close!();
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines.map((l) => [l.url, l.member, l.upstreamMs]), [
+    ['/plain', 'tc1', 1.25], ['/caf\u00e9/\u20ac/\ud83d\ude00', 'n\u0153ud', 1.25], ['/q"\\\u0001', 'tc2', 1.25], ['/after', 'tc3', 1.25],
+  ]);
+});
