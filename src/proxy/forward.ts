@@ -9,7 +9,7 @@ import { classifyFailure, failureAnswer, isIdempotent, retrySafe, staleReplay, t
 import type { BodySink, ClientSide, IncomingRequest, ResponseSink } from './parse.js';
 import { PAUSE_BODY } from './parse.js';
 import { pick } from './pick.js';
-import { clientFromChain, requestHeadersForMember, responseHeadersForClient, type ReverseRule } from './rewrite.js';
+import { clientFromChain, forwardingHeaders, headerLines, memberHeaders, responseHeadersForClient, type ReverseRule } from './rewrite.js';
 import { routeOf } from './route.js';
 import { isName } from './header-names.js';
 import type { MemberConnection, PoolSet, ResponseHandler } from './upstream.js';
@@ -138,9 +138,26 @@ export class Exchange implements BodySink {
     if (explain) this.explainParts = [];
     if (mount.reverse) this.reverse = mounts.reverseRule(mount);
     const ip = conn.remoteAddress;
-    const headers = requestHeadersForMember(head.rawHeaders, { clientIp: ip, trusted: deps.isTrusted(ip), proto: conn.proto, host: head.host, preserveHost: mount.preserveHost });
-    let rest = '';
-    for (let i = 0; i < headers.length; i += 2) rest += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    const info = { clientIp: ip, trusted: deps.isTrusted(ip), proto: conn.proto, host: head.host, preserveHost: mount.preserveHost };
+    const kept: string[] = [];
+    const client = memberHeaders(head.rawHeaders, info, false, kept);
+    let rest = headerLines(kept);
+    if (client === undefined) {
+      // Without forwarding values of the client's own, the lines depend only on the connection (address, scheme) and Host.
+      const cached = conn.forwardingLines;
+      if (cached !== undefined && cached.host === head.host) rest += cached.text;
+      else {
+        const fwd: string[] = [];
+        forwardingHeaders(info, undefined, fwd);
+        const text = flat(headerLines(fwd));
+        conn.forwardingLines = { host: head.host, text };
+        rest += text;
+      }
+    } else {
+      const fwd: string[] = [];
+      forwardingHeaders(info, client, fwd);
+      rest += headerLines(fwd);
+    }
     if (head.chunked) rest += 'transfer-encoding: chunked\r\n';
     this.headRest = `${rest}\r\n`;
     this.expectContinue = head.expect === '100-continue';
@@ -479,6 +496,11 @@ export class Exchange implements BodySink {
     // Last: the member slot is free before the next pipelined request on this connection is picked.
     this.conn.done(this.req, reusable);
   }
+}
+
+/** A one-piece copy of a string built by concatenation (kept across requests, so each write copies it, not its pieces). */
+function flat(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** Removes the member's Content-Length from the client headers and returns it (the writer frames the body). */

@@ -96,6 +96,7 @@ class H2Side implements ClientSide {
   readonly remoteAddress: string;
   /** nghttp2 checks less than llhttp strict: validate.ts checks header characters. */
   readonly headerCharsChecked = false;
+  forwardingLines: { readonly host: string | undefined; readonly text: string } | undefined;
   readonly proto = 'https' as const;
   onDrain: (() => void) | undefined;
   finished = false;

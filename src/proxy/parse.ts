@@ -132,6 +132,8 @@ export interface ClientSide {
   readonly proto: 'http' | 'https';
   /** Called when the client can take more response bytes. */
   onDrain: (() => void) | undefined;
+  /** The forwarding header lines last sent for this client (forward.ts), by the Host they were made for. */
+  forwardingLines: { readonly host: string | undefined; readonly text: string } | undefined;
   pause(reason: number): void;
   unpause(reason: number): void;
   /** Cuts the client off (mid-response failures). */
@@ -191,6 +193,7 @@ export class ClientConnection implements ClientSide {
   responding = false;
   readonly remoteAddress: string;
   readonly headerCharsChecked = true;
+  forwardingLines: { readonly host: string | undefined; readonly text: string } | undefined;
   /** Called when the socket drains (the response writer's back-pressure). */
   onDrain: (() => void) | undefined;
 

@@ -45,21 +45,27 @@ function formatForwardedFor(ip: string): string {
   return ip.includes(':') ? `"[${ip}]"` : ip;
 }
 
+/** X-Forwarded-For/-Proto/-Host and Forwarded values a trusted client sent (to be extended, not replaced). */
+export interface ClientForwarding {
+  xff: string | undefined;
+  proto: string | undefined;
+  host: string | undefined;
+  forwarded: string | undefined;
+}
+
 /**
- * Builds the flat header list for the member from the client's raw headers.
- * Returns [name, value, name, value, ...].
+ * Appends to `out` the client's headers the member may see: hop-by-hop ones,
+ * the names the sender's Connection headers list, Host (unless preserveHost)
+ * and the forwarding headers of an untrusted client removed. Returns the
+ * forwarding values a trusted client sent, or undefined when it sent none.
  */
-export function requestHeadersForMember(rawHeaders: readonly string[], info: ForwardInfo, keepUpgrade = false): string[] {
+export function memberHeaders(rawHeaders: readonly string[], info: ForwardInfo, keepUpgrade: boolean, out: string[]): ClientForwarding | undefined {
   let connection: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (isName(rawHeaders[i]!, 'connection')) (connection ??= []).push(rawHeaders[i + 1]!);
   }
   const listed = connection ? connectionTokens(connection) : undefined;
-  const out: string[] = [];
-  let xff: string | undefined;
-  let xfProto: string | undefined;
-  let xfHost: string | undefined;
-  let forwarded: string | undefined;
+  let client: ClientForwarding | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
@@ -71,24 +77,50 @@ export function requestHeadersForMember(rawHeaders: readonly string[], info: For
     const fw = forwardingName(name);
     if (fw !== undefined) {
       if (!info.trusted) continue;
-      if (fw === 'x-forwarded-for') xff = xff ? `${xff}, ${value}` : value;
-      else if (fw === 'x-forwarded-proto') xfProto ??= value;
-      else if (fw === 'x-forwarded-host') xfHost ??= value;
-      else if (fw === 'forwarded') forwarded = forwarded ? `${forwarded}, ${value}` : value;
-      else out.push(name, value);
+      if (fw === 'x-real-ip') {
+        out.push(name, value);
+        continue;
+      }
+      const c = (client ??= { xff: undefined, proto: undefined, host: undefined, forwarded: undefined });
+      if (fw === 'x-forwarded-for') c.xff = c.xff ? `${c.xff}, ${value}` : value;
+      else if (fw === 'x-forwarded-proto') c.proto ??= value;
+      else if (fw === 'x-forwarded-host') c.host ??= value;
+      else c.forwarded = c.forwarded ? `${c.forwarded}, ${value}` : value;
       continue;
     }
     if (!info.preserveHost && isName(name, 'host')) continue;
     out.push(name, value);
   }
-  if (keepUpgrade) out.push('connection', 'upgrade');
-  out.push('x-forwarded-for', xff ? `${xff}, ${info.clientIp}` : info.clientIp);
-  out.push('x-forwarded-proto', xfProto ?? info.proto);
-  const host = xfHost ?? info.host;
+  return client;
+}
+
+/** Appends X-Forwarded-For/-Proto/-Host and Forwarded for the member to `out`, extending what a trusted `client` sent. */
+export function forwardingHeaders(info: ForwardInfo, client: ClientForwarding | undefined, out: string[]): void {
+  out.push('x-forwarded-for', client?.xff ? `${client.xff}, ${info.clientIp}` : info.clientIp);
+  out.push('x-forwarded-proto', client?.proto ?? info.proto);
+  const host = client?.host ?? info.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
   let fwd = `for=${formatForwardedFor(info.clientIp)};proto=${info.proto}`;
   if (info.host !== undefined && HOST_CHARS.test(info.host)) fwd += `;host=${info.host.includes(':') ? `"${info.host}"` : info.host}`;
-  out.push('forwarded', forwarded ? `${forwarded}, ${fwd}` : fwd);
+  out.push('forwarded', client?.forwarded ? `${client.forwarded}, ${fwd}` : fwd);
+}
+
+/** `name: value\r\n` for each pair of a flat header list. */
+export function headerLines(headers: readonly string[]): string {
+  let text = '';
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return text;
+}
+
+/**
+ * Builds the flat header list for the member from the client's raw headers.
+ * Returns [name, value, name, value, ...].
+ */
+export function requestHeadersForMember(rawHeaders: readonly string[], info: ForwardInfo, keepUpgrade = false): string[] {
+  const out: string[] = [];
+  const client = memberHeaders(rawHeaders, info, keepUpgrade, out);
+  if (keepUpgrade) out.push('connection', 'upgrade');
+  forwardingHeaders(info, client, out);
   return out;
 }
 

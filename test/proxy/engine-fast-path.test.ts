@@ -167,3 +167,41 @@ test('an idle member connection past keep-alive is closed by the sweep and never
     await new Promise<void>((r) => member.close(() => r()));
   }
 });
+
+test('forwarding lines kept per client connection follow its Host, and a trusted proxy\'s own values are extended, not cached', async () => {
+  const heads: string[] = [];
+  const member = net.createServer((c) => {
+    let buf = '';
+    c.on('data', (d) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        heads.push(buf.slice(0, end));
+        buf = buf.slice(end + 4);
+        c.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      }
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((r) => member.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(member.address() as net.AddressInfo).port}`;
+  const bal = await startBalancer({ trustedproxies: ['127.0.0.0/8'], balancers: [{ name: 'b', slowstart: 0, members: [{ url, route: 'm' }] }] });
+  try {
+    const req = (host: string, extra = '') => `GET / HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+    await rawExchange(bal.port, req('a.example') + req('b.example:8080') + req('a.example') + req('a.example', 'X-Forwarded-For: 203.0.113.9\r\n') + req('a.example', 'Connection: close\r\n'), 2000);
+    const fwd = heads.map((h) => {
+      const get = (n: string) => new RegExp(`\\r\\n${n}: ([^\\r]*)`, 'i').exec(h)?.[1];
+      return [get('x-forwarded-host'), get('x-forwarded-for'), get('forwarded')];
+    });
+    assert.deepEqual(fwd, [
+      ['a.example', '127.0.0.1', 'for=127.0.0.1;proto=http;host=a.example'],
+      ['b.example:8080', '127.0.0.1', 'for=127.0.0.1;proto=http;host="b.example:8080"'],
+      ['a.example', '127.0.0.1', 'for=127.0.0.1;proto=http;host=a.example'],
+      ['a.example', '203.0.113.9, 127.0.0.1', 'for=127.0.0.1;proto=http;host=a.example'],
+      ['a.example', '127.0.0.1', 'for=127.0.0.1;proto=http;host=a.example'],
+    ]);
+  } finally {
+    await bal.close();
+    await new Promise<void>((r) => member.close(() => r()));
+  }
+});
