@@ -105,21 +105,30 @@ test('this Node lets plain listeners read into the shared buffer (no silent fall
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-test('pipelined requests split at every byte boundary are all answered, in order, through the shared buffer', async () => {
+/** A member that answers each request head (requests without bodies) with what `answer` returns for it. */
+async function headMember(answer: (head: string) => string): Promise<net.Server> {
   const member = net.createServer((c) => {
     let buf = '';
     c.on('data', (d) => {
       buf += d.toString('latin1');
       let end: number;
       while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        const path = buf.slice(0, end).split(' ')[1]!;
+        const head = buf.slice(0, end);
         buf = buf.slice(end + 4);
-        c.write(`HTTP/1.1 200 OK\r\ncontent-length: ${path.length}\r\n\r\n${path}`);
+        c.write(answer(head));
       }
     });
     c.on('error', () => {});
   });
   await new Promise<void>((r) => member.listen(0, '127.0.0.1', r));
+  return member;
+}
+
+test('pipelined requests split at every byte boundary are all answered, in order, through the shared buffer', async () => {
+  const member = await headMember((head) => {
+    const path = head.split(' ')[1]!;
+    return `HTTP/1.1 200 OK\r\ncontent-length: ${path.length}\r\n\r\n${path}`;
+  });
   const bal = await startBalancer({ balancers: [{ name: 'b', slowstart: 0, members: [{ url: `http://127.0.0.1:${(member.address() as net.AddressInfo).port}`, route: 'm' }] }] });
   try {
     const raw = ['/a', '/bb', '/ccc'].map((p, i) => `GET ${p} HTTP/1.1\r\nHost: x\r\n${i === 2 ? 'Connection: close\r\n' : ''}\r\n`).join('');
@@ -170,20 +179,10 @@ test('an idle member connection past keep-alive is closed by the sweep and never
 
 test('forwarding lines kept per client connection follow its Host, and a trusted proxy\'s own values are extended, not cached', async () => {
   const heads: string[] = [];
-  const member = net.createServer((c) => {
-    let buf = '';
-    c.on('data', (d) => {
-      buf += d.toString('latin1');
-      let end: number;
-      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
-        heads.push(buf.slice(0, end));
-        buf = buf.slice(end + 4);
-        c.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-      }
-    });
-    c.on('error', () => {});
+  const member = await headMember((head) => {
+    heads.push(head);
+    return 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
   });
-  await new Promise<void>((r) => member.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(member.address() as net.AddressInfo).port}`;
   const bal = await startBalancer({ trustedproxies: ['127.0.0.0/8'], balancers: [{ name: 'b', slowstart: 0, members: [{ url, route: 'm' }] }] });
   try {
