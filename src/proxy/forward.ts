@@ -9,7 +9,7 @@ import { classifyFailure, failureAnswer, isIdempotent, retrySafe, staleReplay, t
 import type { BodySink, ClientSide, IncomingRequest, ResponseSink } from './parse.js';
 import { PAUSE_BODY } from './parse.js';
 import { pick } from './pick.js';
-import { clientFromChain, forwardingHeaders, headerLines, memberHeaders, responseHeadersForClient, type ReverseRule } from './rewrite.js';
+import { clientFromChain, forwardingLines, headerLines, memberHeaders, responseHeadersForClient, type ReverseRule } from './rewrite.js';
 import { routeOf } from './route.js';
 import { isName } from './header-names.js';
 import type { MemberConnection, PoolSet, ResponseHandler } from './upstream.js';
@@ -141,23 +141,7 @@ export class Exchange implements BodySink {
     const info = { clientIp: ip, trusted: deps.isTrusted(ip), proto: conn.proto, host: head.host, preserveHost: mount.preserveHost };
     const kept: string[] = [];
     const client = memberHeaders(head.rawHeaders, info, false, kept);
-    let rest = headerLines(kept);
-    if (client === undefined) {
-      // Without forwarding values of the client's own, the lines depend only on the connection (address, scheme) and Host.
-      const cached = conn.forwardingLines;
-      if (cached !== undefined && cached.host === head.host) rest += cached.text;
-      else {
-        const fwd: string[] = [];
-        forwardingHeaders(info, undefined, fwd);
-        const text = flat(headerLines(fwd));
-        conn.forwardingLines = { host: head.host, text };
-        rest += text;
-      }
-    } else {
-      const fwd: string[] = [];
-      forwardingHeaders(info, client, fwd);
-      rest += headerLines(fwd);
-    }
+    let rest = headerLines(kept) + forwardingLines(info, client, conn);
     if (head.chunked) rest += 'transfer-encoding: chunked\r\n';
     this.headRest = `${rest}\r\n`;
     this.expectContinue = head.expect === '100-continue';
@@ -496,11 +480,6 @@ export class Exchange implements BodySink {
     // Last: the member slot is free before the next pipelined request on this connection is picked.
     this.conn.done(this.req, reusable);
   }
-}
-
-/** A one-piece copy of a string built by concatenation (kept across requests, so each write copies it, not its pieces). */
-function flat(s: string): string {
-  return Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** Removes the member's Content-Length from the client headers and returns it (the writer frames the body). */

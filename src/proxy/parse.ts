@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { createParser, HTTPParser, METHODS, type NativeParser, type ParseError } from './llhttp.js';
 import { ResponseWriter } from './stream.js';
 import { isName } from './header-names.js';
+import type { ForwardingCache } from './rewrite.js';
 
 /**
  * The client side of the engine: one ClientConnection per accepted socket,
@@ -124,16 +125,17 @@ export interface ResponseSink {
   plain(status: number, body: string, closeAfter: boolean, extra?: Record<string, string>): void;
 }
 
-/** What the request path needs of the client side of one request: an HTTP/1 connection or an HTTP/2 stream. */
-export interface ClientSide {
+/**
+ * What the request path needs of the client side of one request: an HTTP/1 connection or an HTTP/2 stream
+ * (which also keeps the forwarding lines last made for it: rewrite.ts forwardingLines).
+ */
+export interface ClientSide extends ForwardingCache {
   readonly remoteAddress: string;
   /** Header names and values were checked by the parser (llhttp strict) as validate.ts would. */
   readonly headerCharsChecked: boolean;
   readonly proto: 'http' | 'https';
   /** Called when the client can take more response bytes. */
   onDrain: (() => void) | undefined;
-  /** The forwarding header lines last sent for this client (forward.ts), by the Host they were made for. */
-  forwardingLines: { readonly host: string | undefined; readonly text: string } | undefined;
   pause(reason: number): void;
   unpause(reason: number): void;
   /** Cuts the client off (mid-response failures). */

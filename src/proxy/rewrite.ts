@@ -105,6 +105,32 @@ export function forwardingHeaders(info: ForwardInfo, client: ClientForwarding | 
   out.push('forwarded', client?.forwarded ? `${client.forwarded}, ${fwd}` : fwd);
 }
 
+/** Where the forwarding lines made for one client connection are kept, with the Host they were made for. */
+export interface ForwardingCache {
+  forwardingLines: { readonly host: string | undefined; readonly text: string } | undefined;
+}
+
+/**
+ * The forwarding header lines for the member (`name: value\r\n` each). For a
+ * client that sent no forwarding values of its own they depend only on the
+ * connection (address, scheme) and Host, so they are made once per
+ * connection and Host and kept in `cache`.
+ */
+export function forwardingLines(info: ForwardInfo, client: ClientForwarding | undefined, cache: ForwardingCache): string {
+  if (client === undefined) {
+    const kept = cache.forwardingLines;
+    if (kept !== undefined && kept.host === info.host) return kept.text;
+  }
+  const fwd: string[] = [];
+  forwardingHeaders(info, client, fwd);
+  const text = headerLines(fwd);
+  if (client !== undefined) return text;
+  // One piece (not a concatenation tree): later requests copy it once when the head is written.
+  const flat = Buffer.from(text, 'latin1').toString('latin1');
+  cache.forwardingLines = { host: info.host, text: flat };
+  return flat;
+}
+
 /** `name: value\r\n` for each pair of a flat header list. */
 export function headerLines(headers: readonly string[]): string {
   let text = '';
