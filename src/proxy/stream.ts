@@ -77,7 +77,7 @@ export class ResponseWriter implements ResponseSink {
     this.conn.socket.write(h, 'latin1');
   }
 
-  /** The held head followed by `tail` (and `frame` around it for chunked), as one buffer. */
+  /** The held head followed by `chunk` (framed as one chunk when chunked), as one buffer. */
   private withHead(head: string, chunk: Buffer, chunked: boolean): Buffer {
     const prefix = chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
     const out = Buffer.allocUnsafe(prefix.length + chunk.length + (chunked ? 2 : 0));
