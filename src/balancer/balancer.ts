@@ -241,6 +241,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return this.queue.length + this.queuedElsewhere;
   }
 
+  /** Requests waiting in this engine's own queue (a worker engine's share, without queuedElsewhere). */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   /** A request to `member` finished (successfully or not): free its slot. */
   release(member: Member): void {
     member.busy--;

@@ -232,7 +232,10 @@ test('the registers\' stamps survive a restart: a change made after it outranks 
     await settle();
     assert.equal(a1().loadfactor, 42);
     assert.equal(b2!.findMember('a')!.loadfactor, 42);
-    // A corrupt file is reported, not fatal.
+    // A corrupt file is reported, not fatal. Every sync stops first and f1b's saves (it saves what
+    // lb-2 brought back too) are on disk, or a late save would overwrite the corrupt file.
+    for (const f of [f1, f2, f1b, f2b]) f.stop();
+    await f1b.flush();
     writeFileSync(storeB1.path, '{not json');
     await assert.rejects(new FleetStore(storeB1.path).load(), { code: 'COHORT_FLEET_INVALID' });
     const f1c = mk(new Hub(), 'lb-1-again', b1!, new FleetStore(storeB1.path));

@@ -41,14 +41,14 @@ function writeConfig(name: string, config: Record<string, unknown>): string {
   return file;
 }
 
-async function startCli(config: Record<string, unknown>, name: string): Promise<Cli> {
+async function startCli(config: Record<string, unknown>, name: string, workers = 2): Promise<Cli> {
   const file = writeConfig(name, config);
-  const child = spawn(process.execPath, [BIN, 'balancer', '--config', file, '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'balancer', '--config', file, '--workers', String(workers)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const exit = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   await until(() => /listening on (http\S+)/.test(err) || child.exitCode !== null, 20_000, 'the balancer to listen');
-  const m = /listening on (http\S+) \(2 workers\)/.exec(err);
+  const m = new RegExp(`listening on (http\\S+) \\(${workers} workers\\)`).exec(err);
   if (!m) {
     if (child.exitCode === null) child.kill('SIGKILL');
     throw new Error(`balancer did not start: ${err}`);
@@ -254,7 +254,9 @@ function workerPids(pid: number): number[] {
 
 test('--workers 2: a worker killed by SIGKILL is replaced and its leases go back to the owner (max still reached, never exceeded)', { timeout: 60_000 }, async () => {
   const tc1 = await startBackend('tc1');
-  const cli = await startCli({ balancers: [{ name: 'b', slowstart: 0, timeout: 30, members: [{ url: tc1.url, route: 'tc1', max: 2 }] }] }, 'kill.yaml');
+  // loglevel debug: the lease messages (wanted, granted, recalled, returned) are in the failure message.
+  const cli = await startCli({ loglevel: 'debug', balancers: [{ name: 'b', slowstart: 0, timeout: 30, members: [{ url: tc1.url, route: 'tc1', max: 2 }] }] }, 'kill.yaml');
+  const leases = () => cli.stderr().split('\n').filter((l) => /lease|worker engine exited/.test(l)).slice(-80).join('\n');
   try {
     const before = workerPids(cli.child.pid!);
     assert.equal(before.length, 2, 'two worker processes');
@@ -266,14 +268,35 @@ test('--workers 2: a worker killed by SIGKILL is replaced and its leases go back
     await until(async () => (await request(`${cli.url}/`).catch(() => ({ status: 0 }))).status === 200, 10_000, 'requests to be served');
     await sleep(500);
     tc1.maxActive = 0;
-    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => request(`${cli.url}/slow/150?i=${i}`, { timeoutMs: 30_000 })));
-    assert.deepEqual(replies.map((r) => r.status), new Array(20).fill(200));
-    assert.equal(tc1.maxActive, 2, 'the dead worker\'s slot was reclaimed, and no more than max ran at once');
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => request(`${cli.url}/slow/150?i=${i}`, { timeoutMs: 20_000 }).catch((err: Error) => ({ status: 0, err }))));
+    assert.deepEqual(replies.map((r) => r.status), new Array(20).fill(200), leases());
+    assert.equal(tc1.maxActive, 2, `the dead worker's slot was reclaimed, and no more than max ran at once\n${leases()}`);
     assert.match(cli.stderr(), /worker engine exited/);
     assert.equal(await stop(cli), 0);
   } finally {
     if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
     await tc1.close();
+  }
+});
+
+test('--workers 2 and 3 with max smaller than the workers\' fair share: the slots move to where requests wait, none waits out its queue timeout', { timeout: 90_000 }, async () => {
+  // max 1 over 2 workers and max 2 over 3 workers leave a fair share of 0: a worker recalled to nothing
+  // while its requests wait must ask again once the recall is over, or they wait until the queue timeout.
+  for (const [workers, max] of [[2, 1], [3, 2], [3, 1]] as const) {
+    const tc1 = await startBackend('tc1');
+    const cli = await startCli({ balancers: [{ name: 'b', slowstart: 0, timeout: 30, members: [{ url: tc1.url, route: 'tc1', max }] }] }, `small-${workers}-${max}.yaml`, workers);
+    try {
+      for (let round = 0; round < 3; round++) {
+        tc1.maxActive = 0;
+        const replies = await Promise.all(Array.from({ length: 24 }, (_, i) => request(`${cli.url}/slow/20?i=${i}`, { timeoutMs: 10_000 }).catch((err: Error) => ({ status: 0, err }))));
+        assert.deepEqual(replies.map((r) => r.status), new Array(24).fill(200), `${workers} workers, max ${max}, round ${round}`);
+        assert.ok(tc1.maxActive <= max, `${tc1.maxActive} at once on max ${max}`);
+      }
+      assert.equal(await stop(cli), 0);
+    } finally {
+      if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+      await tc1.close();
+    }
   }
 });
 

@@ -68,6 +68,9 @@ export class LeaseHolder {
 
   /** The periodic tick: gives back what stayed unused over the whole interval, beyond one block of headroom. */
   tick(busy: number): HolderMessage | undefined {
+    // A want unanswered over a whole interval may ask again (the owner keeps one want per worker, so a repeat
+    // only refreshes it): a want the owner could not take is not waited for forever.
+    this.wanting = false;
     const peak = Math.max(this.peak, busy);
     this.peak = busy;
     if (this.target !== undefined) return this.give(busy);

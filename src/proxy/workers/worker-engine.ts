@@ -93,12 +93,14 @@ export class WorkerEngine {
         const h = this.holder(m.key);
         this.sendHolder(m.key, h.recalled(m.target, found?.member.busy ?? 0));
         this.syncMax(m.key);
+        if (found) this.askAgain(found.balancer, found.member);
         return;
       }
       case 'spare': {
         const found = this.memberOf(m.key);
         this.sendHolder(m.key, this.holder(m.key).spare(found?.member.busy ?? 0));
         this.syncMax(m.key);
+        if (found) this.askAgain(found.balancer, found.member);
         return;
       }
       case 'reload':
@@ -173,18 +175,28 @@ export class WorkerEngine {
         const h = this.holder(key);
         this.sendHolder(key, h.released(m.busy));
         m.max = h.held;
+        this.askAgain(b, m);
         // A failed trial keeps the member in error with a later deadline, without a transition event.
         if (m.health !== MemberHealth.Ok && m.outUntil !== this.sharedOut.get(m)) this.shareHealth(b, m);
       },
       queued: () => {
         const now = systemClock.now();
-        for (const m of b.members) {
-          if (!m.full || !m.usable(now)) continue;
-          const key = leaseKey(b.name, m.route);
-          this.sendHolder(key, this.holder(key).acquired(m.busy, true));
-        }
+        for (const m of b.members) this.askAgain(b, m, now);
       },
     };
+  }
+
+  /**
+   * After any lease event: while requests wait in this engine and the member's lease is used up, a want is
+   * pending — a recall that ended, slots spared or given back, a want the owner could not take (e.g. sent
+   * before it knew this worker) would otherwise leave them waiting with no message in flight until their
+   * queue timeout (the model in test/balancer/leases.test.ts asks after every event, as here). The holder
+   * sends nothing while a want or a recall is already pending.
+   */
+  private askAgain(b: Balancer, m: Member, now = systemClock.now()): void {
+    if (b.waiting === 0 || !m.full || !m.usable(now)) return;
+    const key = leaseKey(b.name, m.route);
+    this.sendHolder(key, this.holder(key).acquired(m.busy, true));
   }
 
   private shareHealth(b: Balancer, m: Member): void {
@@ -261,7 +273,6 @@ export class WorkerEngine {
     if (spec.timeout <= 0) b.timeoutMs = LEASE_WAIT_MS;
   }
 
-  /** Counter deltas since the last stats (the owner adds them to its members), busy counts, finished exchanges. */
   /** Gives back leased slots that stayed unused over the last interval. */
   private tickLeases(): void {
     for (const [key, h] of this.holders) {
@@ -269,9 +280,11 @@ export class WorkerEngine {
       if (found === undefined) continue;
       this.sendHolder(key, h.tick(found.member.busy));
       found.member.max = h.held;
+      this.askAgain(found.balancer, found.member);
     }
   }
 
+  /** Counter deltas since the last stats (the owner adds them to its members), busy counts, finished exchanges. */
   private sendStats(): void {
     const members: Record<string, Record<string, MemberStats>> = {};
     const balancers: Record<string, readonly [number, number, number]> = {};
