@@ -132,6 +132,11 @@ export class LeaseLedger {
   want(worker: WorkerId, key: string, n: number, waiting = false): LeaseAction[] {
     const e = this.entries.get(key);
     if (e === undefined || !this.workers.has(worker) || n <= 0) return [];
+    // A want the worker sent before it read a recall of this lease: the holder dropped it on the recall and asks
+    // again once the recall is over. Granting it would add slots the holder does not count against the recall's
+    // target — the recall would never end here, and the worker would never be asked to spare (a deadlock the
+    // model in test/balancer/leases.test.ts found with max 2 over 3 workers).
+    if (e.recalled.has(worker)) return [];
     e.wants.set(worker, n);
     if (waiting) e.waiting.add(worker);
     return this.satisfy(key, e);
@@ -175,6 +180,7 @@ export class LeaseLedger {
   private satisfy(key: string, e: Entry): LeaseAction[] {
     const out: LeaseAction[] = [];
     for (const [w, n] of e.wants) {
+      if (e.recalled.has(w)) continue;
       const give = Math.min(n, this.free(e));
       if (give <= 0) break;
       out.push(this.grant(e, w, key, give));
