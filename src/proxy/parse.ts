@@ -3,6 +3,7 @@ import { createParser, HTTPParser, METHODS, type NativeParser, type ParseError }
 import { ResponseWriter } from './stream.js';
 import { isName } from './header-names.js';
 import type { ForwardingCache } from './rewrite.js';
+import { flushWrites } from './write-batch.js';
 
 /**
  * The client side of the engine: one ClientConnection per accepted socket,
@@ -408,6 +409,8 @@ export class ClientConnection implements ClientSide {
   }
 
   destroy(): void {
+    // What this turn wrote (e.g. an earlier pipelined response, complete) leaves before the cut.
+    flushWrites(this.socket);
     this.socket.destroy();
   }
 }

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ClientConnection, IncomingRequest, ResponseSink } from './parse.js';
+import { holdWrites } from './write-batch.js';
 
 /**
  * Writes one response to a client connection: the head with the framing the
@@ -10,7 +11,8 @@ import type { ClientConnection, IncomingRequest, ResponseSink } from './parse.js
  *
  * The head is held until the first body bytes, the end, or the end of the
  * member read that produced it (flush()): a small response goes out as one
- * buffer in one write() — one syscall, one wake-up of the client.
+ * buffer in one write() — one syscall, one wake-up of the client. The writes
+ * of a turn of the event loop leave together (write-batch.ts).
  */
 export class ResponseWriter implements ResponseSink {
   headSent = false;
@@ -74,6 +76,7 @@ export class ResponseWriter implements ResponseSink {
     const h = this.pendingHead;
     if (h === undefined) return;
     this.pendingHead = undefined;
+    holdWrites(this.conn.socket);
     this.conn.socket.write(h, 'latin1');
   }
 
@@ -92,6 +95,7 @@ export class ResponseWriter implements ResponseSink {
     if (this.noBody || chunk.length === 0) return true;
     this.bytes += chunk.length;
     const s = this.conn.socket;
+    holdWrites(s);
     const head = this.pendingHead;
     if (head !== undefined) {
       this.pendingHead = undefined;
@@ -111,6 +115,7 @@ export class ResponseWriter implements ResponseSink {
     const last = this.chunked && !this.noBody ? '0\r\n\r\n' : '';
     const head = this.pendingHead;
     this.pendingHead = undefined;
+    holdWrites(this.conn.socket);
     if (head !== undefined) this.conn.socket.write(head + last, 'latin1');
     else if (last !== '') this.conn.socket.write(last, 'latin1');
     return !this.closeAfter;

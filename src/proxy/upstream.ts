@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { holdWrites } from './write-batch.js';
 import tls from 'node:tls';
 import type { Member } from '../balancer/member.js';
 import { createParser, HTTPParser, type NativeParser, type ParseError } from './llhttp.js';
@@ -177,6 +178,7 @@ export class MemberConnection {
 
   /** Header values are latin1 strings (as llhttp hands them over): written back byte for byte. */
   write(data: string | Buffer, encoding: BufferEncoding = 'latin1'): boolean {
+    holdWrites(this.socket);
     return typeof data === 'string' ? this.socket.write(data, encoding) : this.socket.write(data);
   }
 
