@@ -1,8 +1,8 @@
 import net from 'node:net';
-import { holdWrites } from './write-batch.js';
 import tls from 'node:tls';
 import type { Member } from '../balancer/member.js';
 import { createParser, HTTPParser, type NativeParser, type ParseError } from './llhttp.js';
+import { holdWrites } from './write-batch.js';
 import { isName } from './header-names.js';
 
 /**

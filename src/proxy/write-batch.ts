@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
  * generator, a member's event loop) is woken once for the batch instead of
  * once per exchange. Waking a process on another core inside a socket write
  * was 12 % of the engine's CPU samples (docs/performance.md); batching the
- * writes gave +22 % requests/s and −18 % CPU per request in an interleaved A/B.
+ * writes gave +21 % requests/s and −18 % CPU per request in an interleaved A/B.
  *
  * Back-pressure is unchanged: a corked socket buffers in its Writable, and
  * write() still returns false past the high-water mark. `end()` uncorks by

@@ -85,33 +85,25 @@ test('back-pressure: write() still returns false past the high-water mark while 
   }
 });
 
+/** What the peer received of `text`, written while held, once `finish` has ended or cut the socket. */
+async function delivered(text: string, finish: (s: net.Socket) => void): Promise<string> {
+  const p = await pair();
+  try {
+    holdWrites(p.a);
+    p.a.write(text);
+    finish(p.a);
+    await p.closed;
+    return p.received().toString();
+  } finally {
+    await p.close();
+  }
+}
+
 test('end() lets held bytes out; flushWrites() before destroy() delivers them, a bare destroy() drops them', async () => {
-  {
-    const p = await pair();
-    holdWrites(p.a);
-    p.a.write('ended');
-    p.a.end();
-    await p.closed;
-    assert.equal(p.received().toString(), 'ended');
-    await p.close();
-  }
-  {
-    const p = await pair();
-    holdWrites(p.a);
-    p.a.write('flushed');
-    flushWrites(p.a);
-    p.a.destroy();
-    await p.closed;
-    assert.equal(p.received().toString(), 'flushed');
-    await p.close();
-  }
-  {
-    const p = await pair();
-    holdWrites(p.a);
-    p.a.write('dropped');
-    p.a.destroy();
-    await p.closed;
-    assert.equal(p.received().toString(), '', 'this is what ClientConnection.destroy() prevents by flushing first');
-    await p.close();
-  }
+  assert.equal(await delivered('ended', (s) => s.end()), 'ended');
+  assert.equal(await delivered('flushed', (s) => {
+    flushWrites(s);
+    s.destroy();
+  }), 'flushed');
+  assert.equal(await delivered('dropped', (s) => s.destroy()), '', 'this is what ClientConnection.destroy() prevents by flushing first');
 });
