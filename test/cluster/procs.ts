@@ -1,7 +1,6 @@
 /** Spawning fixture processes for multi-process tests; every process is killed by PID by the caller's cleanup. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import net from 'node:net';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 
@@ -76,14 +75,7 @@ export class Proc {
   }
 }
 
-/** A TCP port that was free a moment ago (bind 0, close). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../helpers/ports.js';
 
 export async function freeUdpPort(): Promise<number> {
   const s = dgram.createSocket('udp4');

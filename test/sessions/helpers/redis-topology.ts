@@ -7,9 +7,9 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canBind, freePort } from '../../helpers/ports.js';
 
 const has = (b: string) => spawnSync('sh', ['-c', `command -v ${b}`]).status === 0;
 
@@ -20,24 +20,7 @@ export function redisTopologyUnavailable(sentinel = false): string | undefined {
   return missing.length ? `missing ${missing.join(', ')} (apt-get install redis-server redis-tools${sentinel ? ' redis-sentinel' : ''})` : undefined;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
+export { freePort } from '../../helpers/ports.js';
 
 /**
  * A free port for a Redis Cluster node: its cluster bus listens on port + 10000,
