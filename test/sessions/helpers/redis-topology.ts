@@ -187,7 +187,11 @@ export async function startSentinels(masterName = 'cohortmaster'): Promise<Senti
     const rp = await freePort();
     const master = await startProcess('redis-server', mp, serverArgs(mp, root, ['--dbfilename', `m${mp}.rdb`]));
     procs.push(master);
-    const replica = await startProcess('redis-server', rp, serverArgs(rp, root, ['--dbfilename', `r${rp}.rdb`, '--replicaof', '127.0.0.1', String(mp)]));
+    // Replicas as docs/redis.md advises: one that is not in sync answers MASTERDOWN (retried), not a stale or empty
+    // dataset — node-redis's master client can reconnect to the old master's address, where the old master comes
+    // back as a replica, before it hears of the failover.
+    const replicaArgs = ['--replica-serve-stale-data', 'no'];
+    const replica = await startProcess('redis-server', rp, serverArgs(rp, root, ['--dbfilename', `r${rp}.rdb`, '--replicaof', '127.0.0.1', String(mp), ...replicaArgs]));
     procs.push(replica);
     await waitFor('replica in sync', 15_000, async () => (await cli(rp, 'INFO', 'replication')).includes('master_link_status:up'));
     const sentinels: string[] = [];
@@ -228,7 +232,7 @@ export async function startSentinels(masterName = 'cohortmaster'): Promise<Senti
         await waitFor('failover to the replica', 20_000, async () => (await inst.masterPort()) !== oldPort);
         const newPort = await inst.masterPort();
         const promoted = inst.replica;
-        const rejoined = await startProcess('redis-server', oldPort, serverArgs(oldPort, root, ['--dbfilename', `x${oldPort}.rdb`, '--replicaof', '127.0.0.1', String(newPort)]));
+        const rejoined = await startProcess('redis-server', oldPort, serverArgs(oldPort, root, ['--dbfilename', `x${oldPort}.rdb`, '--replicaof', '127.0.0.1', String(newPort), ...replicaArgs]));
         procs.push(rejoined);
         await waitFor('old master re-joined as a replica', 20_000, async () => (await cli(oldPort, 'INFO', 'replication')).includes('master_link_status:up'));
         inst.master = promoted;
