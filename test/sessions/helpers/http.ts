@@ -30,3 +30,16 @@ export function cookieFrom(setCookie: readonly string[], name = 'JSESSIONID'): s
   const c = setCookie.find((x) => x.startsWith(`${name}=`));
   return c?.split(';')[0];
 }
+
+/**
+ * A signed `NAME=s%3A<id>.<sig>` cookie with one character of its signature changed, still well encoded. Cutting
+ * characters off the encoded value is not enough: a signature ending in `%2F` or `%2B` cut inside the escape
+ * leaves a broken percent-encoding (a malformed cookie, not a forged one).
+ */
+export function forgeSignature(cookie: string): string {
+  const eq = cookie.indexOf('=');
+  const value = decodeURIComponent(cookie.slice(eq + 1));
+  const at = value.lastIndexOf('.') + 1; // the signature's first character: all six of its bits count
+  const forged = value.slice(0, at) + (value[at] === 'A' ? 'B' : 'A') + value.slice(at + 1);
+  return `${cookie.slice(0, eq + 1)}${encodeURIComponent(forged)}`;
+}
