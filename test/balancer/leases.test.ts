@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { LeaseLedger, blockSize, type LeaseAction } from '../../src/balancer/workers/lease-ledger.js';
-import { LeaseHolder } from '../../src/balancer/workers/lease-holder.js';
+import { LeaseHolder, type HolderMessage } from '../../src/balancer/workers/lease-holder.js';
 import { shareOf } from '../../src/proxy/workers/messages.js';
 
 const K = 'b\nm1';
@@ -26,7 +26,8 @@ type Step =
   | { op: 'add'; w: number }
   | { op: 'remove'; w: number }
   | { op: 'want'; w: number; n: number; waiting?: boolean }
-  | { op: 'return'; w: number; n: number };
+  | { op: 'return'; w: number; n: number }
+  | { op: 'withdraw'; w: number };
 
 function run(steps: Array<[Step, LeaseAction[]]>, workers = 2): LeaseLedger {
   const l = new LeaseLedger(workers);
@@ -38,6 +39,7 @@ function run(steps: Array<[Step, LeaseAction[]]>, workers = 2): LeaseLedger {
       case 'remove': got = l.removeWorker(step.w); break;
       case 'want': got = l.want(step.w, K, step.n, step.waiting); break;
       case 'return': got = l.returned(step.w, K, step.n); break;
+      case 'withdraw': got = l.withdrawn(step.w, K); break;
     }
     assert.deepEqual(got, expected, JSON.stringify(step));
   }
@@ -100,6 +102,29 @@ test('ledger: a waiting request gets the slots another worker holds unused (max 
   assert.equal(h.spare(12), undefined);
 });
 
+test('ledger: a withdrawn want is not granted later, and its worker is asked to spare again', () => {
+  run([
+    [{ op: 'sync', max: 40 }, []],
+    [{ op: 'add', w: 1 }, [grant(1, 5)]],
+    [{ op: 'add', w: 2 }, [grant(2, 5)]],
+    [{ op: 'want', w: 1, n: 15 }, [grant(1, 15)]],
+    [{ op: 'want', w: 2, n: 15 }, [grant(2, 15)]],
+    // Worker 2's requests wait, then give up (timeout 0): its want would stay, and mark it as waiting.
+    [{ op: 'want', w: 2, n: 5, waiting: true }, [{ kind: 'spare', worker: 1, key: K }]],
+    [{ op: 'withdraw', w: 2 }, []],
+    // Worker 1 spared nothing (all in use); slots free up later: no grant to worker 2 for the void want.
+    [{ op: 'return', w: 1, n: 3 }, []],
+    // Now worker 1's requests wait: worker 2, no longer marked waiting, is asked for its unused slots.
+    [{ op: 'want', w: 1, n: 5, waiting: true }, [grant(1, 3), { kind: 'spare', worker: 2, key: K }]],
+  ]);
+  const h = new LeaseHolder(5);
+  assert.equal(h.withdraw(), undefined, 'nothing to withdraw');
+  assert.deepEqual(h.acquired(5, true, 8), { kind: 'want', n: 8, waiting: true });
+  assert.deepEqual(h.withdraw(), { kind: 'withdraw' });
+  assert.equal(h.withdraw(), undefined, 'once');
+  assert.deepEqual(h.acquired(5, true), { kind: 'want', n: 5, waiting: true }, 'a later wait asks afresh');
+});
+
 test('ledger: max 1 over two workers moves the one slot to whoever waits', () => {
   run([
     [{ op: 'sync', max: 1 }, []],
@@ -117,6 +142,11 @@ test('holder: wants at half a block left; gives back on its tick only what staye
   h.granted(4);
   assert.equal(h.acquired(1), undefined, '3 left ≥ 2');
   assert.deepEqual(h.acquired(3), { kind: 'want', n: 4, waiting: false }, '1 left < 2');
+  assert.equal(h.acquired(4), undefined, 'a top-up is pending');
+  // The owner could not serve the top-up (nothing free); now a request waits: the want is sent again, saying
+  // so, or no other worker would be asked to spare (a flake: 29 of max 30 served with timeout 0).
+  assert.deepEqual(h.acquired(4, true, 2), { kind: 'want', n: 4, waiting: true }, 'a pending top-up becomes a waiting want');
+  assert.equal(h.acquired(4, true, 2), undefined, 'once');
   h.granted(4);
   assert.equal(h.held, 8);
   assert.equal(h.released(0), undefined, 'a release never gives back (busy swings; that would churn)');
@@ -137,6 +167,27 @@ test('holder: a recall returns unused slots now and freed ones later, down to th
   assert.equal(h.held, 5);
   assert.equal(h.released(4), undefined, 'target reached: the recall is over');
   assert.equal(h.held, 5);
+});
+
+test('holder + ledger: a burst waiting on a used-up lease is leased in one round trip, not a block per trip', () => {
+  // max 30 over 2 workers: blocks of 3. 17 requests wait on worker 1, which holds its first block.
+  const ledger = new LeaseLedger(2);
+  ledger.sync(new Map([[K, 30]]));
+  const h = new LeaseHolder(blockSize(30, 2));
+  for (const a of ledger.addWorker(1)) if (a.kind === 'grant') h.granted(a.n);
+  ledger.addWorker(2);
+  assert.equal(h.held, 3);
+  const want = h.acquired(3, true, 17);
+  assert.deepEqual(want, { kind: 'want', n: 17, waiting: true }, 'all the waiting requests at once');
+  assert.deepEqual(ledger.want(1, K, want!.n, true), [grant(1, 17)]);
+  h.granted(17);
+  assert.equal(h.held, 20);
+  // Fewer waiting than a block: a block, as before; a top-up is a block whatever waits.
+  const small = new LeaseHolder(3);
+  assert.deepEqual(small.acquired(3, true, 1), { kind: 'want', n: 3, waiting: true });
+  assert.deepEqual(new LeaseHolder(3).acquired(3, false, 10), { kind: 'want', n: 3, waiting: false });
+  // Beyond what is free: the rest stays wanted, and worker 2 below its fair share makes worker 1 be recalled to it.
+  assert.deepEqual(ledger.want(2, K, 20, true), [grant(2, 7), recall(1, 15)]);
 });
 
 /** A deterministic random source (mulberry32). */
@@ -161,9 +212,11 @@ test('leases under random load: global busy never exceeds max, every waiting wor
     const waiting = new Map<number, number>();
     // Messages in flight. Each process's IPC channel is FIFO: a worker's messages reach the owner in the order it
     // sent them, the owner's reach each worker in order; different workers' messages interleave at random.
-    const toOwner: Array<{ w: number; kind: 'want' | 'return'; n: number; waiting?: boolean }> = [];
+    const toOwner: Array<HolderMessage & { w: number }> = [];
     const toWorker: LeaseAction[] = [];
     const deliver = (a: LeaseAction[]) => toWorker.push(...a);
+    const atOwner = (m: HolderMessage & { w: number }) =>
+      deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : m.kind === 'withdraw' ? ledger.withdrawn(m.w, K) : ledger.returned(m.w, K, m.n));
     for (let w = 1; w <= workers; w++) {
       holders.set(w, new LeaseHolder(blockSize(max, workers)));
       busy.set(w, 0);
@@ -179,7 +232,7 @@ test('leases under random load: global busy never exceeds max, every waiting wor
         if (m) toOwner.push({ w, ...m });
       }
       if (waiting.get(w)! > 0) {
-        const m = h.acquired(busy.get(w)!, true);
+        const m = h.acquired(busy.get(w)!, true, waiting.get(w)!);
         if (m) toOwner.push({ w, ...m });
       }
     };
@@ -197,12 +250,21 @@ test('leases under random load: global busy never exceeds max, every waiting wor
         if (m) toOwner.push({ w, ...m });
         startWaiting(w);
       } else if (r < 0.62) {
+        // The engine's tick: a want no request waits for any more is withdrawn, then unused slots go back.
+        if (waiting.get(w)! === 0) {
+          const x = h.withdraw();
+          if (x) toOwner.push({ w, ...x });
+        }
         const m = h.tick(busy.get(w)!);
         if (m) toOwner.push({ w, ...m });
+        startWaiting(w);
+      } else if (r < 0.64 && waiting.get(w)! > 0) {
+        // A waiting request gives up (its queue timeout, LEASE_WAIT_MS with timeout 0).
+        waiting.set(w, waiting.get(w)! - 1);
       } else if (r < 0.8 && toOwner.length > 0) {
         const from = toOwner[Math.floor(random() * toOwner.length)]!.w;
         const m = toOwner.splice(toOwner.findIndex((x) => x.w === from), 1)[0]!;
-        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : ledger.returned(m.w, K, m.n));
+        atOwner(m);
       } else if (toWorker.length > 0) {
         const a = toWorker.shift()!;
         const hw = holders.get(a.worker)!;
@@ -238,7 +300,7 @@ test('leases under random load: global busy never exceeds max, every waiting wor
       }
       while (toOwner.length > 0) {
         const m = toOwner.shift()!;
-        deliver(m.kind === 'want' ? ledger.want(m.w, K, m.n, m.waiting) : ledger.returned(m.w, K, m.n));
+        atOwner(m);
         moved = true;
       }
       while (toWorker.length > 0) {

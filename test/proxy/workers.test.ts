@@ -320,7 +320,9 @@ test('workers: the config key defaults to 1 and is validated (file, key, expecte
 test('--workers 2 with timeout 0 (no queueing, the default): the whole max is served, then 503 — as one engine would', { timeout: 60_000 }, async () => {
   const tc1 = await startBackend('tc1');
   // max 30: blocks of 3, so the first leases (3 per worker) are far below what 40 concurrent requests need.
-  const cli = await startCli({ balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1', max: 30 }] }] }, 'nowait.yaml');
+  // loglevel debug: the lease messages are in the failure message.
+  const cli = await startCli({ loglevel: 'debug', balancers: [{ name: 'b', slowstart: 0, members: [{ url: tc1.url, route: 'tc1', max: 30 }] }] }, 'nowait.yaml');
+  const leases = () => cli.stderr().split('\n').filter((l) => /lease/.test(l)).slice(-80).join('\n');
   try {
     const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => request(`${cli.url}/slow/1500?i=${i}`, { timeoutMs: 30_000 })));
     const ok = replies.filter((r) => r.status === 200).length;
@@ -328,7 +330,7 @@ test('--workers 2 with timeout 0 (no queueing, the default): the whole max is se
     assert.equal(ok + unavailable, 40);
     assert.ok(tc1.maxActive <= 30, `${tc1.maxActive} at once`);
     // Leases moved to where the requests were: far more than the 6 slots first leased were used.
-    assert.equal(ok, 30, `${ok} served, ${unavailable} refused`);
+    assert.equal(ok, 30, `${ok} served, ${unavailable} refused\n${leases()}`);
     assert.equal(await stop(cli), 0);
   } finally {
     if (cli.child.exitCode === null) cli.child.kill('SIGKILL');

@@ -15,12 +15,16 @@
 export type HolderMessage =
   /** `waiting`: a request waits for a slot (the owner then asks other workers to spare unused ones). */
   | { readonly kind: 'want'; readonly n: number; readonly waiting: boolean }
-  | { readonly kind: 'return'; readonly n: number };
+  | { readonly kind: 'return'; readonly n: number }
+  /** The want sent is void: no request waits for it any more (the owner forgets it and the waiting mark). */
+  | { readonly kind: 'withdraw' };
 
 export class LeaseHolder {
   held = 0;
   /** A want was sent and not yet answered by a grant. */
   private wanting = false;
+  /** That want said a request waits. */
+  private wantedWaiting = false;
   /** Set by a recall: shrink to this many slots as they become unused. */
   private target: number | undefined;
   /** The most slots in use since the last tick. */
@@ -34,13 +38,21 @@ export class LeaseHolder {
     this.wanting = false;
   }
 
-  /** A request started (busy already counts it) or waits for this member (`waiting`). */
-  acquired(busy: number, waiting = false): HolderMessage | undefined {
+  /**
+   * A request started (busy already counts it) or requests wait for this member (`waiting`; `need`: how many).
+   * A waiting want asks for all of them at once, not one block per round trip: a burst on a worker whose lease
+   * is used up is served within one or two round trips (with `timeout: 0` it has LEASE_WAIT_MS for them).
+   */
+  acquired(busy: number, waiting = false, need = 0): HolderMessage | undefined {
     if (busy > this.peak) this.peak = busy;
-    if (this.wanting || this.target !== undefined) return undefined;
+    if (this.target !== undefined) return undefined;
+    // One want at a time, except that a request now waiting turns a pending top-up into a waiting want: the owner
+    // asks other workers to spare only for those, and a top-up it could not serve stays unanswered.
+    if (this.wanting && (this.wantedWaiting || !waiting)) return undefined;
     if (waiting || this.held - busy < Math.ceil(this.block / 2)) {
       this.wanting = true;
-      return { kind: 'want', n: this.block, waiting };
+      this.wantedWaiting = waiting;
+      return { kind: 'want', n: waiting ? Math.max(this.block, need) : this.block, waiting };
     }
     return undefined;
   }
@@ -64,6 +76,17 @@ export class LeaseHolder {
   /** A request on this member ended (busy no longer counts it): only a recall gives slots back here. */
   released(busy: number): HolderMessage | undefined {
     return this.target !== undefined ? this.give(busy) : undefined;
+  }
+
+  /**
+   * Before the tick, when no request waits for this member: a want still unanswered is withdrawn. Left standing
+   * it would be granted later to a worker with nothing to run on the slots, and the owner would keep treating
+   * this worker as waiting, never asking it to spare for another worker's waiting requests.
+   */
+  withdraw(): HolderMessage | undefined {
+    if (!this.wanting) return undefined;
+    this.wanting = false;
+    return { kind: 'withdraw' };
   }
 
   /** The periodic tick: gives back what stayed unused over the whole interval, beyond one block of headroom. */

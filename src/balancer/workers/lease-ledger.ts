@@ -142,6 +142,15 @@ export class LeaseLedger {
     return this.satisfy(key, e);
   }
 
+  /** A worker's want is void (no request of its waits any more): no grant for it, no waiting mark. */
+  withdrawn(worker: WorkerId, key: string): LeaseAction[] {
+    const e = this.entries.get(key);
+    if (e === undefined) return [];
+    e.wants.delete(worker);
+    e.waiting.delete(worker);
+    return [];
+  }
+
   /** A worker gave back `n` slots of `key`. */
   returned(worker: WorkerId, key: string, n: number): LeaseAction[] {
     const e = this.entries.get(key);
@@ -183,9 +192,14 @@ export class LeaseLedger {
       if (e.recalled.has(w)) continue;
       const give = Math.min(n, this.free(e));
       if (give <= 0) break;
+      const waited = e.waiting.has(w);
       out.push(this.grant(e, w, key, give));
       if (give === n) e.wants.delete(w);
-      else e.wants.set(w, n - give);
+      else {
+        e.wants.set(w, n - give);
+        // Granted in part: its requests still wait, so the others are asked to spare below.
+        if (waited) e.waiting.add(w);
+      }
     }
     const fair = this.fair(e);
     const starving = [...e.wants.keys()].some((w) => (e.grants.get(w) ?? 0) < Math.max(1, fair));

@@ -41,6 +41,7 @@ export type ToOwner =
   | { readonly t: 'health'; readonly balancer: string; readonly member: SharedMember }
   | { readonly t: 'want'; readonly key: string; readonly n: number; readonly waiting: boolean }
   | { readonly t: 'return'; readonly key: string; readonly n: number }
+  | { readonly t: 'withdraw'; readonly key: string }
   | {
       readonly t: 'stats';
       /** balancer → route → counter deltas since the last stats, and busy now. */

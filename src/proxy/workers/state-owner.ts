@@ -113,6 +113,10 @@ export class StateOwner {
         this.opts.log.debug({ worker: this.indexes.get(w.id), key: m.key, n: m.n, waiting: m.waiting }, 'lease wanted');
         this.apply(this.ledger.want(w.id, m.key, m.n, m.waiting));
         return;
+      case 'withdraw':
+        this.opts.log.debug({ worker: this.indexes.get(w.id), key: m.key }, 'lease want withdrawn');
+        this.apply(this.ledger.withdrawn(w.id, m.key));
+        return;
       case 'return':
         this.opts.log.debug({ worker: this.indexes.get(w.id), key: m.key, n: m.n }, 'lease returned');
         this.apply(this.ledger.returned(w.id, m.key, m.n));

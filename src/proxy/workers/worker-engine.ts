@@ -167,6 +167,9 @@ export class WorkerEngine {
   private watcher(b: Balancer): SlotWatcher {
     return {
       acquired: (m) => {
+        // Requests still wait once this one took the last slot (a grant served part of a queue): the want
+        // says so, and how many, or the owner would not ask other workers to spare for them.
+        if (b.waiting > 0 && m.full) return this.askAgain(b, m);
         const key = leaseKey(b.name, m.route);
         this.sendHolder(key, this.holder(key).acquired(m.busy));
       },
@@ -196,7 +199,17 @@ export class WorkerEngine {
   private askAgain(b: Balancer, m: Member, now = systemClock.now()): void {
     if (b.waiting === 0 || !m.full || !m.usable(now)) return;
     const key = leaseKey(b.name, m.route);
-    this.sendHolder(key, this.holder(key).acquired(m.busy, true));
+    this.sendHolder(key, this.holder(key).acquired(m.busy, true, this.need(b, now)));
+  }
+
+  /**
+   * Slots to ask each full member for: the waiting requests spread over the members they could go to (an
+   * over-ask is bounded by what is free, and the tick gives back what stays unused).
+   */
+  private need(b: Balancer, now: number): number {
+    let full = 0;
+    for (const x of b.members) if (x.full && x.usable(now)) full++;
+    return Math.ceil(b.waiting / Math.max(1, full));
   }
 
   private shareHealth(b: Balancer, m: Member): void {
@@ -216,6 +229,7 @@ export class WorkerEngine {
   private sendHolder(key: string, msg: HolderMessage | undefined): void {
     if (msg === undefined) return;
     if (msg.kind === 'want') this.port.send({ t: 'want', key, n: msg.n, waiting: msg.waiting });
+    else if (msg.kind === 'withdraw') this.port.send({ t: 'withdraw', key });
     else this.port.send({ t: 'return', key, n: msg.n });
   }
 
@@ -278,6 +292,8 @@ export class WorkerEngine {
     for (const [key, h] of this.holders) {
       const found = this.memberOf(key);
       if (found === undefined) continue;
+      const b = found.balancer;
+      if (b.waiting === 0 || !found.member.full) this.sendHolder(key, h.withdraw());
       this.sendHolder(key, h.tick(found.member.busy));
       found.member.max = h.held;
       this.askAgain(found.balancer, found.member);
