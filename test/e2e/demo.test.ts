@@ -22,7 +22,8 @@ function portFree(port: number): Promise<boolean> {
 /** A balancer port whose whole demo layout (nodes +1..+3, manager +10, cluster ports) is free now. */
 async function demoPort(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const p = 20000 + Math.floor(Math.random() * 20000);
+    // Below the kernel's ephemeral range (32768 by default), where other tests' outgoing connections take ports.
+    const p = 20000 + Math.floor(Math.random() * 12000);
     const cluster = 4000 + (p - 8080);
     const all = [p, p + 1, p + 2, p + 3, p + 10, cluster, cluster + 1, cluster + 2, cluster + 3];
     if ((await Promise.all(all.map(portFree))).every(Boolean)) return p;

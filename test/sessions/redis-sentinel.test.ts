@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisSessionManager, type RedisManagerOptions } from '../../src/sessions/redis/redis-manager.js';
 import { runRedisContract } from './helpers/redis-contract.js';
-import { redisTopologyUnavailable, startSentinels, type SentinelInstance } from './helpers/redis-topology.js';
+import { cli, redisTopologyUnavailable, startSentinels, type SentinelInstance } from './helpers/redis-topology.js';
 
 const skip = redisTopologyUnavailable(true);
 const managers: RedisSessionManager[] = [];
@@ -62,7 +62,7 @@ for (const client of ['node-redis', 'ioredis'] as const) {
         while (mine < AFTER_KILL && Date.now() - started < RUN_BOUND_MS) {
           try {
             const s = await a.load(id);
-            assert.ok(s, `session ${id} exists`);
+            if (!s) assert.fail(`session ${id} exists (${killed ? 'after' : 'before'} the kill)\n${await topo.whereIs(`s-${client}:{${id.split('.')[0]}}`)}`);
             const n = (s.rawAttributes.n as number) + 1;
             s.attributes.n = n;
             await a.commit(s);
@@ -87,12 +87,14 @@ for (const client of ['node-redis', 'ioredis'] as const) {
       for (const id of ids) {
         const s = await a.load(id);
         assert.equal(s?.rawAttributes.n, acked.get(id), `session ${id}: the last acknowledged value`);
+        // The client follows the failover: the promoted master holds it (a failover can also go unseen by the
+        // app — node-redis queues commands while it reconnects — so counted retries prove nothing either way).
+        const key = `s-${client}:{${id.split('.')[0]}}`;
+        assert.equal(await cli(newPort, 'HGET', key, 'a:n'), String(acked.get(id)), `${key} on the promoted master ${newPort}`);
       }
       const stats = a.getStats();
-      const retried = Object.values(stats.retries).reduce((x, y) => x + y, 0);
       const failed = Object.values(stats.failures).reduce((x, y) => x + y, 0);
       t.diagnostic(`failover ${oldPort} -> ${newPort}; users saw ${errors} errors; stats ${JSON.stringify(stats)}`);
-      assert.ok(retried + failed > 0, `the failover was noticed and counted: ${JSON.stringify(stats)}`);
       assert.equal(failed, errors, 'every error the users saw is counted');
     });
   });

@@ -6,7 +6,7 @@
  * dir is removed. `redisTopologyUnavailable()` names a missing binary.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canBind, freePort } from '../../helpers/ports.js';
@@ -125,7 +125,8 @@ export async function startRedisCluster(replicas: 0 | 1 = 0): Promise<RedisClust
       for (const m of masters) {
         await waitFor(`replication link up on ${m.port}`, 20_000, async () => {
           const info = await cli(m.port, 'INFO', 'replication');
-          return info.includes('role:master') ? /connected_slaves:1/.test(info) : info.includes('master_link_status:up');
+          // A master counts a replica for WAIT once it is online (after the replica's first ACK), not when it connects.
+          return info.includes('role:master') ? /slave0:[^\n]*state=online/.test(info) : info.includes('master_link_status:up');
         });
       }
     }
@@ -148,6 +149,8 @@ export async function startRedisCluster(replicas: 0 | 1 = 0): Promise<RedisClust
       await waitFor(`${back.port} knows the successor`, 20_000, async () => (await cli(back.port, 'CLUSTER', 'NODES')).includes(successor));
       await cli(back.port, 'CLUSTER', 'REPLICATE', successor);
       await waitFor(`${back.port} rejoined as a replica`, 30_000, async () => (await cli(back.port, 'INFO', 'replication')).includes('master_link_status:up'));
+      const port = /master_port:(\d+)/.exec(await cli(back.port, 'INFO', 'replication'))?.[1];
+      await waitFor(`${back.port} online at its master ${port}`, 30_000, async () => new RegExp(`slave\\d+:ip=[^,]+,port=${back.port},state=online`).test(await cli(Number(port), 'INFO', 'replication')));
     };
     return { nodes, masters, rejoin, stop };
   } catch (e) {
@@ -171,6 +174,8 @@ export interface SentinelInstance {
   masterPort(): Promise<number>;
   /** SIGKILL the master; once the sentinels promoted the replica, restart the old one as a replica of the new master. */
   killMasterAndRejoin(): Promise<{ oldPort: number; newPort: number }>;
+  /** For a failure message: each server's role and whether it has `key`, and what each sentinel says the master is. */
+  whereIs(key: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -185,21 +190,22 @@ export async function startSentinels(masterName = 'cohortmaster'): Promise<Senti
   try {
     const mp = await freePort();
     const rp = await freePort();
-    const master = await startProcess('redis-server', mp, serverArgs(mp, root, ['--dbfilename', `m${mp}.rdb`]));
+    const logOf = (port: number) => ['--logfile', join(root, `server-${port}-${Date.now()}.log`)];
+    const master = await startProcess('redis-server', mp, serverArgs(mp, root, ['--dbfilename', `m${mp}.rdb`, ...logOf(mp)]));
     procs.push(master);
     // Replicas as docs/redis.md advises: one that is not in sync answers MASTERDOWN (retried), not a stale or empty
     // dataset — node-redis's master client can reconnect to the old master's address, where the old master comes
     // back as a replica, before it hears of the failover.
     const replicaArgs = ['--replica-serve-stale-data', 'no'];
-    const replica = await startProcess('redis-server', rp, serverArgs(rp, root, ['--dbfilename', `r${rp}.rdb`, '--replicaof', '127.0.0.1', String(mp), ...replicaArgs]));
+    const replica = await startProcess('redis-server', rp, serverArgs(rp, root, ['--dbfilename', `r${rp}.rdb`, '--replicaof', '127.0.0.1', String(mp), ...replicaArgs, ...logOf(rp)]));
     procs.push(replica);
-    await waitFor('replica in sync', 15_000, async () => (await cli(rp, 'INFO', 'replication')).includes('master_link_status:up'));
+    await waitFor('replica in sync', 15_000, async () => /slave0:[^\n]*state=online/.test(await cli(mp, 'INFO', 'replication')));
     const sentinels: string[] = [];
     for (let i = 0; i < 3; i++) {
       const sp = await freePort();
       const conf = join(root, `sentinel-${sp}.conf`);
       writeFileSync(conf, [
-        `port ${sp}`, 'bind 127.0.0.1', `dir ${root}`,
+        `port ${sp}`, 'bind 127.0.0.1', `dir ${root}`, `logfile ${join(root, `sentinel-${sp}.log`)}`,
         `sentinel monitor ${masterName} 127.0.0.1 ${mp} 2`,
         `sentinel down-after-milliseconds ${masterName} 1000`,
         `sentinel failover-timeout ${masterName} 5000`,
@@ -232,12 +238,27 @@ export async function startSentinels(masterName = 'cohortmaster'): Promise<Senti
         await waitFor('failover to the replica', 20_000, async () => (await inst.masterPort()) !== oldPort);
         const newPort = await inst.masterPort();
         const promoted = inst.replica;
-        const rejoined = await startProcess('redis-server', oldPort, serverArgs(oldPort, root, ['--dbfilename', `x${oldPort}.rdb`, '--replicaof', '127.0.0.1', String(newPort), ...replicaArgs]));
+        // replica-priority 0 until its first sync is done, as docs/redis.md advises: an empty replica must not be
+        // promoted. With down-after 1000 ms on a loaded host the sentinels can find the just-promoted master down
+        // (their links to it are new) and fail over again, to the only replica — seen in a full suite: every session
+        // gone, two masters.
+        const rejoined = await startProcess('redis-server', oldPort, serverArgs(oldPort, root, ['--dbfilename', `x${oldPort}.rdb`, '--replicaof', '127.0.0.1', String(newPort), '--replica-priority', '0', ...replicaArgs, ...logOf(oldPort)]));
         procs.push(rejoined);
-        await waitFor('old master re-joined as a replica', 20_000, async () => (await cli(oldPort, 'INFO', 'replication')).includes('master_link_status:up'));
+        await waitFor('old master re-joined as a replica', 20_000, async () => /slave0:[^\n]*state=online/.test(await cli(newPort, 'INFO', 'replication')));
+        await cli(oldPort, 'CONFIG', 'SET', 'replica-priority', '100');
         inst.master = promoted;
         inst.replica = rejoined;
         return { oldPort, newPort };
+      },
+      async whereIs(key) {
+        const ask = (port: number, ...args: string[]) => cli(port, ...args).then((x) => x.replace(/\n/g, ' '), (e: Error) => `(${e.message.split('\n')[0]})`);
+        const lines: string[] = [];
+        for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) lines.push(`server ${p.port}: ROLE ${await ask(p.port, 'ROLE')}; EXISTS ${await ask(p.port, 'EXISTS', key)}`);
+        for (const s of sentinelProcs) lines.push(`sentinel ${s.port}: master ${await ask(s.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)}`);
+        for (const f of readdirSync(root).filter((x) => x.endsWith('.log')).sort()) {
+          lines.push(`--- ${f}`, ...readFileSync(join(root, f), 'utf8').trim().split('\n').slice(-40));
+        }
+        return lines.join('\n');
       },
       stop,
     };
