@@ -169,7 +169,7 @@ export class WorkerEngine {
       acquired: (m) => {
         // Requests still wait once this one took the last slot (a grant served part of a queue): the want
         // says so, and how many, or the owner would not ask other workers to spare for them.
-        if (b.waiting > 0 && m.full) return this.askAgain(b, m);
+        if (this.waitsOn(b, m)) return this.askAgain(b, m);
         const key = leaseKey(b.name, m.route);
         this.sendHolder(key, this.holder(key).acquired(m.busy));
       },
@@ -197,9 +197,15 @@ export class WorkerEngine {
    * sends nothing while a want or a recall is already pending.
    */
   private askAgain(b: Balancer, m: Member, now = systemClock.now()): void {
-    if (b.waiting === 0 || !m.full || !m.usable(now)) return;
+    if (!this.waitsOn(b, m, now)) return;
     const key = leaseKey(b.name, m.route);
     this.sendHolder(key, this.holder(key).acquired(m.busy, true, this.need(b, now)));
+  }
+
+  /** Requests wait in this engine and could go to `m`, whose lease is used up. */
+  private waitsOn(b: Balancer, m: Member, now?: number): boolean {
+    // The clock only when requests wait: `acquired` asks this on every request.
+    return b.waiting > 0 && m.full && m.usable(now ?? systemClock.now());
   }
 
   /**
@@ -292,8 +298,7 @@ export class WorkerEngine {
     for (const [key, h] of this.holders) {
       const found = this.memberOf(key);
       if (found === undefined) continue;
-      const b = found.balancer;
-      if (b.waiting === 0 || !found.member.full) this.sendHolder(key, h.withdraw());
+      if (!this.waitsOn(found.balancer, found.member)) this.sendHolder(key, h.withdraw());
       this.sendHolder(key, h.tick(found.member.busy));
       found.member.max = h.held;
       this.askAgain(found.balancer, found.member);
